@@ -1,0 +1,20 @@
+/* Filter expressions over JSON objects, the subset of Consul's ?filter=
+ * language (go-bexpr) that clients use:
+ *   Selector == "value"   !=   "value" in Selector   not in
+ *   Selector contains "value"   not contains   matches "re"   not matches
+ *   Selector is empty   is not empty   and   or   not   ( )
+ * Selectors are dotted paths (ServiceMeta.version, Service.Tags). */
+#ifndef WEFT_FILTER_H
+#define WEFT_FILTER_H
+
+#include <jansson.h>
+
+struct filter;
+
+/* Returns WEFT_OK, or WEFT_EINVAL with *err saying where the expression broke. */
+int filter_compile(const char *expr, struct filter **out, char **err);
+/* 1 when the object matches. */
+int filter_match(const struct filter *f, json_t *obj);
+void filter_free(struct filter *f);
+
+#endif

@@ -1,0 +1,72 @@
+#include "api.h"
+#include "err.h"
+#include "filter.h"
+#include "http.h"
+#include "server.h"
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int api_check_dc(struct req *r)
+{
+	const char *dc = req_query(r, "dc");
+
+	if (dc == NULL || dc[0] == '\0' || strcmp(dc, req_server(r)->datacenter) == 0)
+		return 0;
+	req_error(r, 400, "dc: unknown datacenter \"%s\" (this server serves \"%s\")", dc,
+		  req_server(r)->datacenter);
+	return -1;
+}
+
+json_t *api_filter(struct req *r, json_t *items)
+{
+	const char *expr = req_query(r, "filter");
+	struct filter *f = NULL;
+	char *err = NULL;
+
+	if (expr == NULL || expr[0] == '\0')
+		return items;
+	if (filter_compile(expr, &f, &err) != WEFT_OK) {
+		req_error(r, 400, "filter: %s", err ? err : "invalid expression");
+		free(err);
+		json_decref(items);
+		return NULL;
+	}
+	if (json_is_array(items)) {
+		size_t i = 0;
+		while (i < json_array_size(items)) {
+			if (filter_match(f, json_array_get(items, i)))
+				i++;
+			else
+				json_array_remove(items, i);
+		}
+	} else if (json_is_object(items)) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(items, tmp, k, v) {
+			if (!filter_match(f, v))
+				json_object_del(items, k);
+		}
+	}
+	filter_free(f);
+	return items;
+}
+
+struct db *api_read_begin(struct req *r)
+{
+	struct db *db = store_read_begin(req_server(r)->store);
+
+	if (db == NULL)
+		req_error(r, 500, "store: cannot open a read connection");
+	return db;
+}
+
+int api_bad(struct req *r, int code, char *err)
+{
+	int status = req_errcode(r, code, err);
+
+	free(err);
+	return status;
+}

@@ -1,0 +1,30 @@
+/* The server's shared context, handed to every API handler. */
+#ifndef WEFT_SERVER_H
+#define WEFT_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct hub;
+struct auth;
+struct http;
+
+struct server {
+	struct store *store;
+	struct hub *hub;
+	struct auth *auth;          /* NULL in --dev mode: no authentication */
+	struct http *http;
+	const char *data_dir;
+	const char *datacenter;     /* Consul's "datacenter": the zone name */
+	const char *node_name;      /* the server's own node in the catalog */
+	const char *node_id;
+	const char *advertise_addr;
+	const char *http_addr;      /* host:port as configured */
+	const char *version;
+	int dev;
+	size_t max_body;            /* bytes; larger bodies get 413 */
+	int64_t started_ms;
+};
+
+#endif
