@@ -660,9 +660,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = r;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > h->srv->max_body) {
-			req_error(r, 413, "body: %s bytes is over the limit of %zu bytes (--max-body)",
-				  cl, h->srv->max_body);
-			return queue_reply(r);
+			const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+			/* A client that waits for "100 Continue" gets the refusal before
+			 * sending; others would see a broken pipe, so their body is read
+			 * and dropped, and the refusal comes after it. */
+			if (expect && strcasecmp(expect, "100-continue") == 0) {
+				req_error(r, 413, "body: %s bytes is over the limit of %zu bytes (--max-body)",
+					  cl, h->srv->max_body);
+				return queue_reply(r);
+			}
+			r->body_too_big = 1;
 		}
 		return MHD_YES;
 	}
