@@ -478,6 +478,11 @@ struct db *store_read_begin(struct store *s)
 		s->readers = db;
 		pthread_mutex_unlock(&s->readers_lock);
 	}
+	/* A snapshot left open by a caller would pin this thread to old data. */
+	if (!sqlite3_get_autocommit(db->h)) {
+		log_warnx("store", "read transaction left open; closing it");
+		db_exec(db, "COMMIT", NULL);
+	}
 	db_exec(db, "BEGIN", NULL);
 	return db;
 }
