@@ -12,6 +12,23 @@
 static void free_register(void *p) { catalog_register_free(p); }
 static void free_deregister(void *p) { catalog_deregister_free(p); }
 
+/* A service token may place an instance of its own service on any node
+ * without node:write (Consul lets service identities do the same when the
+ * node is left unchanged), as long as the registration touches nothing but
+ * that service: every check must belong to it, and the node's address and
+ * metadata are not updated. Anything else needs node:write. */
+static int service_instance_only(const struct identity *id, const struct cat_register *reg)
+{
+	if (id == NULL || id->kind != TOKEN_SERVICE || !reg->has_service ||
+	    !auth_allows(id, AUTH_SERVICE_WRITE, reg->svc.name))
+		return 0;
+	for (size_t i = 0; i < reg->nchecks; i++) {
+		if (strcmp(reg->checks[i].service_id, reg->svc.id) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 static int h_register(struct req *r)
 {
 	struct cat_register *reg = calloc(1, sizeof(*reg));
@@ -32,8 +49,14 @@ static int h_register(struct req *r)
 		catalog_register_free(reg);
 		return api_bad(r, rc, err);
 	}
-	if (!req_authorize(r, AUTH_NODE_WRITE, reg->node) ||
-	    (reg->has_service && !req_authorize(r, AUTH_SERVICE_WRITE, reg->svc.name))) {
+	if (reg->has_service && !req_authorize(r, AUTH_SERVICE_WRITE, reg->svc.name)) {
+		catalog_register_free(reg);
+		return 403;
+	}
+	if (service_instance_only(req_identity(r), reg)) {
+		/* Leave an existing node as it is; a new one is created. */
+		reg->skip_node_update = 1;
+	} else if (!req_authorize(r, AUTH_NODE_WRITE, reg->node)) {
 		catalog_register_free(reg);
 		return 403;
 	}

@@ -32,6 +32,7 @@ static const struct route *const route_tables[] = {
 	api_catalog_routes,
 	api_health_routes,
 	api_status_routes,
+	api_acl_routes,
 };
 
 enum phase {
@@ -431,22 +432,20 @@ const struct identity *req_identity(struct req *r)
 	return r->auth_state == 1 ? &r->id : NULL;
 }
 
-int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
+/* Identifies the request's token once; 0 after a 403 saying what is wrong
+ * (perm and resource only name what the caller wanted, for the message). */
+static int identify(struct req *r, const char *wanted)
 {
 	char *err = NULL;
 	const char *secret;
 
-	if (r->srv->auth == NULL)
-		return 1;   /* --dev */
 	if (r->auth_state == 0) {
 		secret = find_token(r);
 		if (secret == NULL) {
 			r->auth_state = -1;
 			req_error(r, 403,
 				  "permission denied: no token was sent (use the X-Consul-Token header, "
-				  "Authorization: Bearer, or ?token=); %s%s%s needs a token with %s",
-				  resource ? "\"" : "", resource ? resource : "this endpoint",
-				  resource ? "\"" : "", auth_perm_name(perm));
+				  "Authorization: Bearer, or ?token=); %s", wanted);
 			return 0;
 		}
 		if (auth_identify(r->srv->auth, secret, &r->id, &err) != WEFT_OK) {
@@ -458,7 +457,25 @@ int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
 		}
 		r->auth_state = 1;
 	}
-	if (r->auth_state < 0)
+	return r->auth_state > 0;
+}
+
+int req_authenticate(struct req *r)
+{
+	if (r->srv->auth == NULL)
+		return 1;   /* --dev */
+	return identify(r, "this endpoint needs a valid token");
+}
+
+int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
+{
+	char wanted[512];
+
+	if (r->srv->auth == NULL)
+		return 1;   /* --dev */
+	snprintf(wanted, sizeof(wanted), "%s%s%s needs a token with %s", resource ? "\"" : "",
+		 resource ? resource : "this endpoint", resource ? "\"" : "", auth_perm_name(perm));
+	if (!identify(r, wanted))
 		return 0;
 	if (auth_allows(&r->id, perm, resource))
 		return 1;
