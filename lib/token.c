@@ -308,7 +308,8 @@ int token_verify(const struct token_key *k, const char *secret, size_t len, int6
 				 "another server's key)");
 	if (sodium_base642bin(payload, sizeof(payload), body, (size_t)(dot - body), NULL, &plen,
 			      NULL, B64) != 0)
-		return weft_errf(err, WEFT_EAUTH, "malformed token: the payload is not valid base64url");
+		return weft_errf(err, WEFT_EAUTH, "malformed token: the payload is not valid base64url, or over %d bytes",
+				 PAYLOAD_MAX);
 	if ((rc = payload_decode(payload, plen, &c, err)) != WEFT_OK)
 		return rc;
 	if (c.expires_ms > 0 && now_ms >= c.expires_ms) {
