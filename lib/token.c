@@ -14,6 +14,8 @@
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define PAYLOAD_MAX 1024   /* decoded payload bytes */
 
+_Static_assert(TOKEN_SEED_BYTES == crypto_sign_SEEDBYTES, "seed size");
+
 struct token_key {
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	unsigned char sk[crypto_sign_SECRETKEYBYTES];
@@ -71,6 +73,20 @@ int token_key_generate(struct token_key **out, char **err)
 	if (k == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "token: cannot allocate a key");
 	randombytes_buf(k->seed, sizeof(k->seed));
+	crypto_sign_seed_keypair(k->pk, k->sk, k->seed);
+	*out = k;
+	return WEFT_OK;
+}
+
+int token_key_from_seed(struct token_key **out, const unsigned char seed[TOKEN_SEED_BYTES],
+			char **err)
+{
+	struct token_key *k = key_alloc();
+
+	*out = NULL;
+	if (k == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "token: cannot allocate a key");
+	memcpy(k->seed, seed, sizeof(k->seed));
 	crypto_sign_seed_keypair(k->pk, k->sk, k->seed);
 	*out = k;
 	return WEFT_OK;

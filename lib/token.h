@@ -45,6 +45,11 @@ struct token_claims {
 struct token_key;
 
 int token_key_generate(struct token_key **out, char **err);
+/* The keypair of a known 32-byte seed: for tests and fuzzing, where a
+ * signer outside this module must produce matching signatures. */
+#define TOKEN_SEED_BYTES 32
+int token_key_from_seed(struct token_key **out, const unsigned char seed[TOKEN_SEED_BYTES],
+			char **err);
 /* Writes the key to path with mode 0600 (atomically: tmp file + rename). */
 int token_key_save(const struct token_key *k, const char *path, char **err);
 /* Reads a key written by token_key_save; refuses a file that group or others
