@@ -335,8 +335,8 @@ static int h_self(struct req *r)
 
 	if (req_server(r)->auth == NULL)
 		return acl_disabled(r);
-	/* Any valid token may read itself. */
-	if (!req_authenticate(r))
+	/* Any valid token may read itself (and every kind holds read). */
+	if (!req_authenticate(r, AUTH_READ, NULL))
 		return 403;
 	me = req_identity(r);
 	return reply_token(r, me->accessor);

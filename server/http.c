@@ -433,7 +433,7 @@ const struct identity *req_identity(struct req *r)
 }
 
 /* Identifies the request's token once; 0 after a 403 saying what is wrong
- * (perm and resource only name what the caller wanted, for the message). */
+ * (wanted says what the request needs, for the message when no token came). */
 static int identify(struct req *r, const char *wanted)
 {
 	char *err = NULL;
@@ -460,24 +460,27 @@ static int identify(struct req *r, const char *wanted)
 	return r->auth_state > 0;
 }
 
-int req_authenticate(struct req *r)
+static void wanted_text(char *out, size_t size, enum auth_perm perm, const char *resource)
 {
-	if (r->srv->auth == NULL)
-		return 1;   /* --dev */
-	return identify(r, "this endpoint needs a valid token");
+	snprintf(out, size, "%s%s%s needs a token with %s", resource ? "\"" : "",
+		 resource ? resource : "this endpoint", resource ? "\"" : "", auth_perm_name(perm));
 }
 
-int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
+int req_authenticate(struct req *r, enum auth_perm perm, const char *resource)
 {
 	char wanted[512];
 
 	if (r->srv->auth == NULL)
 		return 1;   /* --dev */
-	snprintf(wanted, sizeof(wanted), "%s%s%s needs a token with %s", resource ? "\"" : "",
-		 resource ? resource : "this endpoint", resource ? "\"" : "", auth_perm_name(perm));
-	if (!identify(r, wanted))
+	wanted_text(wanted, sizeof(wanted), perm, resource);
+	return identify(r, wanted);
+}
+
+int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
+{
+	if (!req_authenticate(r, perm, resource))
 		return 0;
-	if (auth_allows(&r->id, perm, resource))
+	if (r->srv->auth == NULL || auth_allows(&r->id, perm, resource))
 		return 1;
 	req_error(r, 403,
 		  "permission denied: token %s (kind %s%s%s, from the %s) lacks %s on %s%s%s",

@@ -160,6 +160,24 @@ class AclTest(harness.ServerTest):
                              checks=[{"Name": "http", "ServiceID": "billing-1"}]), token=sv)
         self.assertEqual(r.status, 200, r)
 
+    def test_service_token_deregisters_only_its_instances(self):
+        self.assertEqual(self.srv.put("/v1/catalog/register", reg("n-dr", "ledger")).status, 200)
+        self.assertEqual(self.srv.put("/v1/catalog/register", reg("n-dr", "audit")).status, 200)
+        sv, acc = self.token(Kind="service", ServiceName="ledger")
+        r = self.srv.put("/v1/catalog/deregister", {"Node": "n-dr", "ServiceID": "audit-1"},
+                         token=sv)
+        self.assert_denied(r, acc, "service:write", '"audit"')
+        r = self.srv.put("/v1/catalog/deregister", {"Node": "n-dr"}, token=sv)
+        self.assert_denied(r, acc, "node:write", '"n-dr"')
+        r = self.srv.put("/v1/catalog/deregister", {"Node": "n-dr", "ServiceID": "ledger-1"},
+                         token=sv)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.srv.get("/v1/catalog/service/ledger").json(), [])
+        self.assertEqual(len(self.srv.get("/v1/catalog/service/audit").json()), 1)
+        r = self.srv.put("/v1/catalog/deregister", {"Node": "n-dr", "ServiceID": "audit-1"},
+                         token=None)
+        self.assert_denied(r, "no token", "node:write", '"n-dr"')
+
     def test_read_only_reads_but_never_writes(self):
         ro, acc = self.token(Kind="read-only")
         for path in ("/v1/catalog/nodes", "/v1/catalog/services", "/v1/health/state/any",
