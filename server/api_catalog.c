@@ -12,6 +12,23 @@
 static void free_register(void *p) { catalog_register_free(p); }
 static void free_deregister(void *p) { catalog_deregister_free(p); }
 
+/* A service token may place an instance of its own service on any node
+ * without node:write (Consul lets service identities do the same when the
+ * node is left unchanged), as long as the registration touches nothing but
+ * that service: every check must belong to it, and the node's address and
+ * metadata are not updated. Anything else needs node:write. */
+static int service_instance_only(const struct identity *id, const struct cat_register *reg)
+{
+	if (id == NULL || id->kind != TOKEN_SERVICE || !reg->has_service ||
+	    !auth_allows(id, AUTH_SERVICE_WRITE, reg->svc.name))
+		return 0;
+	for (size_t i = 0; i < reg->nchecks; i++) {
+		if (strcmp(reg->checks[i].service_id, reg->svc.id) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 static int h_register(struct req *r)
 {
 	struct cat_register *reg = calloc(1, sizeof(*reg));
@@ -32,12 +49,92 @@ static int h_register(struct req *r)
 		catalog_register_free(reg);
 		return api_bad(r, rc, err);
 	}
-	if (!req_authorize(r, AUTH_NODE_WRITE, reg->node) ||
-	    (reg->has_service && !req_authorize(r, AUTH_SERVICE_WRITE, reg->svc.name))) {
+	if (reg->has_service && !req_authorize(r, AUTH_SERVICE_WRITE, reg->svc.name)) {
+		catalog_register_free(reg);
+		return 403;
+	}
+	if (service_instance_only(req_identity(r), reg)) {
+		/* Leave an existing node as it is; a new one is created. */
+		reg->skip_node_update = 1;
+	} else if (!req_authorize(r, AUTH_NODE_WRITE, reg->node)) {
 		catalog_register_free(reg);
 		return 403;
 	}
 	return req_write(r, catalog_apply_register, reg, free_register);
+}
+
+/* A service token deregisters instances of its own service on any node, as
+ * it registers them (Consul asks service:write, not node:write, for this).
+ * The service's name is checked again inside the write, so that an ID
+ * re-registered meanwhile as another service is left alone. */
+struct dereg_instance {
+	struct cat_deregister *d;
+	char *name;
+};
+
+static void free_dereg_instance(void *p)
+{
+	struct dereg_instance *x = p;
+
+	catalog_deregister_free(x->d);
+	free(x->name);
+	free(x);
+}
+
+static int apply_deregister_instance(struct db *db, uint64_t index, struct store_write *w,
+				     struct store_changes *ch)
+{
+	struct dereg_instance *x = w->arg;
+	char *name = catalog_service_name(db, x->d->node, x->d->service_id);
+	int rc;
+
+	if (name == NULL || strcmp(name, x->name) != 0) {
+		rc = weft_errf(&w->err, WEFT_ECONFLICT,
+			       "ServiceID: \"%s\" on node \"%s\" is no longer an instance of \"%s\"",
+			       x->d->service_id, x->d->node, x->name);
+		free(name);
+		return rc;
+	}
+	free(name);
+	w->arg = x->d;
+	rc = catalog_apply_deregister(db, index, w, ch);
+	w->arg = x;
+	return rc;
+}
+
+/* 1 when this is a service token's deregistration of an instance: then
+ * *status is the handler's result (403 sent, or the write queued). */
+static int deregister_instance(struct req *r, struct cat_deregister *d, int *status)
+{
+	const struct identity *id = req_identity(r);
+	struct dereg_instance *x;
+	struct db *db;
+	char *name;
+
+	if (id == NULL || id->kind != TOKEN_SERVICE || d->service_id == NULL || d->check_id)
+		return 0;
+	if ((db = store_read_begin(req_server(r)->store)) == NULL)
+		return 0;
+	name = catalog_service_name(db, d->node, d->service_id);
+	store_read_end(db);
+	if (name == NULL)
+		return 0;   /* nothing of its own there: node:write decides */
+	if (!req_authorize(r, AUTH_SERVICE_WRITE, name)) {
+		*status = 403;
+		goto refused;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		*status = req_error(r, 500, "out of memory");
+		goto refused;
+	}
+	x->d = d;
+	x->name = name;
+	*status = req_write(r, apply_deregister_instance, x, free_dereg_instance);
+	return 1;
+refused:
+	free(name);
+	catalog_deregister_free(d);
+	return 1;
 }
 
 static int h_deregister(struct req *r)
@@ -45,7 +142,7 @@ static int h_deregister(struct req *r)
 	struct cat_deregister *d = calloc(1, sizeof(*d));
 	char *err = NULL;
 	json_t *doc;
-	int rc;
+	int rc, status;
 
 	if (d == NULL)
 		return req_error(r, 500, "out of memory");
@@ -60,6 +157,12 @@ static int h_deregister(struct req *r)
 		catalog_deregister_free(d);
 		return api_bad(r, rc, err);
 	}
+	if (!req_authenticate(r, AUTH_NODE_WRITE, d->node)) {
+		catalog_deregister_free(d);
+		return 403;
+	}
+	if (deregister_instance(r, d, &status))
+		return status;
 	if (!req_authorize(r, AUTH_NODE_WRITE, d->node)) {
 		catalog_deregister_free(d);
 		return 403;

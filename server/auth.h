@@ -6,7 +6,11 @@
 #ifndef WEFT_AUTH_H
 #define WEFT_AUTH_H
 
+#include <jansson.h>
 #include <stdint.h>
+
+#include "store.h"
+#include "token.h"   /* enum token_kind, token_kind_name, token_kind_parse */
 
 struct store;
 struct auth;
@@ -25,14 +29,6 @@ enum auth_perm {
 	AUTH_OPERATOR_READ, /* metrics, members, agent self */
 };
 
-enum token_kind {
-	TOKEN_ADMIN,
-	TOKEN_OPERATOR,
-	TOKEN_AGENT,
-	TOKEN_SERVICE,
-	TOKEN_READ_ONLY,
-};
-
 struct identity {
 	char accessor[40];
 	enum token_kind kind;
@@ -41,8 +37,6 @@ struct identity {
 };
 
 const char *auth_perm_name(enum auth_perm p);
-const char *token_kind_name(enum token_kind k);
-int token_kind_parse(const char *name, enum token_kind *out);
 
 /* Loads the signing key from dir (creating it and a bootstrap admin token at
  * dir/admin.token, mode 0600, on first start). */
@@ -52,7 +46,48 @@ void auth_close(struct auth *a);
 /* Verifies a token secret; on failure *err says why (bad signature, expired,
  * revoked) without repeating the secret. */
 int auth_identify(struct auth *a, const char *secret, struct identity *id, char **err);
-/* 1 when the identity holds the permission on the resource. */
+/* 1 when the identity holds the permission on the resource (the matrix is
+ * in docs/security.md). A NULL resource means "any": scoped kinds never hold
+ * a scoped permission on it. service:write for an agent token is granted
+ * whatever the service name: the node:write on its own node, which every
+ * registration also needs, is what binds it. */
 int auth_allows(const struct identity *id, enum auth_perm p, const char *resource);
+
+/* ---- tokens in the store (table acl_tokens; secrets are never stored) ---- */
+
+#define AUTH_DESCRIPTION_MAX 4096
+
+/* A token to create: fill claims (accessor, kind, scope, expiry), then
+ * auth_mint signs it; auth_apply_create records it and replies with the
+ * token JSON, SecretID included. */
+struct auth_create {
+	struct auth *auth;
+	struct token_claims claims;
+	char *description;
+	const char *datacenter;
+	char *secret;        /* set by auth_mint; wiped by auth_create_free */
+};
+int auth_mint(struct auth *a, struct auth_create *c, char **err);
+void auth_create_free(struct auth_create *c);
+
+struct auth_revoke {
+	struct auth *auth;
+	char accessor[37];
+	const char *datacenter;
+};
+
+/* store_write apply functions (w->arg is the struct above). Create fails
+ * with WEFT_EEXIST for an accessor in use; revoke with WEFT_ENOENT for an
+ * unknown or already revoked accessor. Revoke updates the in-memory
+ * revocation cache at once, so the next auth_identify refuses the token. */
+int auth_apply_create(struct db *db, uint64_t index, struct store_write *w,
+		      struct store_changes *ch);
+int auth_apply_revoke(struct db *db, uint64_t index, struct store_write *w,
+		      struct store_changes *ch);
+
+/* Reads for the API (Consul's token fields plus Kind, ServiceName,
+ * NodeName); revoked tokens are gone. NULL when there is no such token. */
+json_t *auth_token_json(struct db *db, const char *accessor, const char *datacenter);
+json_t *auth_token_list(struct db *db, const char *datacenter);
 
 #endif

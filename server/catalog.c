@@ -1044,3 +1044,18 @@ json_t *catalog_agent_checks(struct db *db, const char *node)
 	db_done(st);
 	return out;
 }
+
+char *catalog_service_name(struct db *db, const char *node, const char *service_id)
+{
+	struct db_stmt *st = db_prep(db, "SELECT name FROM services WHERE node = ? AND id = ?");
+	char *name = NULL;
+
+	if (st == NULL)
+		return NULL;
+	db_bind_text(st, 1, node);
+	db_bind_text(st, 2, service_id);
+	if (db_step(st) == DB_ROW)
+		name = strdup(db_col_text(st, 0));
+	db_done(st);
+	return name;
+}

@@ -86,6 +86,9 @@ json_t *catalog_agent_checks(struct db *db, const char *node);
 /* One row of a service in the agent's format, or NULL. */
 json_t *catalog_agent_service(struct db *db, const char *node, const char *id);
 
+/* The name of the service with this ID on node (allocated), or NULL. */
+char *catalog_service_name(struct db *db, const char *node, const char *service_id);
+
 int check_status_valid(const char *s);
 
 #endif

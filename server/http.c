@@ -32,6 +32,7 @@ static const struct route *const route_tables[] = {
 	api_catalog_routes,
 	api_health_routes,
 	api_status_routes,
+	api_acl_routes,
 };
 
 enum phase {
@@ -431,22 +432,20 @@ const struct identity *req_identity(struct req *r)
 	return r->auth_state == 1 ? &r->id : NULL;
 }
 
-int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
+/* Identifies the request's token once; 0 after a 403 saying what is wrong
+ * (wanted says what the request needs, for the message when no token came). */
+static int identify(struct req *r, const char *wanted)
 {
 	char *err = NULL;
 	const char *secret;
 
-	if (r->srv->auth == NULL)
-		return 1;   /* --dev */
 	if (r->auth_state == 0) {
 		secret = find_token(r);
 		if (secret == NULL) {
 			r->auth_state = -1;
 			req_error(r, 403,
 				  "permission denied: no token was sent (use the X-Consul-Token header, "
-				  "Authorization: Bearer, or ?token=); %s%s%s needs a token with %s",
-				  resource ? "\"" : "", resource ? resource : "this endpoint",
-				  resource ? "\"" : "", auth_perm_name(perm));
+				  "Authorization: Bearer, or ?token=); %s", wanted);
 			return 0;
 		}
 		if (auth_identify(r->srv->auth, secret, &r->id, &err) != WEFT_OK) {
@@ -458,9 +457,30 @@ int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
 		}
 		r->auth_state = 1;
 	}
-	if (r->auth_state < 0)
+	return r->auth_state > 0;
+}
+
+static void wanted_text(char *out, size_t size, enum auth_perm perm, const char *resource)
+{
+	snprintf(out, size, "%s%s%s needs a token with %s", resource ? "\"" : "",
+		 resource ? resource : "this endpoint", resource ? "\"" : "", auth_perm_name(perm));
+}
+
+int req_authenticate(struct req *r, enum auth_perm perm, const char *resource)
+{
+	char wanted[512];
+
+	if (r->srv->auth == NULL)
+		return 1;   /* --dev */
+	wanted_text(wanted, sizeof(wanted), perm, resource);
+	return identify(r, wanted);
+}
+
+int req_authorize(struct req *r, enum auth_perm perm, const char *resource)
+{
+	if (!req_authenticate(r, perm, resource))
 		return 0;
-	if (auth_allows(&r->id, perm, resource))
+	if (r->srv->auth == NULL || auth_allows(&r->id, perm, resource))
 		return 1;
 	req_error(r, 403,
 		  "permission denied: token %s (kind %s%s%s, from the %s) lacks %s on %s%s%s",
@@ -748,6 +768,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&h->inflight, 1);
 }
 
+__attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];

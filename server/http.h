@@ -46,6 +46,7 @@ struct route {
 extern const struct route api_catalog_routes[];
 extern const struct route api_health_routes[];
 extern const struct route api_status_routes[];
+extern const struct route api_acl_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */
@@ -104,6 +105,10 @@ int req_write(struct req *r, store_apply_fn apply, void *arg, void (*arg_free)(v
 /* 1 when allowed; otherwise a 403 naming the token's accessor, where it came
  * from, the missing permission and the resource has been sent, and 0. */
 int req_authorize(struct req *r, enum auth_perm perm, const char *resource);
+/* 1 when the request carries a valid token (or in dev mode), whatever it
+ * may do; otherwise a 403 saying what is wrong has been sent (naming perm
+ * on resource as what the request needs), and 0. */
+int req_authenticate(struct req *r, enum auth_perm perm, const char *resource);
 /* The identity behind the request (NULL in dev mode or before req_authorize). */
 const struct identity *req_identity(struct req *r);
 

@@ -10,7 +10,7 @@ import harness  # noqa: E402
 
 
 class BlockingTest(harness.ServerTest):
-    dev = True
+
     def register(self, node, svc, port):
         r = self.srv.put("/v1/catalog/register", {
             "Node": node, "Address": "10.0.0.1", "Service": {"Service": svc, "Port": port}})

@@ -22,7 +22,7 @@ def reg(node, addr, svc=None, port=0, tags=(), check=None, meta=None, sid=None, 
 
 
 class CatalogTest(harness.ServerTest):
-    dev = True
+
     def setUp(self):
         for n in ("web-1", "web-2", "db-1"):
             self.srv.put("/v1/catalog/deregister", {"Node": n})
@@ -175,7 +175,7 @@ class CatalogTest(harness.ServerTest):
 
 
 class StatusTest(harness.ServerTest):
-    dev = True
+
     def test_leader_and_peers(self):
         self.assertEqual(self.srv.get("/v1/status/leader").json(), self.srv.addr)
         self.assertEqual(self.srv.get("/v1/status/peers").json(), [self.srv.addr])
