@@ -26,15 +26,26 @@ scripts/deps.sh
 echo "demo: building (first time takes a minute)"
 scripts/build.sh build
 stop
+if curl -s -o /dev/null --max-time 2 "http://$addr/"; then
+	echo "demo: something already listens on $addr; stop it or set WEFT_DEMO_ADDR=127.0.0.1:PORT" >&2
+	exit 1
+fi
 mkdir -p "$run/data"
 build/server/weft-server --data-dir "$run/data" --http-addr "$addr" --node-name weft-demo \
 	>"$run/weft-server.log" 2>&1 &
 echo $! > "$pidfile"
+up=""
 for _ in $(seq 100); do
-	curl -s -o /dev/null "http://$addr/v1/status/leader" && break
-	kill -0 "$(cat "$pidfile")" 2>/dev/null || { echo "demo: weft-server exited:"; tail -20 "$run/weft-server.log"; exit 1; }
+	kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+	if grep -q "level=info sub=main ready" "$run/weft-server.log"; then up=1; break; fi
 	sleep 0.1
 done
+if [ -z "$up" ]; then
+	echo "demo: weft-server did not start; its log ($run/weft-server.log) ends with:" >&2
+	tail -5 "$run/weft-server.log" >&2
+	rm -f "$pidfile"
+	exit 1
+fi
 token=$(cat "$run/data/admin.token" 2>/dev/null || true)
 api() {  # METHOD PATH [BODY]
 	curl -sf -X "$1" -H "X-Consul-Token: $token" "http://$addr$2" ${3:+--data-binary "$3"} >/dev/null
