@@ -40,12 +40,18 @@ void kv_write_free(struct kv_write *k)
 int kv_check_key(const char *key, char **err)
 {
 	size_t n = strlen(key);
+	json_t *probe;
 
 	if (n == 0)
 		return weft_errf(err, WEFT_EINVAL, "key: Missing key name");
 	if (n > KV_KEY_MAX)
 		return weft_errf(err, WEFT_EINVAL, "key: %zu bytes is over the limit of %d bytes", n,
 				 KV_KEY_MAX);
+	/* Keys travel as JSON strings: they must be UTF-8. */
+	probe = json_string(key);
+	if (probe == NULL)
+		return weft_errf(err, WEFT_EINVAL, "key: is not valid UTF-8");
+	json_decref(probe);
 	return WEFT_OK;
 }
 
