@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,8 @@
 #include "session.h"
 #include "store.h"
 
-static int64_t fake_now = 1700000000000LL;
+/* Atomic: the reaper thread reads it too. */
+static _Atomic int64_t fake_now = 1700000000000LL;
 static int64_t fake_clock(void) { return fake_now; }
 
 /* Topics of the last commits, to check what a write wakes. */
@@ -489,6 +491,26 @@ static void test_ttl_expiry(void **state)
 	assert_int_equal(nsessions(f), 1);
 }
 
+/* The reaper thread finds expired sessions by itself. */
+static void test_reaper_thread(void **state)
+{
+	struct fx *f = *state;
+	struct session_reaper *r = NULL;
+	char s1[37], *err = NULL;
+	int i;
+
+	node(f, "n1");
+	assert_int_equal(mksession(f, "{\"TTL\":\"10s\"}", s1), WEFT_OK);
+	assert_int_equal(session_reaper_start(&r, f->s, 10, &err), WEFT_OK);
+	usleep(50 * 1000);
+	assert_int_equal(nsessions(f), 1);   /* not due yet */
+	fake_now += 20000;
+	for (i = 0; i < 200 && nsessions(f) > 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(nsessions(f), 0);
+	session_reaper_stop(r);
+}
+
 static void test_checks(void **state)
 {
 	struct fx *f = *state;
@@ -582,6 +604,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalidate_release_vs_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reaper_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_removed, setup, teardown),
 		cmocka_unit_test(test_decode_checks),
