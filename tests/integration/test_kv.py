@@ -135,6 +135,17 @@ class KVTest(KVServerTest):
         self.assertEqual(r.json()["field"], "flags")
         self.assertEqual(self.srv.request("POST", "/v1/kv/c", b"x").status, 405)
 
+    def test_requires_token(self):
+        if not self.srv.token:
+            self.skipTest("this build has no tokens (--dev)")
+        self.put("/v1/kv/auth/k", b"v")
+        for method, path in (("GET", "/v1/kv/auth/k"), ("PUT", "/v1/kv/auth/k"),
+                             ("DELETE", "/v1/kv/auth/k"), ("GET", "/v1/kv/auth/?recurse"),
+                             ("PUT", "/v1/session/create")):
+            r = self.srv.request(method, path, body=b"" if method == "PUT" else None, token=None)
+            self.assertEqual(r.status, 403, (method, path))
+        self.assertEqual(self.srv.get("/v1/kv/auth/k").status, 200)
+
     def test_key_with_escapes(self):
         key = "space key/ü"
         path = "/v1/kv/" + urllib.parse.quote(key)
