@@ -570,6 +570,43 @@ static void test_check_removed(void **state)
 	assert_int_equal(nsessions(f), 0);
 }
 
+struct status_arg {
+	const char *node, *check, *status;
+};
+
+static int apply_status(struct db *db, uint64_t index, struct store_write *w,
+			struct store_changes *ch)
+{
+	const struct status_arg *a = w->arg;
+
+	return catalog_set_check_status(db, index, a->node, a->check, a->status, "out", fake_now,
+					ch, &w->err);
+}
+
+/* A status update (what TTL checks and agents do) to critical invalidates,
+ * one to warning does not; deregistering a single check does too. */
+static void test_check_status_and_check_removal(void **state)
+{
+	struct fx *f = *state;
+	struct status_arg warn = { "n1", "disk", "warning" }, crit = { "n1", "disk", "critical" };
+	char s1[37], s2[37];
+
+	reg(f, "{\"Node\":\"n1\",\"Address\":\"10.0.0.1\",\"Checks\":["
+	       "{\"CheckID\":\"serfHealth\",\"Name\":\"Serf\",\"Status\":\"passing\"},"
+	       "{\"CheckID\":\"disk\",\"Name\":\"disk\",\"Status\":\"passing\"},"
+	       "{\"CheckID\":\"mem\",\"Name\":\"mem\",\"Status\":\"passing\"}]}");
+	assert_int_equal(mksession(f, "{\"NodeChecks\":[\"disk\"]}", s1), WEFT_OK);
+	assert_int_equal(mksession(f, "{\"NodeChecks\":[\"serfHealth\",\"mem\"]}", s2), WEFT_OK);
+	assert_int_equal(run(f, apply_status, &warn, NULL), WEFT_OK);
+	assert_int_equal(nsessions(f), 2);
+	assert_int_equal(run(f, apply_status, &crit, NULL), WEFT_OK);
+	assert_int_equal(nsessions(f), 1);
+	dereg(f, "{\"Node\":\"n1\",\"CheckID\":\"disk\"}");
+	assert_int_equal(nsessions(f), 1);
+	dereg(f, "{\"Node\":\"n1\",\"CheckID\":\"mem\"}");
+	assert_int_equal(nsessions(f), 0);
+}
+
 static void test_decode_checks(void **state)
 {
 	struct session_create *c = calloc(1, sizeof(*c));
@@ -607,6 +644,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reaper_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_status_and_check_removal, setup, teardown),
 		cmocka_unit_test(test_decode_checks),
 	};
 
