@@ -256,11 +256,11 @@ int kv_apply(struct db *db, uint64_t index, struct store_write *w, struct store_
 
 	if (k->op == KV_DELETE_TREE) {
 		rc = delete_tree(db, k->key, ch, &w->err);
-		goto out_nrow;
+		goto out;
 	}
 	rc = row_load(db, k->key, &row, &w->err);
 	if (rc != WEFT_OK)
-		goto out_nrow;
+		goto out;
 	switch (k->op) {
 	case KV_CAS:
 		if ((k->cas == 0 && row.found) ||
@@ -295,7 +295,7 @@ int kv_apply(struct db *db, uint64_t index, struct store_write *w, struct store_
 		break;
 	}
 	free(row.session);
-out_nrow:
+out:
 	if (rc == WEFT_OK)
 		w->result = json_boolean(ok);
 	return rc;

@@ -89,7 +89,6 @@ int session_decode_create(json_t *doc, const char *default_node, struct session_
 	json_t *checks = NULL, *node_checks = NULL, *v;
 	const char *ttl = NULL;
 	size_t i;
-	int rc = WEFT_EINVAL;
 
 	memset(c, 0, sizeof(*c));
 	c->doc = doc ? json_incref(doc) : json_object();
@@ -165,8 +164,7 @@ int session_decode_create(json_t *doc, const char *default_node, struct session_
 	if (json_array_size(c->node_checks) + json_array_size(c->service_checks) > SESSION_MAX_CHECKS)
 		return weft_errf(err, WEFT_EINVAL, "Checks: at most %d checks per session",
 				 SESSION_MAX_CHECKS);
-	rc = WEFT_OK;
-	return rc;
+	return WEFT_OK;
 }
 
 void session_create_free(struct session_create *c)
@@ -352,6 +350,7 @@ int session_apply_renew(struct db *db, uint64_t index, struct store_write *w,
 	const struct session_op *op = w->arg;
 	struct db_stmt *st;
 	json_t *out;
+	int rc;
 
 	(void)index;
 	(void)ch;   /* a renewal changes nothing a reader sees */
@@ -361,8 +360,11 @@ int session_apply_renew(struct db *db, uint64_t index, struct store_write *w,
 	db_bind_int(st, 1, op->now_ms);
 	db_bind_int(st, 2, SESSION_TTL_MULTIPLIER);
 	db_bind_text(st, 3, op->id);
-	db_step(st);
+	rc = db_step(st);
 	db_done(st);
+	if (rc != DB_DONE)
+		return weft_errf(&w->err, WEFT_EIO, "store: cannot renew session %s: %s", op->id,
+				 db_errmsg(db));
 	out = session_get(db, op->id);
 	if (json_array_size(out) == 0) {
 		json_decref(out);
@@ -399,7 +401,7 @@ int session_apply_expire(struct db *db, uint64_t index, struct store_write *w,
 
 /* ---- catalog hooks ---- */
 
-/* Collects the sessions of node for which keep(row) says yes. */
+/* The IDs of node's sessions tied to check_id (every one when NULL). */
 static json_t *sessions_of_node(struct db *db, const char *node, const char *check_id)
 {
 	struct db_stmt *st = db_prep(db, "SELECT id, node_checks, service_checks FROM sessions"
@@ -643,6 +645,7 @@ static int apply_reset_timers(struct db *db, uint64_t index, struct store_write 
 	const struct session_op *op = w->arg;
 	struct db_stmt *st = db_prep(db, "UPDATE sessions SET expires_at = ? + ? * ttl_ms"
 					 " WHERE ttl_ms > 0");
+	int rc;
 
 	(void)index;
 	(void)ch;
@@ -650,9 +653,11 @@ static int apply_reset_timers(struct db *db, uint64_t index, struct store_write 
 		return weft_errf(&w->err, WEFT_EIO, "store: %s", db_errmsg(db));
 	db_bind_int(st, 1, op->now_ms);
 	db_bind_int(st, 2, SESSION_TTL_MULTIPLIER);
-	db_step(st);
+	rc = db_step(st) == DB_DONE ? WEFT_OK
+				    : weft_errf(&w->err, WEFT_EIO, "store: cannot reset session timers: %s",
+						db_errmsg(db));
 	db_done(st);
-	return WEFT_OK;
+	return rc;
 }
 
 int session_reset_timers(struct store *s)
