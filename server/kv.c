@@ -90,6 +90,17 @@ static void touch(struct store_changes *ch, const char *key)
 	changes_add(ch, "kvx:%s", key);
 }
 
+/* touch() for a key under prefix whose own "kv:" prefixes up to and
+ * including prefix are already published: a tree delete names each once. */
+static void touch_below(struct store_changes *ch, const char *key, size_t plen)
+{
+	size_t len = strlen(key);
+
+	for (size_t i = plen + 1; i <= len; i++)
+		changes_add(ch, "kv:%.*s", (int)i, key);
+	changes_add(ch, "kvx:%s", key);
+}
+
 static int row_put(struct db *db, uint64_t index, const struct kv_write *k, const char *session,
 		   int64_t lock_index, int64_t create_index, struct store_changes *ch, char **err)
 {
@@ -123,6 +134,7 @@ static int row_put(struct db *db, uint64_t index, const struct kv_write *k, cons
 	return rc;
 }
 
+/* Deletes key; publishes its topics unless ch is NULL. */
 static int row_delete(struct db *db, const char *key, struct store_changes *ch, char **err)
 {
 	struct db_stmt *st = db_prep(db, "DELETE FROM kv WHERE key = ?");
@@ -134,7 +146,7 @@ static int row_delete(struct db *db, const char *key, struct store_changes *ch, 
 	if (db_step(st) != DB_DONE)
 		rc = weft_errf(err, WEFT_EIO, "store: cannot delete key \"%s\": %s", key, db_errmsg(db));
 	db_done(st);
-	if (rc == WEFT_OK)
+	if (rc == WEFT_OK && ch)
 		touch(ch, key);
 	return rc;
 }
@@ -240,8 +252,13 @@ static int delete_tree(struct db *db, const char *prefix, struct store_changes *
 		n++;
 	}
 	db_done(st);
-	for (i = 0; rc == WEFT_OK && i < n; i++)
-		rc = row_delete(db, keys[i], ch, err);
+	if (rc == WEFT_OK && n > 0)
+		changes_add_prefixes(ch, "kv:", prefix);
+	for (i = 0; rc == WEFT_OK && i < n; i++) {
+		rc = row_delete(db, keys[i], NULL, err);
+		if (rc == WEFT_OK)
+			touch_below(ch, keys[i], plen);
+	}
 	for (i = 0; i < n; i++)
 		free(keys[i]);
 	free(keys);

@@ -261,6 +261,17 @@ static void test_cas_and_flags(void **state)
 	assert_int_equal(kv(f, KV_DELETE_CAS, "cfg/a", NULL, 0, 12345, NULL), 1);
 }
 
+static int published_has(const char *topic)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(published, i, v)
+		if (strcmp(json_string_value(v), topic) == 0)
+			return 1;
+	return 0;
+}
+
 static void test_recurse_keys_and_delete_tree(void **state)
 {
 	struct fx *f = *state;
@@ -292,6 +303,17 @@ static void test_recurse_keys_and_delete_tree(void **state)
 
 	json_array_clear(published);
 	assert_int_equal(kv(f, KV_DELETE_TREE, "a/", NULL, 0, 0, NULL), 1);
+	/* Watchers of the tree, of what is above it and of each key wake;
+	 * those of the neighbour "ab" do not. */
+	assert_true(published_has("kv:"));
+	assert_true(published_has("kv:a"));
+	assert_true(published_has("kv:a/"));
+	assert_true(published_has("kv:a/b/"));
+	assert_true(published_has("kv:a/b/3"));
+	assert_true(published_has("kvx:a/1"));
+	assert_true(published_has("kvx:a/b/3"));
+	assert_false(published_has("kv:ab"));
+	assert_false(published_has("kvx:ab"));
 	assert_null(get(f, "a/1"));
 	assert_null(get(f, "a/b/3"));
 	json_t *e = get(f, "ab");
@@ -302,17 +324,6 @@ static void test_recurse_keys_and_delete_tree(void **state)
 	assert_int_equal(json_array_size(l), 2);
 	json_decref(l);
 	store_read_end(db);
-}
-
-static int published_has(const char *topic)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(published, i, v)
-		if (strcmp(json_string_value(v), topic) == 0)
-			return 1;
-	return 0;
 }
 
 static void test_topics(void **state)
