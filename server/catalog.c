@@ -2,6 +2,7 @@
 #include "err.h"
 #include "jsonx.h"
 #include "log.h"
+#include "session.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -487,6 +488,8 @@ int catalog_put_check(struct db *db, uint64_t index, const char *node, const str
 		changes_add(ch, "svc:%s", svc_name);
 	else
 		catalog_touch_node(db, node, ch);   /* a node check concerns all its services */
+	if (strcmp(status, "critical") == 0)
+		rc = session_on_check_critical(db, index, node, c->id, now_ms, ch, err);
 out:
 	free(svc_name);
 	free(def);
@@ -548,6 +551,8 @@ int catalog_set_check_status(struct db *db, uint64_t index, const char *node,
 			catalog_touch_node(db, node, ch);
 	}
 	free(svc);
+	if (changed && strcmp(status, "critical") == 0)
+		return session_on_check_critical(db, index, node, check_id, now_ms, ch, err);
 	return WEFT_OK;
 }
 
@@ -599,12 +604,12 @@ int catalog_apply_deregister(struct db *db, uint64_t index, struct store_write *
 	char *svc = NULL;
 	int rc = WEFT_OK;
 
-	(void)index;
 	if (d->service_id == NULL && d->check_id == NULL) {
 		/* The whole node: its services, checks, and then the node. */
 		catalog_touch_node(db, d->node, ch);
 		changes_add(ch, "services");
-		if ((rc = exec_bound(db, "DELETE FROM checks WHERE node = ?", d->node, NULL, &w->err)) ||
+		if ((rc = session_on_node_removed(db, index, d->node, now_wall_ms(), ch, &w->err)) ||
+		    (rc = exec_bound(db, "DELETE FROM checks WHERE node = ?", d->node, NULL, &w->err)) ||
 		    (rc = exec_bound(db, "DELETE FROM services WHERE node = ?", d->node, NULL, &w->err)) ||
 		    (rc = exec_bound(db, "DELETE FROM nodes WHERE name = ?", d->node, NULL, &w->err)))
 			return rc;
@@ -618,8 +623,11 @@ int catalog_apply_deregister(struct db *db, uint64_t index, struct store_write *
 			svc = strdup(db_col_text(st, 0));
 		db_done(st);
 		if (svc) {
-			rc = exec_bound(db, "DELETE FROM checks WHERE node = ? AND service_id = ?", d->node,
-					d->service_id, &w->err);
+			rc = session_on_service_removed(db, index, d->node, d->service_id, now_wall_ms(),
+							ch, &w->err);
+			if (rc == WEFT_OK)
+				rc = exec_bound(db, "DELETE FROM checks WHERE node = ? AND service_id = ?",
+						d->node, d->service_id, &w->err);
 			if (rc == WEFT_OK)
 				rc = exec_bound(db, "DELETE FROM services WHERE node = ? AND id = ?", d->node,
 						d->service_id, &w->err);
@@ -638,8 +646,11 @@ int catalog_apply_deregister(struct db *db, uint64_t index, struct store_write *
 			svc = strdup(db_col_text(st, 0));
 		db_done(st);
 		if (svc) {
-			rc = exec_bound(db, "DELETE FROM checks WHERE node = ? AND check_id = ?", d->node,
-					d->check_id, &w->err);
+			rc = session_on_check_removed(db, index, d->node, d->check_id, now_wall_ms(), ch,
+						      &w->err);
+			if (rc == WEFT_OK)
+				rc = exec_bound(db, "DELETE FROM checks WHERE node = ? AND check_id = ?",
+						d->node, d->check_id, &w->err);
 			changes_add(ch, "checks");
 			changes_add(ch, "node:%s", d->node);
 			if (svc[0])

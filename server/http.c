@@ -33,6 +33,8 @@ static const struct route *const route_tables[] = {
 	api_health_routes,
 	api_status_routes,
 	api_acl_routes,
+	api_kv_routes,
+	api_session_routes,
 };
 
 enum phase {
@@ -616,8 +618,9 @@ static int run_handler(struct req *r)
 		status = r->route->fn(r);
 		if (status == REQ_SUSPEND)
 			return 1;
+		/* A miss (404) blocks too, as Consul's: watchers wait for a key to appear. */
 		if (!(r->route->flags & ROUTE_BLOCKING) || r->min_index == 0 || r->timed_out || refused ||
-		    status != 200 || r->ntopics == 0 || r->index > r->min_index)
+		    (status != 200 && status != 404) || r->ntopics == 0 || r->index > r->min_index)
 			return 0;
 		if (now_mono_ms() >= r->deadline)
 			return 0;

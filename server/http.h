@@ -47,6 +47,8 @@ extern const struct route api_catalog_routes[];
 extern const struct route api_health_routes[];
 extern const struct route api_status_routes[];
 extern const struct route api_acl_routes[];
+extern const struct route api_kv_routes[];
+extern const struct route api_session_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */

@@ -7,6 +7,7 @@
 #include "hub.h"
 #include "log.h"
 #include "server.h"
+#include "session.h"
 #include "settings.h"
 #include "store.h"
 #include "util.h"
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
 	struct settings cfg;
 	struct server srv = { 0 };
 	struct http *http = NULL, *https = NULL;
+	struct session_reaper *reaper = NULL;
 	struct http_opts hopts = { 0 };
 	struct store_opts sopts = { 0 };
 	sigset_t sigs;
@@ -143,6 +145,9 @@ int main(int argc, char **argv)
 	srv.node_id = node_id;
 	if (register_self(&srv, &err) != WEFT_OK)
 		fatalx("main", "self registration failed error=\"%s\"", err);
+	/* Session TTLs restart from now, as on a Consul leader election. */
+	if (session_reaper_start(&reaper, srv.store, 250, &err) != WEFT_OK)
+		fatalx("main", "session reaper failed error=\"%s\"", err);
 
 	hopts.addr = cfg.http_addr;
 	hopts.threads = cfg.http_threads;
@@ -180,6 +185,7 @@ out:
 	hub_wake_all(srv.hub);
 	http_stop(https);
 	http_stop(http);
+	session_reaper_stop(reaper);
 	auth_close(srv.auth);
 	store_close(srv.store);
 	hub_free(srv.hub);
