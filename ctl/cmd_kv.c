@@ -134,7 +134,7 @@ static int run_kv_get(struct ctl *g, const struct ctl_command *cmd, int argc, ch
 		goto out;
 	}
 	rc = httpc_json(g->http, "GET", path, NULL, 0, &doc, &resp, &err);
-	if (rc == WEFT_ENOENT) {
+	if (rc == WEFT_ENOENT && httpc_missing_object(&resp)) {
 		/* Consul answers 404 for a missing key and for an empty prefix. */
 		if (recurse || keys) {
 			if (g->json)

@@ -138,7 +138,7 @@ static int read_key(struct lock *l, uint64_t index, long wait_ms, json_t **pair,
 	rc = httpc_json(l->g->http, "GET", path, NULL, timeout, &doc, &resp, err);
 	if (resp.has_index)
 		l->index = resp.index;
-	if (rc == WEFT_ENOENT)
+	if (rc == WEFT_ENOENT && httpc_missing_object(&resp))
 		rc = WEFT_OK;
 	else if (rc == WEFT_OK && json_is_array(doc) && json_array_size(doc) > 0)
 		*pair = json_incref(json_array_get(doc, 0));

@@ -64,11 +64,15 @@ void table_print(struct table *t, FILE *out)
 				w[c] = n;
 		}
 	for (size_t r = 0; r < t->nrows; r++) {
-		for (unsigned c = 0; c < t->ncols; c++) {
-			const char *s = t->cells[r * t->ncols + c];
-			if (s == NULL)
-				s = "";
-			if (c + 1 < t->ncols)
+		char **row = t->cells + r * t->ncols;
+		unsigned last = 0;
+		/* No padding after the last non-empty cell. */
+		for (unsigned c = 0; c < t->ncols; c++)
+			if (row[c] && row[c][0])
+				last = c;
+		for (unsigned c = 0; c <= last; c++) {
+			const char *s = row[c] ? row[c] : "";
+			if (c < last)
 				fprintf(out, "%-*s  ", (int)w[c], s);
 			else
 				fputs(s, out);

@@ -395,6 +395,19 @@ out:
 	return msg;
 }
 
+int httpc_missing_object(const struct httpc_resp *r)
+{
+	char *msg;
+	int missing;
+
+	if (r->status != 404)
+		return 0;
+	msg = httpc_error_message(r);
+	missing = msg == NULL || strncmp(msg, "no such endpoint", 16) != 0;
+	free(msg);
+	return missing;
+}
+
 static int status_code(long status)
 {
 	switch (status) {

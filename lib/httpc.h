@@ -76,6 +76,11 @@ int httpc_json(struct httpc *c, const char *method, const char *path, json_t *bo
  * body, else the body's text (trimmed), else the status line. Allocated. */
 char *httpc_error_message(const struct httpc_resp *r);
 
+/* 1 for a 404 that means "no such object" (Consul's KV answers a missing
+ * key with an empty 404), 0 for other replies, including weft-server's
+ * "no such endpoint" 404 from a server that lacks the API. */
+int httpc_missing_object(const struct httpc_resp *r);
+
 /* Percent-encodes s for a URL path (keep_slash) or a query value. Allocated. */
 char *httpc_escape(const char *s, int keep_slash);
 
