@@ -312,6 +312,9 @@ const struct ctl_command ctl_cmds_catalog[] = {
 	  "format: Node, Address, optional Service, Check, Checks, NodeMeta, ...).\n"
 	  "Errors in the file are reported with its name, line and column, or the\n"
 	  "missing field. Without -file, the flags build the same body.\n\n"
+	  "Here -address is the node's address: give the server's before the\n"
+	  "command (weftctl --address HOST:PORT catalog register ...), as\n"
+	  "-http-addr, or in $WEFT_HTTP_ADDR.\n\n"
 	  "Example:\n"
 	  "  weftctl catalog register -node web-1 -address 10.0.0.5 \\\n"
 	  "      -service web -port 8080 -tag v1 -tag primary",

@@ -17,7 +17,11 @@ void ctl_init(struct ctl *g)
 		"PEM CA bundle that signed the https server's certificate", 0, 0 };
 	g->gopts[3] = (struct arg_opt){ "output", ARG_STR, &g->output, "json|table",
 		"print the server's JSON instead of a table", 0, 0 };
-	g->gopts[4] = (struct arg_opt){ 0 };
+	/* Consul's spelling, and the only one inside "catalog register",
+	 * whose -address is the node's. */
+	g->gopts[4] = (struct arg_opt){ "http-addr", ARG_STR, &g->address, "HOST:PORT",
+		"the same as -address", 0, 0 };
+	g->gopts[5] = (struct arg_opt){ 0 };
 }
 
 void ctl_cleanup(struct ctl *g)

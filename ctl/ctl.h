@@ -25,7 +25,7 @@ struct ctl {
 	const char *ca_file;   /* --ca-file */
 	const char *output;    /* --output json|table */
 	int json;              /* --output json */
-	struct arg_opt gopts[5];
+	struct arg_opt gopts[6];
 	struct httpc *http;
 	/* Set before the first ctl_http() to make requests abortable (lock). */
 	int (*abort_fn)(void *arg);

@@ -215,10 +215,17 @@ class WeftctlCatalogTest(ServerTest):
         for args in (["--address", self.srv.addr, "services"],
                      ["services", "-address", self.srv.addr],
                      ["services", "--address=" + self.srv.addr],
-                     ["-address=http://" + self.srv.addr, "catalog", "services"]):
+                     ["-address=http://" + self.srv.addr, "catalog", "services"],
+                     ["services", "-http-addr", self.srv.addr]):
             r = run_ctl(*args, env={"WEFT_HTTP_ADDR": dead})
             self.assertEqual(r.returncode, 0, (args, r.stderr))
             self.assertIn("envsvc", r.stdout)
+        # In catalog register, -address is the node's; -http-addr is the server's.
+        r = run_ctl("catalog", "register", "-http-addr", self.srv.addr, "-node", "e-2",
+                    "-address", "10.0.0.12", env={"WEFT_HTTP_ADDR": dead})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.srv.get("/v1/catalog/node/e-2").json()["Node"]["Address"],
+                         "10.0.0.12")
 
     def test_https_with_ca_file(self):
         tmp = tempfile.mkdtemp(prefix="weftctl-tls-")
