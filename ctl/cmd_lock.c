@@ -534,7 +534,10 @@ static int run_lock(struct ctl *g, const struct ctl_command *cmd, int argc, char
 	}
 	rc = acquire(&l, deadline, &err);
 	if (rc != WEFT_OK) {
-		ctl_fail("%s", err);
+		if (rc == WEFT_ESHUTDOWN)
+			ctl_fail("interrupted while waiting for the lock on %s", l.key);
+		else
+			ctl_fail("%s", err);
 		release(&l, 0);
 		rc = CTL_ERR;
 		goto out;

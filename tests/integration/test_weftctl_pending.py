@@ -232,6 +232,28 @@ class WeftctlLockTest(CtlMixin, ServerTest):
         self.assertIsNone(self.kv("jobs/s/.lock"))
         self.assertEqual(self.sessions(), [])
 
+    def test_interrupt_while_waiting(self):
+        a = subprocess.Popen([CTL_BIN, "--address", self.srv.addr, "lock", "jobs/i", "sleep 3"],
+                             env=ctl_env())
+        try:
+            holder = self.wait_held("jobs/i/.lock")["Session"]
+            b = subprocess.Popen([CTL_BIN, "--address", self.srv.addr, "lock", "jobs/i",
+                                  "echo ran"], env=ctl_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 10
+            while len(self.sessions()) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            b.send_signal(signal.SIGINT)
+            out, err = b.communicate(timeout=10)
+            self.assertEqual(b.returncode, 1)
+            self.assertEqual(out, "")
+            self.assertIn("interrupted while waiting for the lock on jobs/i/.lock", err)
+            # Its session is gone; the holder's is untouched.
+            self.assertEqual([s["ID"] for s in self.sessions()], [holder])
+        finally:
+            a.wait(timeout=30)
+
     def test_lost_lock_stops_the_command(self):
         p = subprocess.Popen([CTL_BIN, "--address", self.srv.addr, "lock", "jobs/l", "sleep 30"],
                              env=ctl_env(), stderr=subprocess.PIPE, text=True)
