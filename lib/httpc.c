@@ -318,7 +318,11 @@ int httpc_request(struct httpc *c, const char *method, const char *path,
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "weft-httpc/" PACKAGE_VERSION);
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);

@@ -10,8 +10,9 @@
  * ?index=N&wait=Ds to the path, pass a timeout longer than the wait, and
  * read resp->index (X-Consul-Index) back.
  *
- * Programs that link httpc add $(CURL_LIBS). Call httpc_global_init() once
- * before any thread starts. */
+ * A struct httpc keeps its connection open between requests; use one per
+ * thread. Programs that link httpc add $(CURL_LIBS). Call
+ * httpc_global_init() once before any thread starts. */
 #ifndef WEFT_HTTPC_H
 #define WEFT_HTTPC_H
 
