@@ -14,6 +14,11 @@ struct hub_topic {
 	char name[];
 };
 
+/* Topics nobody waits on are forgotten past this many (KV writes publish a
+ * topic per key prefix); their indexes fold into base_index, so a client
+ * that held an older index gets one early answer, never a missed change. */
+#define HUB_IDLE_TOPICS_MAX 65536
+
 struct hub {
 	pthread_mutex_t lock;
 	pthread_cond_t timer_cond;
@@ -235,9 +240,31 @@ uint64_t hub_index(struct hub *h, const char *topic)
 	return idx;
 }
 
+/* Drops every topic without waiters; lock held. */
+static void topics_sweep(struct hub *h)
+{
+	for (size_t i = 0; i < h->nbuckets; i++) {
+		struct hub_topic **pp = &h->buckets[i];
+		while (*pp) {
+			struct hub_topic *t = *pp;
+			if (t->waiters) {
+				pp = &t->next_in_bucket;
+				continue;
+			}
+			if (t->index > h->base_index)
+				h->base_index = t->index;
+			*pp = t->next_in_bucket;
+			free(t);
+			h->ntopics--;
+		}
+	}
+}
+
 void hub_publish(struct hub *h, const char *const *topics, const uint64_t *indexes, size_t n)
 {
 	pthread_mutex_lock(&h->lock);
+	if (h->ntopics + n > HUB_IDLE_TOPICS_MAX + h->nwaiting * HUB_MAX_TOPICS)
+		topics_sweep(h);
 	for (size_t i = 0; i < n; i++) {
 		struct hub_topic *t = topic_find(h, topics[i], 1);
 		if (t == NULL)

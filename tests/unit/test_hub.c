@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -168,6 +169,30 @@ static void test_many_waiters(void **state)
 	free(p);
 }
 
+/* Idle topics are forgotten past a bound; their indexes become the floor, so
+ * a forgotten topic never reports an index lower than its last write. */
+static void test_idle_topics_are_bounded(void **state)
+{
+	struct hub *h = hub_new(1);
+	struct probe p;
+	const char *keep[] = { "kv:keep" };
+	char name[32];
+
+	(void)state;
+	probe_init(&p);
+	assert_int_equal(hub_wait(h, &p.w, keep, 1, 1, now_mono_ms() + 60000), 0);
+	for (int i = 0; i < 200000; i++) {
+		snprintf(name, sizeof(name), "kv:key-%d", i);
+		publish1(h, name, 10 + (uint64_t)i);
+	}
+	assert_true(hub_topic_count(h) <= 65536 + 8);
+	assert_int_equal(p.woken, 0);              /* the watched topic survived */
+	assert_true(hub_index(h, "kv:key-5") >= 15);
+	publish1(h, "kv:keep", 300000);
+	assert_int_equal(p.woken, 1);
+	hub_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_deadline_wakes_in_order),
 		cmocka_unit_test(test_cancel_and_wake_all),
 		cmocka_unit_test(test_many_waiters),
+		cmocka_unit_test(test_idle_topics_are_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
