@@ -32,6 +32,7 @@ static const struct route *const route_tables[] = {
 	api_catalog_routes,
 	api_health_routes,
 	api_status_routes,
+	api_agent_routes,
 };
 
 enum phase {

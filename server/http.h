@@ -46,6 +46,7 @@ struct route {
 extern const struct route api_catalog_routes[];
 extern const struct route api_health_routes[];
 extern const struct route api_status_routes[];
+extern const struct route api_agent_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */

@@ -9,6 +9,7 @@
 #include "server.h"
 #include "settings.h"
 #include "store.h"
+#include "ttl.h"
 #include "util.h"
 
 #include <errno.h>
@@ -143,6 +144,8 @@ int main(int argc, char **argv)
 	srv.node_id = node_id;
 	if (register_self(&srv, &err) != WEFT_OK)
 		fatalx("main", "self registration failed error=\"%s\"", err);
+	if (ttl_start(&srv.ttl, srv.store, &err) != WEFT_OK)
+		fatalx("main", "ttl start failed error=\"%s\"", err);
 
 	hopts.addr = cfg.http_addr;
 	hopts.threads = cfg.http_threads;
@@ -180,6 +183,7 @@ out:
 	hub_wake_all(srv.hub);
 	http_stop(https);
 	http_stop(http);
+	ttl_stop(srv.ttl);
 	auth_close(srv.auth);
 	store_close(srv.store);
 	hub_free(srv.hub);
