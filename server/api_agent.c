@@ -541,7 +541,9 @@ static int h_agent_metrics(struct req *r)
 	return req_reply_json(r, 200, out);
 }
 
-/* Specific paths come before the prefixes that would also match them. */
+/* Specific paths come before the prefixes that would also match them.
+ * Deregistration and pass/warn/fail also take GET, as Consul did before
+ * 1.0: python-consul 0.7.1 (Debian's) still sends GET for them. */
 const struct route api_agent_routes[] = {
 	{ M_GET, "/v1/agent/self", 0, h_self },
 	{ M_GET, "/v1/agent/members", 0, h_members },
@@ -549,15 +551,15 @@ const struct route api_agent_routes[] = {
 	{ M_GET, "/v1/agent/checks", ROUTE_BLOCKING, h_checks },
 	{ M_GET, "/v1/agent/metrics", 0, h_agent_metrics },
 	{ M_PUT, "/v1/agent/service/register", 0, h_service_register },
-	{ M_PUT, "/v1/agent/service/deregister/", ROUTE_PREFIX, h_service_deregister },
+	{ M_PUT | M_GET, "/v1/agent/service/deregister/", ROUTE_PREFIX, h_service_deregister },
 	{ M_PUT, "/v1/agent/service/maintenance/", ROUTE_PREFIX, h_service_maintenance },
 	{ M_GET, "/v1/agent/service/", ROUTE_PREFIX | ROUTE_BLOCKING, h_service },
 	{ M_PUT, "/v1/agent/maintenance", 0, h_node_maintenance },
 	{ M_PUT, "/v1/agent/check/register", 0, h_check_register },
-	{ M_PUT, "/v1/agent/check/deregister/", ROUTE_PREFIX, h_check_deregister },
-	{ M_PUT, "/v1/agent/check/pass/", ROUTE_PREFIX, h_check_pass },
-	{ M_PUT, "/v1/agent/check/warn/", ROUTE_PREFIX, h_check_warn },
-	{ M_PUT, "/v1/agent/check/fail/", ROUTE_PREFIX, h_check_fail },
+	{ M_PUT | M_GET, "/v1/agent/check/deregister/", ROUTE_PREFIX, h_check_deregister },
+	{ M_PUT | M_GET, "/v1/agent/check/pass/", ROUTE_PREFIX, h_check_pass },
+	{ M_PUT | M_GET, "/v1/agent/check/warn/", ROUTE_PREFIX, h_check_warn },
+	{ M_PUT | M_GET, "/v1/agent/check/fail/", ROUTE_PREFIX, h_check_fail },
 	{ M_PUT, "/v1/agent/check/update/", ROUTE_PREFIX, h_check_update },
 	{ M_GET, "/metrics", 0, h_metrics },
 	{ 0, NULL, 0, NULL },
