@@ -73,7 +73,7 @@ class PythonConsulTest(harness.ServerTest):
         self.assertNotIn("mem", c.agent.checks())
         # 404 for an unknown check: python-consul's boolean calls say False.
         self.assertFalse(c.agent.check.ttl_pass("mem"))
-        with self.assertRaises(consul.BadRequest):
+        with self.assertRaises(consul.base.BadRequest):
             c.agent.check.register("bad", check={"http": "http://127.0.0.1:1/"})
 
     def test_ttl_expiry_seen_by_blocking_client(self):
