@@ -318,6 +318,7 @@ static void keep_existing_status(struct db *db, const char *node, struct cat_che
 	if (db_step(st) == DB_ROW) {
 		json_t *s = json_string(db_col_text(st, 0)), *o = json_string(db_col_text(st, 1));
 		if (s && o) {
+			/* keep owns them for as long as c points at them */
 			json_array_append(keep, s);
 			json_array_append(keep, o);
 			c->status = json_string_value(s);
@@ -411,6 +412,7 @@ void agent_check_reg_free(struct agent_check_reg *r)
 	if (r == NULL)
 		return;
 	json_decref(r->keep);
+	json_decref(r->held);
 	free(r);
 }
 
@@ -423,6 +425,7 @@ int agent_decode_check(json_t *doc, const char *node, struct agent_check_reg **o
 	if (r == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "out of memory");
 	r->node = node;
+	r->held = json_array();
 	if (!json_is_object(doc)) {
 		rc = weft_errf(err, WEFT_EINVAL, "body: must be a JSON object");
 		goto out;
@@ -446,6 +449,7 @@ int agent_apply_check_register(struct db *db, uint64_t index, struct store_write
 {
 	struct agent_check_reg *r = w->arg;
 
+	keep_existing_status(db, r->node, &r->check, r->held);
 	return catalog_put_check(db, index, r->node, &r->check, now_wall_ms(), ch, &w->err);
 }
 

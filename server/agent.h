@@ -27,7 +27,8 @@ struct agent_service_reg {
 struct agent_check_reg {
 	const char *node;
 	struct cat_check check;
-	json_t *keep;
+	json_t *keep;             /* the normalised document check points into */
+	json_t *held;             /* strings the apply function points check at */
 };
 
 /* One change to an existing object on node: deregistration, a status

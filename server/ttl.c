@@ -148,13 +148,14 @@ static void *ttl_main(void *arg)
 				if (e->expired)
 					log_info("ttl", "expired checks=%zu first=%s/%s", e->expired,
 						 e->node[0], e->check_id[0]);
+				/* A full batch may have more behind it: look again at once. */
+				sleep_ms = e->n == TTL_BATCH ? 0 : 1;
 			} else {
 				log_warnx("ttl", "expiry write failed error=\"%s\"", w.err ? w.err : "?");
+				sleep_ms = TTL_POLL_MS;   /* do not spin on a failing store */
 			}
 			free(w.err);
 			json_decref(w.result);
-			/* A full batch may have more behind it: look again at once. */
-			sleep_ms = e->n == TTL_BATCH ? 0 : 1;
 			expiry_clear(e);
 		} else {
 			sleep_ms = TTL_POLL_MS;

@@ -189,6 +189,11 @@ class AgentTest(harness.ServerTest):
         svc["Check"]["Status"] = "warning"
         self.put_ok("/v1/agent/service/register", svc)
         self.assertEqual(self.agent_checks()["keep-ttl"]["Status"], "warning")
+        # The same for /v1/agent/check/register.
+        self.node_check({"Name": "keep-node", "TTL": "30s"})
+        self.put_ok("/v1/agent/check/pass/keep-node")
+        self.put_ok("/v1/agent/check/register", {"Name": "keep-node", "TTL": "30s"})
+        self.assertEqual(self.agent_checks()["keep-node"]["Status"], "passing")
 
     def test_service_deregister(self):
         self.put_ok("/v1/agent/service/register",
