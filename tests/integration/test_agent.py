@@ -369,12 +369,20 @@ class MetricsTest(harness.ServerTest):
 
     def test_prometheus_text(self):
         self.srv.get("/v1/agent/self")
-        r = self.srv.get("/metrics")
-        self.assertEqual(r.status, 200, r)
+        key = 'weft_http_requests_total{listener="http",route="/v1/agent/self",' \
+              'method="GET",code="200"}'
+        # A request is counted when its connection completes, just after
+        # its reply has gone out.
+        deadline = time.monotonic() + 3
+        while True:
+            r = self.srv.get("/metrics")
+            self.assertEqual(r.status, 200, r)
+            s = self.samples(r.body)
+            if key in s or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertTrue(r.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
-        s = self.samples(r.body)
-        self.assertEqual(s['weft_http_requests_total{listener="http",route="/v1/agent/self",'
-                           'method="GET",code="200"}'], 1)
+        self.assertEqual(s[key], 1)
         for name in ("weft_blocking_queries", "weft_hub_topics", "weft_store_commits_total",
                      "weft_store_writes_total", "weft_store_commit_duration_seconds_count",
                      "weft_store_size_bytes", "weft_process_resident_memory_bytes",
