@@ -181,11 +181,40 @@ static void *ttl_main(void *arg)
 	return NULL;
 }
 
+/* After a restart every armed check gets a whole TTL again, as a Consul
+ * agent restarts its TTL timers: clients could not reach a stopped server,
+ * so a deadline that passed meanwhile says nothing about them. */
+static int apply_rearm(struct db *db, uint64_t index, struct store_write *w,
+		       struct store_changes *ch)
+{
+	struct db_stmt *st = db_prep(db, "UPDATE checks SET ttl_deadline = ? + ttl_ms"
+					 " WHERE ttl_ms > 0 AND ttl_deadline > 0");
+	int rc = WEFT_OK;
+
+	(void)index;
+	(void)ch;
+	if (st == NULL)
+		return weft_errf(&w->err, WEFT_EIO, "store: %s", db_errmsg(db));
+	db_bind_int(st, 1, now_wall_ms());
+	if (db_step(st) != DB_DONE)
+		rc = weft_errf(&w->err, WEFT_EIO, "store: cannot re-arm TTL checks: %s", db_errmsg(db));
+	db_done(st);
+	return rc;
+}
+
 int ttl_start(struct ttl **out, struct store *store, char **err)
 {
-	struct ttl *t = calloc(1, sizeof(*t));
+	struct ttl *t;
+	struct store_write w = { .apply = apply_rearm };
 	pthread_condattr_t ca;
 
+	if (store_write_sync(store, &w) != WEFT_OK) {
+		weft_errf(err, w.status, "ttl: %s", w.err ? w.err : "cannot re-arm TTL checks");
+		free(w.err);
+		return w.status;
+	}
+	json_decref(w.result);
+	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "ttl: out of memory");
 	t->store = store;

@@ -19,6 +19,8 @@
 
 struct ttl;
 
+/* Gives every armed TTL check a whole TTL from now (the server was down,
+ * so nobody could update them), then starts the thread. */
 int ttl_start(struct ttl **out, struct store *store, char **err);
 /* Wakes and joins the thread; NULL is fine. */
 void ttl_stop(struct ttl *t);

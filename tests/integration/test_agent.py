@@ -442,6 +442,31 @@ class MetricsTest(harness.ServerTest):
         self.assertEqual(self.srv.get("/v1/agent/metrics?format=xml").status, 400)
 
 
+class TTLRestartTest(harness.ServerTest):
+    """After a restart, TTL checks get a whole TTL again (as Consul's agent
+    restarts its timers): clients could not heartbeat a stopped server."""
+    dev = True
+
+    def status(self, cid):
+        return self.srv.get("/v1/agent/checks").json()[cid]["Status"]
+
+    def test_restart_rearms(self):
+        r = self.srv.put("/v1/agent/check/register",
+                         {"Name": "rearm", "TTL": "1500ms", "Status": "passing"})
+        self.assertEqual(r.status, 200, r)
+        self.srv.stop()
+        time.sleep(1.7)           # the deadline passes while the server is down
+        self.srv.start()
+        t0 = time.monotonic()
+        self.assertEqual(self.status("rearm"), "passing")
+        while self.status("rearm") != "critical" and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        self.assertEqual(self.status("rearm"), "critical")
+        self.assertGreater(took, 1.2)
+        self.assertLess(took, 2.5)
+
+
 class AgentTokenTest(harness.ServerTest):
     """Permissions, once tokens exist (skipped while the server only runs --dev)."""
 
