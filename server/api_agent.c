@@ -495,6 +495,148 @@ static int h_check_update(struct req *r)
 	return rc;
 }
 
+/* ---- local service health (/v1/agent/health/service/...) ---- */
+
+/* Consul's aggregate: maintenance first, then the worst status. */
+static const char *aggregate(json_t *checks)
+{
+	const char *worst = "passing";
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(checks, i, c) {
+		const char *id = json_string_value(json_object_get(c, "CheckID"));
+		const char *st = json_string_value(json_object_get(c, "Status"));
+		if (strcmp(id, AGENT_NODE_MAINT_ID) == 0 ||
+		    strncmp(id, AGENT_SERVICE_MAINT_PREFIX, strlen(AGENT_SERVICE_MAINT_PREFIX)) == 0)
+			return "maintenance";
+		if (strcmp(st, "critical") == 0)
+			worst = "critical";
+		else if (strcmp(st, "warning") == 0 && strcmp(worst, "passing") == 0)
+			worst = "warning";
+	}
+	return worst;
+}
+
+static int aggregate_status(const char *agg)
+{
+	if (strcmp(agg, "passing") == 0)
+		return 200;
+	if (strcmp(agg, "warning") == 0)
+		return 429;
+	return 503;
+}
+
+/* {AggregatedStatus, Service, Checks} for one service: its checks and the
+ * node's. */
+static json_t *service_health(json_t *svc, json_t *all_checks, const char *dc)
+{
+	const char *id = json_string_value(json_object_get(svc, "ID")), *k;
+	json_t *checks = json_array(), *c;
+
+	json_object_foreach(all_checks, k, c) {
+		const char *sid = json_string_value(json_object_get(c, "ServiceID"));
+		if (sid[0] == '\0' || strcmp(sid, id) == 0)
+			json_array_append(checks, c);
+	}
+	add_datacenter(svc, dc);
+	return json_pack("{s:s, s:O, s:o}", "AggregatedStatus", aggregate(checks), "Service", svc,
+			 "Checks", checks);
+}
+
+/* agg may point into body. */
+static int reply_health(struct req *r, int status, const char *agg, json_t *body)
+{
+	const char *format = req_query(r, "format");
+	char *text;
+
+	if (format && strcmp(format, "text") == 0) {
+		text = strdup(agg);
+		json_decref(body);
+		if (text == NULL)
+			return req_error(r, 500, "out of memory");
+		return req_reply_raw(r, status, "text/plain", text, strlen(text));
+	}
+	return req_reply_json(r, status, body);
+}
+
+static int h_health_by_id(struct req *r)
+{
+	struct server *srv = req_server(r);
+	const char *id = req_tail(r);
+	struct db *db;
+	json_t *svc, *checks, *out;
+	const char *agg;
+
+	if (id[0] == '\0')
+		return req_error(r, 400, "service: an ID is required: /v1/agent/health/service/id/ID");
+	if ((db = api_read_begin(r)) == NULL)
+		return 500;
+	svc = catalog_agent_service(db, srv->node_name, id);
+	checks = svc ? catalog_agent_checks(db, srv->node_name) : NULL;
+	store_read_end(db);
+	if (svc == NULL) {
+		if (!req_authorize(r, AUTH_READ, NULL))
+			return 403;
+		if (req_query(r, "format") && strcmp(req_query(r, "format"), "text") == 0)
+			return req_reply_raw(r, 404, "text/plain", strdup("unknown service ID"), 18);
+		return req_error(r, 404, "unknown service ID \"%s\"", id);
+	}
+	if (!req_authorize(r, AUTH_READ, json_string_value(json_object_get(svc, "Service")))) {
+		json_decref(svc);
+		json_decref(checks);
+		return 403;
+	}
+	out = service_health(svc, checks, srv->datacenter);
+	json_decref(svc);
+	json_decref(checks);
+	agg = json_string_value(json_object_get(out, "AggregatedStatus"));
+	return reply_health(r, aggregate_status(agg), agg, out);
+}
+
+static int h_health_by_name(struct req *r)
+{
+	struct server *srv = req_server(r);
+	const char *name = req_tail(r), *k, *agg = "passing";
+	struct db *db;
+	json_t *svcs, *checks, *out, *svc;
+	int status = 200;
+
+	if (name[0] == '\0')
+		return req_error(r, 400, "service: a name is required: /v1/agent/health/service/name/NAME");
+	if (!req_authorize(r, AUTH_READ, name))
+		return 403;
+	if ((db = api_read_begin(r)) == NULL)
+		return 500;
+	svcs = catalog_agent_services(db, srv->node_name);
+	checks = catalog_agent_checks(db, srv->node_name);
+	store_read_end(db);
+	out = json_array();
+	json_object_foreach(svcs, k, svc) {
+		json_t *h;
+		int st;
+		if (strcmp(json_string_value(json_object_get(svc, "Service")), name) != 0)
+			continue;
+		h = service_health(svc, checks, srv->datacenter);
+		st = aggregate_status(json_string_value(json_object_get(h, "AggregatedStatus")));
+		/* The answer's status is the worst instance's. */
+		if (st > status || (st == 503 && strcmp(agg, "critical") != 0)) {
+			status = st;
+			agg = json_string_value(json_object_get(h, "AggregatedStatus"));
+		}
+		json_array_append_new(out, h);
+	}
+	json_decref(svcs);
+	json_decref(checks);
+	if (json_array_size(out) == 0) {
+		json_decref(out);
+		if (req_query(r, "format") && strcmp(req_query(r, "format"), "text") == 0)
+			return req_reply_raw(r, 404, "text/plain", strdup("critical"), 8);
+		return req_error(r, 404, "no service named \"%s\" on this agent", name);
+	}
+	return reply_health(r, status, agg, out);
+}
+
 /* ---- metrics ---- */
 
 static int reply_prometheus(struct req *r)
@@ -555,6 +697,8 @@ const struct route api_agent_routes[] = {
 	{ M_PUT, "/v1/agent/service/maintenance/", ROUTE_PREFIX, h_service_maintenance },
 	{ M_GET, "/v1/agent/service/", ROUTE_PREFIX | ROUTE_BLOCKING, h_service },
 	{ M_PUT, "/v1/agent/maintenance", 0, h_node_maintenance },
+	{ M_GET, "/v1/agent/health/service/id/", ROUTE_PREFIX, h_health_by_id },
+	{ M_GET, "/v1/agent/health/service/name/", ROUTE_PREFIX, h_health_by_name },
 	{ M_PUT, "/v1/agent/check/register", 0, h_check_register },
 	{ M_PUT | M_GET, "/v1/agent/check/deregister/", ROUTE_PREFIX, h_check_deregister },
 	{ M_PUT | M_GET, "/v1/agent/check/pass/", ROUTE_PREFIX, h_check_pass },

@@ -305,6 +305,39 @@ class AgentTest(harness.ServerTest):
         blk = [c for c in r2.json() if c["CheckID"] == "blk"][0]
         self.assertEqual(blk["Status"], "critical")
 
+    def test_local_service_health(self):
+        self.put_ok("/v1/agent/service/register",
+                    {"Name": "lh", "ID": "lh-1", "Check": {"CheckID": "lh-ttl", "TTL": "60s"}})
+        self.put_ok("/v1/agent/service/register",
+                    {"Name": "lh", "ID": "lh-2", "Check": {"CheckID": "lh2-ttl", "TTL": "60s",
+                                                           "Status": "passing"}})
+        r = self.srv.get("/v1/agent/health/service/id/lh-1")
+        self.assertEqual(r.status, 503, r)
+        d = r.json()
+        self.assertEqual(d["AggregatedStatus"], "critical")
+        self.assertEqual(d["Service"]["ID"], "lh-1")
+        ids = {c["CheckID"] for c in d["Checks"]}
+        self.assertIn("lh-ttl", ids)
+        self.assertIn("serfHealth", ids)        # the node's checks count too
+        self.assertNotIn("lh2-ttl", ids)
+        self.put_ok("/v1/agent/check/warn/lh-ttl")
+        self.assertEqual(self.srv.get("/v1/agent/health/service/id/lh-1").status, 429)
+        self.put_ok("/v1/agent/check/pass/lh-ttl")
+        r = self.srv.get("/v1/agent/health/service/id/lh-1?format=text")
+        self.assertEqual((r.status, r.body), (200, "passing"))
+        r = self.srv.get("/v1/agent/health/service/name/lh")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(x["Service"]["ID"] for x in r.json()), ["lh-1", "lh-2"])
+        self.put_ok("/v1/agent/service/maintenance/lh-2?enable=true")
+        r = self.srv.get("/v1/agent/health/service/name/lh")
+        self.assertEqual(r.status, 503)
+        by_id = {x["Service"]["ID"]: x["AggregatedStatus"] for x in r.json()}
+        self.assertEqual(by_id, {"lh-1": "passing", "lh-2": "maintenance"})
+        self.assertEqual(self.srv.get("/v1/agent/health/service/name/lh?format=text").body,
+                         "maintenance")
+        self.assertEqual(self.srv.get("/v1/agent/health/service/id/nope").status, 404)
+        self.assertEqual(self.srv.get("/v1/agent/health/service/name/nope").status, 404)
+
     # ---- maintenance ----
 
     def test_service_maintenance(self):
