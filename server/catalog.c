@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "ctx." before a field name, or nothing for top-level fields (ctx NULL). */
+#define CTX(c) (c) ? (c) : "", (c) ? "." : ""
+
 int check_status_valid(const char *s)
 {
 	return strcmp(s, "passing") == 0 || strcmp(s, "warning") == 0 ||
@@ -25,11 +28,11 @@ static int decode_tagged_service_addresses(json_t *obj, const char *ctx, json_t 
 	if (v == NULL || json_is_null(v))
 		return WEFT_OK;
 	if (!json_is_object(v))
-		return weft_errf(err, WEFT_EINVAL, "%s.TaggedAddresses: must be an object", ctx);
+		return weft_errf(err, WEFT_EINVAL, "%s%sTaggedAddresses: must be an object", CTX(ctx));
 	json_object_foreach(v, k, e) {
 		const char *addr = NULL;
 		long long port = 0;
-		snprintf(sub, sizeof(sub), "%s.TaggedAddresses.%s", ctx, k);
+		snprintf(sub, sizeof(sub), "%s%sTaggedAddresses.%s", CTX(ctx), k);
 		if (!json_is_object(e))
 			return weft_errf(err, WEFT_EINVAL, "%s: must be an object with Address and Port", sub);
 		if (jx_str(e, sub, "Address", &addr, CAT_NAME_MAX, err) != WEFT_OK ||
@@ -66,24 +69,24 @@ int catalog_decode_service(json_t *obj, const char *ctx, struct cat_service *s, 
 		return WEFT_EINVAL;
 	if (!name_valid(s->name, CAT_NAME_MAX))
 		return weft_errf(err, WEFT_EINVAL,
-				 "%s.Service: \"%s\" is not a valid name (letters, digits, '-', '_', '.')",
-				 ctx, s->name);
+				 "%s%sService: \"%s\" is not a valid name (letters, digits, '-', '_', '.')",
+				 CTX(ctx), s->name);
 	if (s->id == NULL || s->id[0] == '\0')
 		s->id = s->name;
 	if (s->mesh[0] == '\0')
 		s->mesh = "default";
 	if (!name_valid(s->mesh, CAT_NAME_MAX))
-		return weft_errf(err, WEFT_EINVAL, "%s.Mesh: \"%s\" is not a valid mesh name", ctx, s->mesh);
+		return weft_errf(err, WEFT_EINVAL, "%s%sMesh: \"%s\" is not a valid mesh name", CTX(ctx), s->mesh);
 	if (s->kind[0] && strcmp(s->kind, "connect-proxy") && strcmp(s->kind, "mesh-gateway") &&
 	    strcmp(s->kind, "ingress-gateway") && strcmp(s->kind, "terminating-gateway") &&
 	    strcmp(s->kind, "api-gateway"))
 		return weft_errf(err, WEFT_EINVAL,
-				 "%s.Kind: \"%s\" is not one of connect-proxy, mesh-gateway, "
-				 "ingress-gateway, terminating-gateway, api-gateway", ctx, s->kind);
+				 "%s%sKind: \"%s\" is not one of connect-proxy, mesh-gateway, "
+				 "ingress-gateway, terminating-gateway, api-gateway", CTX(ctx), s->kind);
 	if (w) {
 		long long passing = 1, warning = 1;
 		char sub[300];
-		snprintf(sub, sizeof(sub), "%s.Weights", ctx);
+		snprintf(sub, sizeof(sub), "%s%sWeights", CTX(ctx));
 		if (jx_int(w, sub, "Passing", &passing, 1, 1000000, err) != WEFT_OK ||
 		    jx_int(w, sub, "Warning", &warning, 0, 1000000, err) != WEFT_OK)
 			return WEFT_EINVAL;
@@ -115,12 +118,12 @@ int catalog_decode_check(json_t *obj, const char *ctx, struct cat_check *c, char
 	if (c->id == NULL || c->id[0] == '\0')
 		c->id = c->name;
 	if (c->id == NULL || c->id[0] == '\0')
-		return weft_errf(err, WEFT_EINVAL, "%s.Name: is required (or CheckID)", ctx);
+		return weft_errf(err, WEFT_EINVAL, "%s%sName: is required (or CheckID)", CTX(ctx));
 	if (c->name == NULL || c->name[0] == '\0')
 		c->name = c->id;
 	if (c->status[0] && !check_status_valid(c->status))
 		return weft_errf(err, WEFT_EINVAL,
-				 "%s.Status: \"%s\" is not one of passing, warning, critical", ctx,
+				 "%s%sStatus: \"%s\" is not one of passing, warning, critical", CTX(ctx),
 				 c->status);
 	if (c->ttl_ms > 0 && c->type[0] == '\0')
 		c->type = "ttl";

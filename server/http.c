@@ -35,6 +35,7 @@ static const struct route *const route_tables[] = {
 	api_acl_routes,
 	api_kv_routes,
 	api_session_routes,
+	api_agent_routes,
 };
 
 enum phase {

@@ -49,6 +49,7 @@ extern const struct route api_status_routes[];
 extern const struct route api_acl_routes[];
 extern const struct route api_kv_routes[];
 extern const struct route api_session_routes[];
+extern const struct route api_agent_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */

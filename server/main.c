@@ -10,6 +10,7 @@
 #include "session.h"
 #include "settings.h"
 #include "store.h"
+#include "ttl.h"
 #include "util.h"
 
 #include <errno.h>
@@ -148,6 +149,8 @@ int main(int argc, char **argv)
 	/* Session TTLs restart from now, as on a Consul leader election. */
 	if (session_reaper_start(&reaper, srv.store, 250, &err) != WEFT_OK)
 		fatalx("main", "session reaper failed error=\"%s\"", err);
+	if (ttl_start(&srv.ttl, srv.store, &err) != WEFT_OK)
+		fatalx("main", "ttl start failed error=\"%s\"", err);
 
 	hopts.addr = cfg.http_addr;
 	hopts.threads = cfg.http_threads;
@@ -186,6 +189,7 @@ out:
 	http_stop(https);
 	http_stop(http);
 	session_reaper_stop(reaper);
+	ttl_stop(srv.ttl);
 	auth_close(srv.auth);
 	store_close(srv.store);
 	hub_free(srv.hub);
