@@ -118,7 +118,7 @@ static int nonempty_array(json_t *doc, const char *field)
 }
 
 /* Decodes a create request into c (claims, description); validates it all. */
-static int decode_create(json_t *doc, const char *dc, struct auth_create *c, char **err)
+int auth_decode_create(json_t *doc, const char *dc, struct auth_create *c, char **err)
 {
 	const char *desc = "", *kind = NULL, *svc = NULL, *node = NULL, *svc_id = NULL,
 		   *node_id = NULL, *accessor = NULL, *secret = NULL, *exptime = NULL, *scope = NULL;
@@ -263,7 +263,7 @@ static int h_create(struct req *r)
 		free(c);
 		return 400;
 	}
-	rc = decode_create(doc, srv->datacenter, c, &err);
+	rc = auth_decode_create(doc, srv->datacenter, c, &err);
 	json_decref(doc);
 	if (rc != WEFT_OK) {
 		auth_create_free(c);

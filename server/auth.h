@@ -69,6 +69,8 @@ struct auth_create {
 };
 int auth_mint(struct auth *a, struct auth_create *c, char **err);
 void auth_create_free(struct auth_create *c);
+/* Decodes and validates PUT /v1/acl/token's body (in api_acl.c). */
+int auth_decode_create(json_t *doc, const char *dc, struct auth_create *c, char **err);
 
 struct auth_revoke {
 	struct auth *auth;
