@@ -933,12 +933,13 @@ static const char *header_value(const struct intention_call *c, const char *name
 	if (buf == NULL)
 		return first; /* out of memory: the first value only */
 	w = buf;
+	count = 0;
 	for (i = 0; i < c->n_headers; i++) {
 		if (c->headers[i].name && strcasecmp(c->headers[i].name, name) == 0) {
 			const char *v = c->headers[i].value ? c->headers[i].value : "";
 			size_t l = strlen(v);
 
-			if (w != buf)
+			if (count++)
 				*w++ = ',';
 			memcpy(w, v, l);
 			w += l;

@@ -571,6 +571,12 @@ static void test_decide_l7(void **state)
 	http(set, "GET", "/neq", &k_no, 1, D, D, INTENTION_BY_NO_PERMISSION, -1);
 	http(set, "GET", "/neq", multi, 2, D, A, INTENTION_BY_PERMISSION, 8);
 	http(set, "GET", "/neq", NULL, 0, D, D, INTENTION_BY_NO_PERMISSION, -1);
+	/* Joining keeps empty values: "" and "no" give ",no", not "no". */
+	{
+		struct intention_header empty_first[] = { { "x-k", "" }, { "x-k", "no" } };
+
+		http(set, "GET", "/neq", empty_first, 2, D, A, INTENTION_BY_PERMISSION, 8);
+	}
 	/* First matching permission wins: /admin with a token is denied. */
 	http(set, "GET", "/admin", &tok, 1, A, D, INTENTION_BY_PERMISSION, 0);
 
@@ -739,6 +745,20 @@ static void test_analysis_permissions(void **state)
 		"{\"Action\":\"allow\",\"HTTP\":{\"PathPrefix\":\"/\"}},"
 		/* 18: preempted by 16 */
 		"{\"Action\":\"allow\",\"HTTP\":{\"PathPrefix\":\"/\",\"Methods\":[\"PATCH\"]}}"
+		"]},"
+		"{\"ID\":\"q\",\"SourceName\":\"web\",\"DestinationName\":\"db\",\"Permissions\":["
+		/* 0: a header present */
+		"{\"Action\":\"allow\",\"HTTP\":{\"PathPrefix\":\"/h\",\"Header\":[{\"Name\":\"x-h\",\"Present\":true}]}},"
+		/* 1: preempted by 0: x-h != 1 still needs x-h present */
+		"{\"Action\":\"deny\",\"HTTP\":{\"PathExact\":\"/h\",\"Header\":[{\"Name\":\"x-h\",\"Exact\":\"1\",\"Invert\":true}]}},"
+		/* 2: not preempted: x-h absent */
+		"{\"Action\":\"deny\",\"HTTP\":{\"PathExact\":\"/h\",\"Header\":[{\"Name\":\"x-h\",\"Present\":true,\"Invert\":true}]}},"
+		/* 3, 4 (preempted by 3), 5 (different suffixes: never) */
+		"{\"Action\":\"allow\",\"HTTP\":{\"Header\":[{\"Name\":\"x-f\",\"Suffix\":\"on\"}]}},"
+		"{\"Action\":\"allow\",\"HTTP\":{\"Header\":[{\"Name\":\"x-f\",\"Suffix\":\".json\"}]}},"
+		"{\"Action\":\"allow\",\"HTTP\":{\"Header\":[{\"Name\":\"x-g\",\"Suffix\":\".json\"},{\"Name\":\"x-g\",\"Suffix\":\".xml\"}]}},"
+		/* 6: prefixes that overlap are not contradictory */
+		"{\"Action\":\"allow\",\"HTTP\":{\"Header\":[{\"Name\":\"x-p\",\"Prefix\":\"ab\"},{\"Name\":\"x-p\",\"Prefix\":\"abc\"}]}}"
 		"]}]");
 	struct intention_report *r = analyze(set, NULL, 0);
 
@@ -747,7 +767,9 @@ static void test_analysis_permissions(void **state)
 			"permission-preempted:p.2<0,1> permission-preempted:p.5<4> "
 			"permission-preempted:p.8<7> permission-never-matches:p.10 "
 			"permission-never-matches:p.11 permission-never-matches:p.12 "
-			"permission-preempted:p.14<13> permission-preempted:p.18<16>");
+			"permission-preempted:p.14<13> permission-preempted:p.18<16> "
+			"permission-preempted:q.1<0> permission-preempted:q.4<3> "
+			"permission-never-matches:q.5");
 	intention_report_free(r);
 	intention_set_free(set);
 }
