@@ -1468,7 +1468,7 @@ static int analyze_perms(struct intention_report *r, const struct intention *ix,
 {
 	size_t j, i, k, nm, nby, q;
 	int by[INTENTION_PERMISSIONS_MAX];
-	char why[256], desc[700], msg[1200], list[400];
+	char why[256], desc[700], msg[2048], list[400];
 	struct intention_finding *f;
 
 	describe(ix, desc, sizeof(desc));
