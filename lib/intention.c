@@ -805,10 +805,16 @@ int intention_set_new(struct intention **ixs, size_t n, struct intention_set **o
 		size_t p = quad_lookup(s, ix->src_ns, ix->src_name, ix->dst_ns, ix->dst_name), k;
 
 		if (p) {
-			rc = weft_errf(err, WEFT_EEXIST,
-				       "intentions: \"%s\" and \"%s\" both go from %s/%s to %s/%s",
-				       s->v[p - 1]->id, ix->id, ix->src_ns, ix->src_name, ix->dst_ns,
-				       ix->dst_name);
+			const char *a = s->v[p - 1]->id, *b = ix->id;
+
+			if (*a && *b)
+				rc = weft_errf(err, WEFT_EEXIST,
+					       "intentions: \"%s\" and \"%s\" both go from %s/%s to %s/%s",
+					       a, b, ix->src_ns, ix->src_name, ix->dst_ns, ix->dst_name);
+			else
+				rc = weft_errf(err, WEFT_EEXIST,
+					       "intentions: two intentions go from %s/%s to %s/%s",
+					       ix->src_ns, ix->src_name, ix->dst_ns, ix->dst_name);
 			goto out;
 		}
 		for (k = (size_t)hash4(ix->src_ns, ix->src_name, ix->dst_ns, ix->dst_name) &
@@ -1086,6 +1092,18 @@ const char *intention_reason_string(enum intention_reason r)
 	return "unknown";
 }
 
+const char *intention_reason_kind(enum intention_reason r)
+{
+	switch (r) {
+	case INTENTION_BY_DEFAULT: return "default";
+	case INTENTION_BY_ACTION: return "action";
+	case INTENTION_BY_PERMISSION: return "permission";
+	case INTENTION_BY_NO_PERMISSION: return "no-permission";
+	case INTENTION_BY_L7_NOT_HTTP: return "l7-not-http";
+	}
+	return "unknown";
+}
+
 json_t *intention_decision_to_json(const struct intention_decision *d)
 {
 	json_t *o = json_object(), *ix;
@@ -1094,6 +1112,7 @@ json_t *intention_decision_to_json(const struct intention_decision *d)
 		return NULL;
 	json_object_set_new(o, "Allowed", json_boolean(d->action == INTENTION_ALLOW));
 	json_object_set_new(o, "DecidedBy", json_string(d->intention ? "intention" : "default"));
+	json_object_set_new(o, "ReasonKind", json_string(intention_reason_kind(d->reason)));
 	json_object_set_new(o, "Reason", json_string(intention_reason_string(d->reason)));
 	if (d->intention) {
 		const struct intention *i = d->intention;

@@ -67,6 +67,12 @@
  *   lets web reach db through Envoy while Consul's check says deny. Weft
  *   decides by precedence everywhere.
  *
+ * A set is immutable once built: decide, match, find and analyze may run on
+ * it from several threads at once (glibc's regexec locks a shared regex_t).
+ * Cost: building O(n log n); a decision at most 9 hash probes plus the
+ * deciding intention's permissions; analysis O(n) probes for a fixed set
+ * of namespaces.
+ *
  * Every string an intention hands out lives as long as the intention; an
  * intention in a set lives as long as the set. Functions returning int use
  * enum weft_err codes and set *err (caller frees) on failure. */
@@ -197,10 +203,14 @@ struct intention_decision {
 void intention_set_decide(const struct intention_set *set, const struct intention_call *call,
 			  enum intention_action default_action,
 			  struct intention_decision *out);
-/* {"Allowed": bool, "DecidedBy": "intention"|"default", "Reason": "...",
+/* {"Allowed": bool, "DecidedBy": "intention"|"default", "ReasonKind":
+ *  intention_reason_kind(), "Reason": intention_reason_string(),
  *  "Intention": {ID, SourceNS, SourceName, DestinationNS, DestinationName,
  *  Precedence, Action?} or absent, "Permission": i or absent}. */
 json_t *intention_decision_to_json(const struct intention_decision *d);
+/* "default", "action", "permission", "no-permission", "l7-not-http". */
+const char *intention_reason_kind(enum intention_reason r);
+/* A sentence for people. */
 const char *intention_reason_string(enum intention_reason r);
 
 enum intention_match_by {

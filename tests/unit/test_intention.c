@@ -344,7 +344,14 @@ static void test_duplicates_rejected(void **state)
 	(void)state;
 	assert_int_equal(intention_set_from_json(j, &set, &err), WEFT_EEXIST);
 	assert_null(set);
-	assert_non_null(strstr(err, "both go from default/web to default/db"));
+	assert_string_equal(err, "intentions: \"one\" and \"two\" both go from default/web to default/db");
+	free(err);
+	json_decref(j);
+	j = parse("[{\"SourceName\":\"*\",\"DestinationName\":\"db\",\"Action\":\"allow\"},"
+		  "{\"SourceName\":\"*\",\"DestinationName\":\"db\",\"Action\":\"deny\"}]");
+	err = NULL;
+	assert_int_equal(intention_set_from_json(j, &set, &err), WEFT_EEXIST);
+	assert_string_equal(err, "intentions: two intentions go from default/* to default/db");
 	free(err);
 	json_decref(j);
 	/* Decoding errors name the array position. */
@@ -432,6 +439,7 @@ static void test_decide_l4_wildcards(void **state)
 	o = intention_decision_to_json(&d);
 	assert_true(json_is_true(json_object_get(o, "Allowed")));
 	assert_string_equal(json_string_value(json_object_get(o, "DecidedBy")), "default");
+	assert_string_equal(json_string_value(json_object_get(o, "ReasonKind")), "default");
 	assert_null(json_object_get(o, "Intention"));
 	json_decref(o);
 
@@ -588,6 +596,7 @@ static void test_decide_l7(void **state)
 	assert_string_equal(intention_id(d.intention), "l7");
 	o = intention_decision_to_json(&d);
 	assert_null(json_object_get(json_object_get(o, "Intention"), "Action"));
+	assert_string_equal(json_string_value(json_object_get(o, "ReasonKind")), "l7-not-http");
 	json_decref(o);
 	/* Other sources reach the L4 intention below. */
 	c.source_name = "other";
