@@ -42,7 +42,9 @@
  *     /v1/connect/intentions/check and /v1/agent/connect/authorize answer):
  *     DENY. Consul's IntentionDecision is called with allowPermissions=false
  *     for these, and xds/rbac.go turns L7 intentions into deny rules on TCP
- *     listeners.
+ *     listeners. (Consul's service topology view passes allowPermissions=
+ *     true: a caller asking "may some request get through" should read
+ *     INTENTION_BY_L7_NOT_HTTP as "depends on the request", not as deny.)
  *   - L7 intention, HTTP request: the permissions are tried in order and the
  *     first that matches decides with its Action. If none matches, the
  *     DEFAULT ACTION decides: evaluation does NOT fall through to
