@@ -48,9 +48,10 @@
  *   - L7 intention, HTTP request: the permissions are tried in order and the
  *     first that matches decides with its Action. If none matches, the
  *     DEFAULT ACTION decides: evaluation does NOT fall through to
- *     lower-precedence intentions (xds/rbac.go: the L7 intention's source is
- *     removed from every lower intention; permissions whose action equals the
- *     default are dropped because "handled by the default catch-all";
+ *     lower-precedence intentions (xds/rbac.go: a lower intention with a
+ *     broader source excludes the L7 intention's source; permissions whose
+ *     action equals the default are dropped, "handled by the default
+ *     catch-all";
  *     service-intentions docs: traffic that matches no permission "will be
  *     subject to the default intention behavior").
  *   - A permission matches when all its parts match: the path (PathExact:
