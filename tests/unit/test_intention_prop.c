@@ -553,6 +553,46 @@ static void check_set(void)
 		CHECK(reached[i] || shadowed[i] || never[i],
 		      "%s decides no call but is not reported", v[i].id);
 	}
+	/* Writing one of them last: analyze_new must report, about it, what
+	 * the full analysis reports. */
+	if (n > 0) {
+		struct intention *rest[10], *x = NULL;
+		struct intention_set *before = NULL;
+		struct intention_report *nrep = NULL;
+		char want[256] = "", got[256] = "";
+		int w = (int)rnd((uint32_t)n), q = 0;
+
+		for (i = 0; i < n; i++) {
+			json_t *j = rix_json(&v[i]);
+
+			CHECK(intention_from_json(j, NULL, i == w ? &x : &rest[q], &err) == WEFT_OK,
+			      "decode: %s", err);
+			q += i != w;
+			json_decref(j);
+		}
+		CHECK(intention_set_new(rest, (size_t)q, &before, &err) == WEFT_OK, "set: %s", err);
+		CHECK(intention_set_analyze_new(before, x, &u, &nrep, &err) == WEFT_OK,
+		      "analyze_new: %s", err);
+		for (f = 0; f < intention_report_count(rep); f++) {
+			const struct intention_finding *fi = intention_report_get(rep, f);
+
+			if (!strcmp(intention_id(fi->intention), v[w].id))
+				snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d.%d ",
+					 (int)fi->kind, fi->permission);
+		}
+		for (f = 0; f < intention_report_count(nrep); f++) {
+			const struct intention_finding *fi = intention_report_get(nrep, f);
+
+			if (fi->intention == x)
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), "%d.%d ",
+					 (int)fi->kind, fi->permission);
+		}
+		CHECK(!strcmp(want, got), "analyze_new about %s: \"%s\", full analysis \"%s\"",
+		      v[w].id, got, want);
+		intention_report_free(nrep);
+		intention_set_free(before);
+		intention_free(x);
+	}
 	intention_report_free(rep);
 	intention_set_free(set);
 	for (i = 0; i < n; i++)
