@@ -1558,10 +1558,49 @@ static const char *default_field(const char *kind, json_t *entry, enum chain_err
 	return "Name";
 }
 
+/* Index of the first source with L7 Permissions, or -1. */
+static long l7_source(const json_t *ixn)
+{
+	json_t *s;
+	size_t i;
+
+	if (ixn == NULL || !strcmp(sget(ixn, "Name"), "*"))
+		return -1;
+	json_array_foreach(json_object_get(ixn, "Sources"), i, s) {
+		if (json_array_size(json_object_get(s, "Permissions")))
+			return (long)i;
+	}
+	return -1;
+}
+
+/* Consul refuses L7 intention permissions on a service whose protocol is
+ * not HTTP-like, whether the intentions or the protocol change. */
+static int check_l7_intentions(const char *kind, const char *name, json_t *entry,
+			       struct chain *c, json_t *ixn, char **err)
+{
+	long i = l7_source(ixn);
+
+	if (i < 0 || http_like(c->proto))
+		return WEFT_OK;
+	if (!strcmp(kind, INTENTIONS))
+		return weft_errf(err, WEFT_EINVAL,
+				 "Sources[%ld].Permissions: service \"%s\" has protocol \"%s\" (%s), which does not allow L7 permissions; set its protocol to http, http2 or grpc",
+				 i, c->service, c->proto, c->proto_src);
+	if (entry == NULL)
+		return weft_errf(err, WEFT_EINVAL,
+				 "%s \"%s\": cannot delete: service \"%s\" would have protocol \"%s\" (%s), but service-intentions \"%s\" Sources[%ld].Permissions need http, http2 or grpc",
+				 kind, name, c->service, c->proto, c->proto_src, c->service, i);
+	return weft_errf(err, WEFT_EINVAL,
+			 "%s: service \"%s\" would have protocol \"%s\" (%s), but service-intentions \"%s\" Sources[%ld].Permissions need http, http2 or grpc",
+			 default_field(kind, entry, E_L7), c->service, c->proto, c->proto_src,
+			 c->service, i);
+}
+
 static int check_chains(const char *kind, const char *name, json_t *entry,
 			const struct config_entry_lookup *lk, char **err)
 {
-	static const char *const chain_kinds[] = { ROUTER, SPLITTER, RESOLVER, SD, NULL };
+	static const char *const chain_kinds[] = { ROUTER, SPLITTER, RESOLVER, SD, INTENTIONS,
+						   NULL };
 	struct overlay ov = { lk, kind, name, entry, 0 };
 	struct names ns = { NULL, 0, 0 };
 	struct chain *c = NULL;
@@ -1569,11 +1608,12 @@ static int check_chains(const char *kind, const char *name, json_t *entry,
 	int rc = WEFT_OK;
 
 	if (strcmp(kind, SD) && strcmp(kind, PD) && strcmp(kind, ROUTER) &&
-	    strcmp(kind, SPLITTER) && strcmp(kind, RESOLVER))
+	    strcmp(kind, SPLITTER) && strcmp(kind, RESOLVER) &&
+	    (strcmp(kind, INTENTIONS) || l7_source(entry) < 0))
 		return WEFT_OK;
 	if (strcmp(kind, PD))
 		names_add(&ns, name);
-	if (lk && lk->list) {
+	if (lk && lk->list && strcmp(kind, INTENTIONS)) {
 		const char *const *k;
 
 		for (k = chain_kinds; *k; k++) {
@@ -1594,7 +1634,19 @@ static int check_chains(const char *kind, const char *name, json_t *entry,
 		c->ov = &ov;
 		c->service = ns.v[i];
 		ov.touched = 0;
-		if (chain_compile(c) == 0 || !ov.touched)
+		if (chain_compile(c) == 0) {
+			json_t *ixn;
+
+			if (!ov.touched && strcmp(kind, INTENTIONS))
+				continue;
+			ixn = ov_get(&ov, INTENTIONS, c->service);
+			rc = check_l7_intentions(kind, name, entry, c, ixn, err);
+			json_decref(ixn);
+			if (rc != WEFT_OK)
+				goto out;
+			continue;
+		}
+		if (!ov.touched)
 			continue;
 		if (entry == NULL && c->eblame.kind) {
 			rc = weft_errf(err, WEFT_EINVAL,

@@ -727,7 +727,7 @@ char *yamlx_error(const struct yamlx_doc *doc, size_t i, const char *msg)
 	char *path = NULL, *out = NULL;
 	int line = 1, col = 1;
 
-	if (sep && (size_t)(sep - msg) == strcspn(msg, " \"'"))
+	if (sep && strcspn(msg, " \"'") > (size_t)(sep - msg))
 		path = strndup(msg, (size_t)(sep - msg));
 	yamlx_locate(doc, i, path ? path : "", &line, &col);
 	if (asprintf(&out, "%s:%d:%d: %s", doc ? doc->file : "<stdin>", line, col, msg) < 0)
