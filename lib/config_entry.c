@@ -773,7 +773,7 @@ static int validate_splitter(json_t *e, char **err)
 		return weft_errf(err, WEFT_EINVAL, "Splits: at least one split is required");
 	json_array_foreach(splits, i, s) {
 		json_t *w = json_object_get(s, "Weight");
-		double wv = w ? json_real_value(w) : 0;
+		double wv = w ? json_number_value(w) : 0;
 
 		if (wv < 0 || wv > 100)
 			return weft_errf(err, WEFT_EINVAL, "Splits[%zu].Weight: %g is not between 0 and 100",

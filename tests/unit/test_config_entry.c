@@ -736,6 +736,15 @@ static void test_check_write_args(void **state)
 	assert_int_equal(config_entry_check_write("service-splitter", "api", e, &lk, &err), WEFT_EINVAL);
 	assert_string_equal(err, "Splits: the weights must add up to 100, not 40.00");
 	free(err);
+	err = NULL;
+	json_decref(e);
+	/* Integer weights, as a JSON client may send them, count too. */
+	e = json_pack("{s:s, s:s, s:[{s:i, s:s}, {s:i, s:s}]}", "Kind", "service-splitter", "Name",
+		      "api", "Splits", "Weight", 60, "Service", "a", "Weight", 40, "Service", "b");
+	assert_int_equal(config_entry_check_write("service-splitter", "api", e, &lk, &err), WEFT_EINVAL);
+	/* The weights pass; what is left is the protocol (none is set here). */
+	assert_non_null(strstr(err, "Splits: a service-splitter for \"api\" needs protocol"));
+	free(err);
 	json_decref(e);
 	mem_free(m);
 }
