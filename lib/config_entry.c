@@ -2,6 +2,7 @@
 #include "duration.h"
 #include "err.h"
 #include "util.h"
+#include "yamlx.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -1156,6 +1157,48 @@ int config_entry_decode(json_t *in, json_t **out, char **err)
 	json_object_update_missing(*out, e);
 out:
 	json_decref(e);
+	return rc;
+}
+
+int config_entry_decode_file(const char *data, size_t len, const char *file, json_t **out,
+			     char **err)
+{
+	struct yamlx_doc *doc = NULL;
+	json_t *all = NULL, *e;
+	char *msg = NULL;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if ((rc = yamlx_parse(data, len, file, &doc, err)) != WEFT_OK)
+		return rc;
+	all = json_array();
+	if (all == NULL) {
+		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < yamlx_count(doc); i++) {
+		if (json_is_null(yamlx_root(doc, i)))
+			continue;
+		if ((rc = config_entry_decode(yamlx_root(doc, i), &e, &msg)) != WEFT_OK) {
+			char *located = yamlx_error(doc, i, msg ? msg : "invalid");
+
+			weft_errf(err, rc, "%s", located ? located : msg);
+			free(located);
+			goto out;
+		}
+		json_array_append_new(all, e);
+	}
+	if (json_array_size(all) == 0) {
+		rc = weft_errf(err, WEFT_EINVAL, "%s: no config entry in the file", yamlx_file(doc));
+		goto out;
+	}
+	*out = all;
+	all = NULL;
+out:
+	free(msg);
+	json_decref(all);
+	yamlx_free(doc);
 	return rc;
 }
 

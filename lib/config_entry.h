@@ -27,6 +27,13 @@ int config_entry_kind_valid(const char *kind);
  * dropped. This is what the server stores and serves. */
 int config_entry_decode(json_t *in, json_t **out, char **err);
 
+/* Decodes every document of a YAML or JSON file, as weftctl config write
+ * reads one (empty documents are skipped). On success *out is a new array of
+ * canonical entries; on error *err is "FILE:LINE:COL: Field.Path: message"
+ * (or libyaml's syntax error at its position). */
+int config_entry_decode_file(const char *data, size_t len, const char *file, json_t **out,
+			     char **err);
+
 /* Kind and Name of a canonical entry (borrowed). */
 const char *config_entry_kind(const json_t *entry);
 const char *config_entry_name(const json_t *entry);

@@ -1,12 +1,16 @@
 /* libFuzzer target: bytes -> yamlx -> config_entry_decode for every
  * document, then the cross-entry checks of each decoded entry against all
- * the others of the same input (write and delete), and error locating. */
+ * the others of the same input (write and delete), and error locating.
+ * Invariants (abort when broken): a refusal is WEFT_EINVAL with a message
+ * "Field: what"; the canonical entry decodes to itself, so what the server
+ * stores reads back unchanged. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config_entry.h"
+#include "err.h"
 #include "yamlx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,11 +54,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	store = json_array();
 	for (i = 0; i < yamlx_count(doc) && i < 64; i++) {
-		if (config_entry_decode(yamlx_root(doc, i), &e, &err) == 0) {
+		int rc = config_entry_decode(yamlx_root(doc, i), &e, &err);
+
+		if (rc == WEFT_OK) {
+			json_t *again = NULL;
+			char *err2 = NULL;
+
+			if (config_entry_decode(e, &again, &err2) != WEFT_OK || !json_equal(e, again))
+				abort();
+			json_decref(again);
 			json_array_append_new(store, e);
 		} else {
-			char *m = yamlx_error(doc, i, err ? err : "");
+			char *m;
 
+			if (rc != WEFT_EINVAL || err == NULL || strstr(err, ": ") == NULL)
+				abort();
+			m = yamlx_error(doc, i, err);
 			free(m);
 			free(err);
 			err = NULL;

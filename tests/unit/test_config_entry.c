@@ -390,6 +390,44 @@ static void test_json_and_yaml_same(void **state)
 	}
 }
 
+static void test_decode_file(void **state)
+{
+	static const char multi[] =
+		"Kind: service-defaults\nName: api\nProtocol: http\n"
+		"---\n"
+		"Kind: service-resolver\nName: api\nSubsets:\n  v1: {}\n"
+		"---\n";
+	static const char bad_second[] =
+		"Kind: service-defaults\nName: api\n"
+		"---\n"
+		"Kind: service-router\nName: api\nRoutes:\n  - Destination:\n      NumRetries: -1\n";
+	static const char json_file[] =
+		"{\n  \"Kind\": \"service-splitter\",\n  \"Name\": \"api\",\n  \"Splits\": [\n"
+		"    {\"Weight\": 50},\n    {\"Weight\": 60, \"Service\": \"b\"}\n  ]\n}\n";
+	json_t *all = NULL;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(config_entry_decode_file(multi, strlen(multi), "p.yaml", &all, &err), WEFT_OK);
+	assert_int_equal(json_array_size(all), 2);
+	assert_string_equal(config_entry_kind(json_array_get(all, 1)), "service-resolver");
+	json_decref(all);
+	/* The error names the file, the line of the field in the second
+	 * document, and the field. */
+	assert_int_equal(config_entry_decode_file(bad_second, strlen(bad_second), "p.yaml", &all, &err),
+			 WEFT_EINVAL);
+	assert_null(all);
+	assert_string_equal(err, "p.yaml:8:7: Routes[0].Destination.NumRetries: -1 is out of range [0, 4294967295]");
+	assert_int_equal(config_entry_decode_file(json_file, strlen(json_file), "s.json", &all, &err),
+			 WEFT_EINVAL);
+	assert_string_equal(err, "s.json:4:3: Splits: the weights must add up to 100, not 110.00");
+	assert_int_equal(config_entry_decode_file("a: [", 4, "x.yaml", &all, &err), WEFT_EINVAL);
+	assert_string_equal(err, "x.yaml:2:1: did not find expected node content while parsing a flow node");
+	assert_int_equal(config_entry_decode_file("# nothing\n", 10, "e.yaml", &all, &err), WEFT_EINVAL);
+	assert_string_equal(err, "e.yaml: no config entry in the file");
+	free(err);
+}
+
 /* ---- Cross-entry checks over an in-memory store ---- */
 
 struct mem {
@@ -856,6 +894,7 @@ int main(void)
 		cmocka_unit_test(test_service_intentions),
 		cmocka_unit_test(test_mesh),
 		cmocka_unit_test(test_json_and_yaml_same),
+		cmocka_unit_test(test_decode_file),
 		cmocka_unit_test(test_router_subsets),
 		cmocka_unit_test(test_l7_needs_http),
 		cmocka_unit_test(test_protocol_change_refused),
