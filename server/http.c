@@ -60,6 +60,7 @@ struct http {
 	struct MHD_Daemon *daemon;
 	char *addr;
 	int tls;
+	_Atomic int stopping;   /* http_stop began: refuse new requests, close after replies */
 	_Atomic long inflight;
 	pthread_mutex_t stats_lock;
 	struct stat_slot stats[STAT_SLOTS];
@@ -627,6 +628,9 @@ static enum MHD_Result queue_reply(struct req *r)
 		req_error(r, 500, "no reply was produced");
 	if (r->resp == NULL)
 		return MHD_NO;
+	/* Stopping: end keep-alive connections so that clients go away. */
+	if (atomic_load(&r->http->stopping))
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
 	MHD_destroy_response(r->resp);
 	r->resp = NULL;
@@ -658,6 +662,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		buf_init(&r->body, h->srv->max_body);
 		atomic_fetch_add(&h->inflight, 1);
 		*con_cls = r;
+		/* Counted in flight before this check, so that http_stop either
+		 * waits for this request or this request sees it stopping and
+		 * never suspends (libmicrohttpd aborts when it stops with a
+		 * suspended connection). */
+		if (atomic_load(&h->stopping)) {
+			req_error(r, 503, "the server is shutting down");
+			return queue_reply(r);
+		}
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > h->srv->max_body) {
 			req_error(r, 413, "body: %s bytes is over the limit of %zu bytes (--max-body)",
@@ -845,9 +857,12 @@ void http_stop(struct http *h)
 
 	if (h == NULL)
 		return;
+	atomic_store(&h->stopping, 1);
 	MHD_quiesce_daemon(h->daemon);
 	/* In-flight requests finish: parked queries were woken by the caller
-	 * (hub_wake_all) and queued writes complete on the store. */
+	 * (hub_wake_all) and queued writes complete on the store. Requests
+	 * that start from now on get 503, and every reply closes its
+	 * connection. */
 	until = now_mono_ms() + 10000;
 	while (atomic_load(&h->inflight) > 0 && now_mono_ms() < until)
 		usleep(10000);
