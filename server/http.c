@@ -7,6 +7,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "server.h"
+#include "tlsfiles.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -808,6 +809,9 @@ int http_start(struct http **out, struct server *srv, const struct http_opts *op
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (opts->tls_cert) {
+		rc = tlsfiles_check(opts->tls_cert, opts->tls_key, err);
+		if (rc != WEFT_OK)
+			goto fail;
 		cert = file_read_all(opts->tls_cert, 1 << 20, NULL);
 		key = file_read_all(opts->tls_key, 1 << 20, NULL);
 		if (cert == NULL || key == NULL) {

@@ -9,6 +9,7 @@
 #include "server.h"
 #include "settings.h"
 #include "store.h"
+#include "tlsfiles.h"
 #include "util.h"
 
 #include <errno.h>
@@ -95,6 +96,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (cfg.check_only) {
+		if (cfg.https_addr && tlsfiles_check(cfg.tls_cert, cfg.tls_key, &err) != WEFT_OK) {
+			fprintf(stderr, "weft-server: %s\n", err);
+			free(err);
+			settings_free(&cfg);
+			return 1;
+		}
 		printf("weft-server: configuration is valid\n");
 		return 0;
 	}
