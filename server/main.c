@@ -6,6 +6,7 @@
 #include "http.h"
 #include "hub.h"
 #include "log.h"
+#include "rcache.h"
 #include "server.h"
 #include "settings.h"
 #include "store.h"
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 	if (srv.hub == NULL)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
+	srv.replies = rcache_new(32 << 20, 1 << 20);
 
 	if (cfg.dev) {
 		log_warnx("main", "DEV MODE: authentication is OFF, every request is allowed; never use --dev outside a laptop");
@@ -190,6 +192,7 @@ out:
 	auth_close(srv.auth);
 	store_close(srv.store);
 	hub_free(srv.hub);
+	rcache_free(srv.replies);
 	free(err);
 	settings_free(&cfg);
 	log_info("main", "stopped");

@@ -9,12 +9,14 @@ struct store;
 struct hub;
 struct auth;
 struct http;
+struct rcache;
 
 struct server {
 	struct store *store;
 	struct hub *hub;
 	struct auth *auth;          /* NULL in --dev mode: no authentication */
 	struct http *http;
+	struct rcache *replies;     /* hot read replies (rcache.h); may be NULL */
 	const char *data_dir;
 	const char *datacenter;     /* Consul's "datacenter": the zone name */
 	const char *node_name;      /* the server's own node in the catalog */
