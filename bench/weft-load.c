@@ -164,11 +164,14 @@ static void set_request(struct conn *c, const char *method, const char *path, co
  * catalog entry holds; the etcd runs store the same text as the value. */
 static void instance_json(char *out, size_t len, long long seq, const char *svc)
 {
+	long long node = seq % 1000;
+
+	/* 1,000 nodes that do not change; each request adds an instance. */
 	snprintf(out, len,
-		 "{\"Node\":\"%s-node-%lld\",\"Address\":\"10.%lld.%lld.%lld\","
+		 "{\"Node\":\"%s-node-%lld\",\"Address\":\"10.0.%lld.%lld\","
 		 "\"Service\":{\"ID\":\"%s-%s-%lld\",\"Service\":\"%s\",\"Tags\":[\"v1\",\"bench\"],"
 		 "\"Address\":\"10.%lld.%lld.%lld\",\"Port\":%lld,\"Meta\":{\"version\":\"1.0.%lld\"}}}",
-		 svc, seq % 1000, (seq / 65536) % 256, (seq / 256) % 256, seq % 256, svc, o.tag, seq, svc,
+		 svc, node, node / 256, node % 256, svc, o.tag, seq, svc,
 		 (seq / 65536) % 256, (seq / 256) % 256, seq % 256, 1024 + seq % 60000, seq % 100);
 }
 

@@ -34,6 +34,8 @@
  * the memory of many open connections: with libmicrohttpd's default of
  * 32 KB, 10,000 woken blocking queries took 350 MB; with 8 KB, 110 MB. */
 #define CONN_MEMORY 8192
+/* GnuTLS's defaults less TLS 1.0 and 1.1, which it still offers. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 static const struct route *const route_tables[] = {
 	api_catalog_routes,
@@ -839,6 +841,7 @@ int http_start(struct http **out, struct server *srv, const struct http_opts *op
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 		h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
 		MHD_OPTION_HTTPS_MEM_KEY, key,
+		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
 		MHD_OPTION_END);
 	if (h->daemon == NULL) {
 		rc = weft_errf(err, WEFT_EIO, "%s: cannot listen on %s (in use, or not an address of this machine?)",

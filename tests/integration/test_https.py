@@ -168,6 +168,20 @@ class HttpsTest(unittest.TestCase):
         finally:
             other.close()
 
+    def s_client(self, *args):
+        p = subprocess.run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.https_port,
+                            "-CAfile", self.certs.ca] + list(args),
+                           input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return p.stdout.decode(errors="replace")
+
+    def test_only_tls_1_2_and_1_3(self):
+        self.assertIn("New, TLSv1.3", self.s_client())
+        self.assertIn("New, TLSv1.2", self.s_client("-tls1_2"))
+        # A client willing to use TLS 1.1 or 1.0 (and SHA-1 suites) is refused.
+        for old in ("-tls1_1", "-tls1"):
+            out = self.s_client(old, "-cipher", "DEFAULT:@SECLEVEL=0")
+            self.assertIn("Cipher is (NONE)", out, out[-1500:])
+
     def test_plain_http_still_works(self):
         resp = self.srv.get("/v1/catalog/nodes")
         self.assertEqual(resp.status, 200)
