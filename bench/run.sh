@@ -106,13 +106,15 @@ stop() {   # PID
 
 # ---- weft-server ----
 port=$(free_port)
-"$server" --dev --data-dir "$tmp/weft" --http-addr "127.0.0.1:$port" --log-level warn \
+"$server" --dev --data-dir "$tmp/weft" --http-addr "127.0.0.1:$port" --log-level info \
 	>"$tmp/weft.log" 2>&1 &
 wpid=$!
 pids="$pids $wpid"
 wait_port "$port" "$wpid"
 measure weft "127.0.0.1:$port" weft "$wpid"
 stop "$wpid"
+# The store's own account of group commit, logged when it closes.
+group_commit=$(sed -n 's/.*sub=store closed .*commits=\([0-9]*\) writes=\([0-9]*\) commit_ms_avg=\([0-9.]*\).*/\2 writes in \1 commits (\3 ms each on average)/p' "$tmp/weft.log")
 
 # ---- etcd ----
 peer_version=""
@@ -142,6 +144,7 @@ fi
 		"load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "runs: $REPEAT x ${DURATION}s per figure (median), $WRITE_CONNS write / $READ_CONNS read connections"
 	[ -n "$peer_version" ] && echo "peer: etcd $peer_version, JSON gateway (/v3/kv/put, /v3/kv/range, /v3/watch)"
+	[ -n "$group_commit" ] && echo "weft group commit over the whole run: $group_commit"
 	echo
 	awk -v peer="${peer_version:+etcd}" -v watchers="$WATCHERS" '
 	{ v[$1, $2] = $3 }

@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "weft-server: %s\n", err);
 			free(err);
 			settings_free(&cfg);
-			return 1;
+			return 2;
 		}
 		printf("weft-server: configuration is valid\n");
 		return 0;

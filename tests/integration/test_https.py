@@ -247,10 +247,12 @@ class HttpsCertificateTest(unittest.TestCase):
     def test_key_that_does_not_match_is_refused_at_start(self):
         cert, _ = self.certs.issue("one", "IP:127.0.0.1")
         _, key = self.certs.issue("two", "IP:127.0.0.1")
-        for check in (True, False):
+        # --check says what is wrong, as for any bad setting (2); a start
+        # fails (1) with the same message.
+        for check, code in ((True, 2), (False, 1)):
             _, proc = self.start(cert, key, check=check)
             out, _ = proc.communicate(timeout=15)
-            self.assertEqual(proc.returncode, 1, out)
+            self.assertEqual(proc.returncode, code, out)
             self.assertIn(b"tls-key: %s does not match the first certificate in %s"
                           % (key.encode(), cert.encode()), out)
 
@@ -265,7 +267,7 @@ class HttpsCertificateTest(unittest.TestCase):
         for c, k, want in cases:
             _, proc = self.start(c, k, check=True)
             out, _ = proc.communicate(timeout=15)
-            self.assertEqual(proc.returncode, 1, out)
+            self.assertEqual(proc.returncode, 2, out)
             self.assertIn(want, out)
 
 
