@@ -120,6 +120,10 @@ static int h_services(struct req *r)
 	return req_reply_json(r, 200, out);
 }
 
+static const char *const plain_params[] = {
+	"index", "wait", "dc", "stale", "consistent", "cached", "token", NULL,
+};
+
 static int h_service(struct req *r)
 {
 	const char *name = req_tail(r);
@@ -134,10 +138,10 @@ static int h_service(struct req *r)
 	if (!req_authorize(r, AUTH_READ, name) || api_check_dc(r))
 		return 403;
 	req_watch(r, "svc:%s", name);
-	/* The plain question (no tag, node-meta or filter) is the hot one:
-	 * answered from the reply cache while svc:NAME has not moved. */
-	cacheable = req_query(r, "tag") == NULL && req_query(r, "node-meta") == NULL &&
-		    req_query(r, "filter") == NULL &&
+	/* The plain question is the hot one: answered from the reply cache
+	 * while svc:NAME has not moved. Only parameters that do not change
+	 * the answer may come with it (a new one is uncached by default). */
+	cacheable = req_query_only(r, plain_params) &&
 		    (size_t)snprintf(key, sizeof(key), "catalog/service/%s", name) < sizeof(key);
 	if (cacheable && (text = rcache_get(req_server(r)->replies, key, req_index(r), &len)))
 		return req_reply_raw(r, 200, "application/json", text, len);

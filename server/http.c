@@ -169,6 +169,31 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+struct query_check {
+	const char *const *names;
+	int ok;
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct query_check *qc = cls;
+
+	for (size_t i = 0; qc->names[i]; i++)
+		if (strcmp(key, qc->names[i]) == 0)
+			return MHD_YES;
+	qc->ok = 0;
+	return MHD_NO;
+}
+
+int req_query_only(struct req *r, const char *const *names)
+{
+	struct query_check qc = { .names = names, .ok = 1 };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &qc);
+	return qc.ok;
+}
+
 json_t *req_query_list(struct req *r, const char *name)
 {
 	struct query_collect qc = { .name = name, .list = json_array() };

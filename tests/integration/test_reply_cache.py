@@ -48,8 +48,10 @@ class ReplyCacheTest(harness.ServerTest):
         addr = {e["ServiceID"]: e["Address"] for e in resp.json()}
         self.assertEqual(addr["cweb-1"], "10.9.9.9")
 
-        # Parameters get their own answer, not the cached plain one.
+        # Parameters get their own answer, not the cached plain one, while
+        # those that change nothing get the same answer.
         self.assertEqual(self.ids(self.read("?tag=green")), ["cweb-2"])
+        self.assertEqual(self.ids(self.read("?dc=dc1&stale")), ["cweb-1", "cweb-2"])
         self.assertEqual(self.ids(self.read()), ["cweb-1", "cweb-2"])
 
         # Deregistration of the instance, then of a whole node.
