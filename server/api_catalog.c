@@ -3,9 +3,12 @@
 #include "catalog.h"
 #include "err.h"
 #include "http.h"
+#include "jsonx.h"
+#include "rcache.h"
 #include "server.h"
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,17 +223,31 @@ static int h_services(struct req *r)
 	return req_reply_json(r, 200, out);
 }
 
+static const char *const plain_params[] = {
+	"index", "wait", "dc", "stale", "consistent", "cached", "token", NULL,
+};
+
 static int h_service(struct req *r)
 {
 	const char *name = req_tail(r);
 	struct db *db;
 	json_t *tags, *meta, *out;
+	char key[320], *text;
+	size_t len = 0;
+	int cacheable;
 
 	if (name[0] == '\0')
 		return req_error(r, 400, "service: a name is required: /v1/catalog/service/NAME");
 	if (!req_authorize(r, AUTH_READ, name) || api_check_dc(r))
 		return 403;
 	req_watch(r, "svc:%s", name);
+	/* The plain question is the hot one: answered from the reply cache
+	 * while svc:NAME has not moved. Only parameters that do not change
+	 * the answer may come with it (a new one is uncached by default). */
+	cacheable = req_query_only(r, plain_params) &&
+		    (size_t)snprintf(key, sizeof(key), "catalog/service/%s", name) < sizeof(key);
+	if (cacheable && (text = rcache_get(req_server(r)->replies, key, req_index(r), &len)))
+		return req_reply_raw(r, 200, "application/json", text, len);
 	if ((db = api_read_begin(r)) == NULL)
 		return 500;
 	tags = req_query_list(r, "tag");
@@ -240,7 +257,15 @@ static int h_service(struct req *r)
 	store_read_end(db);
 	json_decref(tags);
 	json_decref(meta);
-	return reply_list(r, out);
+	if (!cacheable)
+		return reply_list(r, out);
+	text = jx_dump(out);
+	json_decref(out);
+	if (text == NULL)
+		return req_error(r, 500, "cannot encode the reply");
+	len = strlen(text);
+	rcache_put(req_server(r)->replies, key, req_index(r), text, len);
+	return req_reply_raw(r, 200, "application/json", text, len);
 }
 
 static int node_reply(struct req *r, int as_list)

@@ -73,6 +73,8 @@ const char *req_path(struct req *r);
 const char *req_tail(struct req *r);
 /* NULL when absent, "" when present without a value (?recurse). */
 const char *req_query(struct req *r, const char *name);
+/* 1 when every query parameter's name is in the NULL-terminated list. */
+int req_query_only(struct req *r, const char *const *names);
 /* Every value of a repeatable parameter (?tag=a&tag=b), as a new array. */
 json_t *req_query_list(struct req *r, const char *name);
 const char *req_header(struct req *r, const char *name);

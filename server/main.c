@@ -6,11 +6,13 @@
 #include "http.h"
 #include "hub.h"
 #include "log.h"
+#include "rcache.h"
 #include "server.h"
 #include "session.h"
 #include "settings.h"
 #include "store.h"
 #include "ttl.h"
+#include "tlsfiles.h"
 #include "util.h"
 
 #include <errno.h>
@@ -98,6 +100,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (cfg.check_only) {
+		if (cfg.https_addr && tlsfiles_check(cfg.tls_cert, cfg.tls_key, &err) != WEFT_OK) {
+			fprintf(stderr, "weft-server: %s\n", err);
+			free(err);
+			settings_free(&cfg);
+			return 2;
+		}
 		printf("weft-server: configuration is valid\n");
 		return 0;
 	}
@@ -135,6 +143,7 @@ int main(int argc, char **argv)
 	if (srv.hub == NULL)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
+	srv.replies = rcache_new(32 << 20, 1 << 20);
 
 	if (cfg.dev) {
 		log_warnx("main", "DEV MODE: authentication is OFF, every request is allowed; never use --dev outside a laptop");
@@ -193,6 +202,7 @@ out:
 	auth_close(srv.auth);
 	store_close(srv.store);
 	hub_free(srv.hub);
+	rcache_free(srv.replies);
 	free(err);
 	settings_free(&cfg);
 	log_info("main", "stopped");

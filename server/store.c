@@ -592,8 +592,10 @@ void store_close(struct store *s)
 	db_exec(s->writer, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
 	db_disconnect(s->writer);
 	pthread_key_delete(s->reader_key);
-	log_info("store", "closed path=%s index=%llu", s->path,
-		 (unsigned long long)atomic_load(&s->last_index));
+	log_info("store", "closed path=%s index=%llu commits=%llu writes=%llu commit_ms_avg=%.3f",
+		 s->path, (unsigned long long)atomic_load(&s->last_index),
+		 (unsigned long long)s->stats.commits, (unsigned long long)s->stats.writes,
+		 s->stats.commits ? (double)s->stats.commit_us_total / 1000.0 / (double)s->stats.commits : 0.0);
 	free(s->path);
 	pthread_cond_destroy(&s->queue_cond);
 	pthread_cond_destroy(&s->sync_cond);
