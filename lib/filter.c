@@ -659,19 +659,34 @@ bad_number:
 #define RE_MAX_LEN 1024
 #define RE_MAX_COST 20000
 
-/* A rough size of the automaton: atoms count one, a counted repetition
- * multiplies what it repeats. Refuses what would take glibc long to build. */
-static int re_cost_ok(const char *re)
+/* A rough size of the automaton glibc builds: atoms count one, a counted
+ * repetition copies what it repeats n times and "+" copies it once more.
+ * Returns 0, or -1 when too big, -2 for stacked repetitions (a**, a{2}+),
+ * which RE2 refuses too and which multiply glibc's copies. */
+static int re_cost(const char *re)
 {
 	long stack[64];
-	int sp = 0;
+	int sp = 0, rep = 0;   /* rep: 1 after a repetition, 2 after its lazy "?" */
 	long cost = 0, last = 0;
 
 	for (size_t i = 0; re[i]; i++) {
 		char c = re[i];
+		int is_rep = c == '*' || c == '+' || c == '?' ||
+			     (c == '{' && isdigit((unsigned char)re[i + 1]));
+		if (is_rep) {
+			if (rep == 1 && c == '?') {
+				rep = 2;
+				continue;
+			}
+			if (rep)
+				return -2;
+			rep = 1;
+		} else {
+			rep = 0;
+		}
 		if (c == '(') {
 			if (sp == 64)
-				return 0;
+				return -1;
 			stack[sp++] = cost;
 			cost = 0;
 			last = 0;
@@ -718,28 +733,31 @@ static int re_cost_ok(const char *re)
 				}
 			}
 			if (m > 1000 || n > 1000)
-				return 0;
+				return -1;
 			if (n < m)
 				n = m;
 			if (n < 1)
 				n = 1;
-			cost += last * (n - 1) + last;
+			cost += last * n;
 			last = last * n;
 			i = re[j] == '}' ? j : j - 1;
-		} else if (c == '*' || c == '+' || c == '?') {
+		} else if (c == '+') {
 			cost += last;
+			last *= 2;
+		} else if (c == '*' || c == '?') {
+			cost += 1;
 		} else {
 			last = 1;
 			cost += 1;
 		}
 		if (cost > RE_MAX_COST || last > RE_MAX_COST)
-			return 0;
+			return -1;
 	}
-	return 1;
+	return 0;
 }
 
 /* Go's RE2 syntax to POSIX ERE for what users write: \d and \D, classes in
- * brackets, a leading (?i). Refuses back-references (RE2 has none and they
+ * brackets, a leading (?i), (?:...). Refuses back-references (RE2 has none and they
  * make matching exponential). */
 static char *re_translate(const char *in, size_t len, int *icase, const char **why)
 {
@@ -821,6 +839,11 @@ static char *re_translate(const char *in, size_t len, int *icase, const char **w
 			out[o++] = c;
 			continue;
 		}
+		if (c == '(' && i + 2 < len && in[i + 1] == '?' && in[i + 2] == ':') {
+			out[o++] = c;   /* (?:x) groups without capturing: the same to us */
+			i += 2;
+			continue;
+		}
 		if (c == '\\' && i + 1 < len) {
 			char e = in[i + 1];
 			if (e >= '1' && e <= '9') {
@@ -864,10 +887,15 @@ static int compile_regex(struct parser *p, struct node *n, size_t at)
 		perr(p, at, "invalid regular expression \"%s\": %s", shown, why);
 		return -1;
 	}
-	if (!re_cost_ok(pat)) {
+	rc = re_cost(pat);
+	if (rc != 0) {
 		free(pat);
-		perr(p, at, "regular expression \"%s\" is too complex (repetition counts multiply past %d)",
-		     shown, RE_MAX_COST);
+		if (rc == -2)
+			perr(p, at, "invalid regular expression \"%s\": a repetition operator cannot follow another",
+			     shown);
+		else
+			perr(p, at, "regular expression \"%s\" is too complex (repetitions multiply past %d)",
+			     shown, RE_MAX_COST);
 		return -1;
 	}
 	rc = regcomp(&n->re, pat, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));

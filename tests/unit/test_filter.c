@@ -202,6 +202,9 @@ static void test_matches(void **state)
 	assert_int_equal(m("ServiceName matches `(?i)^WEB$`", CATALOG), 1);
 	assert_int_equal(m("ServiceName matches `^WEB$`", CATALOG), 0);
 	assert_int_equal(m("ServiceName matches `web|api`", CATALOG), 1);
+	assert_int_equal(m("ServiceName matches `^(?:web|api)$`", CATALOG), 1);
+	assert_int_equal(m("ServiceName matches `^w.*?b$`", CATALOG), 1);   /* lazy: same match */
+	assert_int_equal(m("ServiceName matches `^(w+)+eb$`", CATALOG), 1);
 	assert_int_equal(m("Address matches `^10\\.0\\.0\\.[0-9]{1,3}$`", CATALOG), 1);
 	/* only strings match */
 	assert_int_equal(m("ServicePort matches `8080`", CATALOG), 0);
@@ -355,6 +358,11 @@ static void test_errors(void **state)
 	bad("Name matches `((a{1000}){1000})`", "too complex");
 	bad("Name matches `a{2000}`", "too complex");
 	bad("Name matches `[\\-]`", "not supported inside [ ]");
+	bad("Name matches `a**`", "a repetition operator cannot follow another");
+	bad("Name matches `(a{2}){3}+`", "a repetition operator cannot follow another");
+	/* glibc copies a group for each "+": nested ones double it each time. */
+	bad("Name matches `((((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+`", "too complex");
+	bad("Name matches `(?<name>x)`", "invalid regular expression");
 	bad("S == x and \x01", "found \"\\x01\"");
 	bad("S == x and \xff\xfe", "found \"\\xff\\xfe\"");
 }
