@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the libFuzzer targets (clang, ASan+UBSan) in build-fuzz/ and runs
 # each tests/fuzz/fuzz_NAME for SECONDS (default 30) on its seed corpus
-# tests/fuzz/corpus/NAME/ with its dictionary tests/fuzz/dict/NAME.dict.
+# tests/fuzz/corpus/NAME/ with its dictionary tests/fuzz/NAME.dict.
 # Fails on any crash, leak, timeout or out-of-memory; the input that did it
 # is left in build-fuzz/artifacts/. New inputs found go to
 # build-fuzz/corpus/NAME/ (not the seed corpus: copy the useful ones by hand).
@@ -38,7 +38,7 @@ status=0
 for n in $names; do
 	mkdir -p "corpus/$n"
 	dict=""
-	[ -f "$top/tests/fuzz/dict/$n.dict" ] && dict="-dict=$top/tests/fuzz/dict/$n.dict"
+	[ -f "$top/tests/fuzz/$n.dict" ] && dict="-dict=$top/tests/fuzz/$n.dict"
 	echo "fuzz: $n for ${secs}s"
 	# -timeout: one input may take at most 10 s; -rss_limit_mb: memory cap;
 	# leaks are detected (ASan's LeakSanitizer) and fail the run.
