@@ -1,6 +1,8 @@
 """?filter= on the catalog and health endpoints, against a real weft-server."""
 import os
 import sys
+import threading
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -115,6 +117,36 @@ class FilterTest(ServerTest):
         r = self.srv.get("/v1/catalog/node/node-c?filter=" + q("Port == 5432"))
         self.assertEqual(r.status, 200)
         self.assertEqual(sorted(r.json()["Services"]), ["db-1"])
+
+    def test_blocking_query_with_filter(self):
+        f = q('ServiceMeta.track == "canary"')
+        r = self.srv.get("/v1/catalog/service/api?filter=" + f)
+        self.assertEqual((r.status, r.json()), (200, []))
+        idx = r.index
+        result = {}
+
+        def wait():
+            result["r"] = self.srv.get("/v1/catalog/service/api?index=%d&wait=10s&filter=%s"
+                                       % (idx, f))
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.3)
+        reg = {"Node": "other-d", "Address": "10.0.0.4",
+               "Service": {"ID": "api-1", "Service": "api", "Meta": {"track": "canary"}}}
+        self.assertEqual(self.srv.put("/v1/catalog/register", reg).status, 200)
+        t.join(15)
+        self.assertFalse(t.is_alive())
+        r = result["r"]
+        self.assertEqual(r.status, 200)
+        self.assertGreater(r.index, idx)
+        self.assertEqual([e["ServiceID"] for e in r.json()], ["api-1"])
+        # A bad filter on a blocking query is refused at once, not after the wait.
+        start = time.time()
+        r = self.srv.get("/v1/catalog/service/api?index=%d&wait=10s&filter=%s"
+                         % (r.index, q("ServiceMeta.track ==")))
+        self.assertEqual(r.status, 400)
+        self.assertLess(time.time() - start, 5)
 
     def check_bad(self, path, expr, want):
         r = self.srv.get(path + "?filter=" + q(expr))
