@@ -231,13 +231,78 @@ static int hexval(char c)
 	return -1;
 }
 
+/* Reports the escape at p->pos as invalid. */
+static void bad_escape(struct parser *p)
+{
+	char esc[40], c = p->pos + 1 < p->len ? p->s[p->pos + 1] : '\0';
+	size_t n = 2;
+
+	while (strchr("xuU01234567", c) && c && n < 10 && p->pos + n < p->len && isalnum((unsigned char)p->s[p->pos + n]))
+		n++;
+	quote_bytes(esc, sizeof(esc), p->s + p->pos, n < p->len - p->pos ? n : p->len - p->pos);
+	perr(p, p->pos, "invalid escape \"%s\" in string (Go's escapes; \\\\ for a backslash)", esc);
+}
+
+/* The escape at p->pos (a backslash) into out; returns the bytes written,
+ * or -1 after reporting it. The output is never longer than the escape. */
+static int parse_escape(struct parser *p, char *out)
+{
+	static const char simple_in[] = "abfnrtv\\\"", simple_out[] = "\a\b\f\n\r\t\v\\\"";
+	const char *hit;
+	char c = p->pos + 1 < p->len ? p->s[p->pos + 1] : '\0';
+	int digits = c == 'x' ? 2 : c == 'u' ? 4 : c == 'U' ? 8 : 0;
+	uint32_t cp = 0;
+
+	if (c != '\0' && (hit = strchr(simple_in, c)) != NULL) {
+		out[0] = simple_out[hit - simple_in];
+		p->pos += 2;
+		return 1;
+	}
+	if (c >= '0' && c <= '7') {
+		/* \ooo: exactly three octal digits, at most 255 */
+		for (int i = 1; i <= 3; i++) {
+			char d = p->pos + (size_t)i < p->len ? p->s[p->pos + (size_t)i] : '\0';
+			if (d < '0' || d > '7')
+				goto bad;
+			cp = cp * 8 + (uint32_t)(d - '0');
+		}
+		if (cp > 255)
+			goto bad;
+		out[0] = (char)cp;
+		p->pos += 4;
+		return 1;
+	}
+	if (digits == 0 || p->pos + 2 + (size_t)digits > p->len)
+		goto bad;
+	for (int i = 0; i < digits; i++) {
+		int h = hexval(p->s[p->pos + 2 + (size_t)i]);
+		if (h < 0)
+			goto bad;
+		cp = cp * 16 + (uint32_t)h;
+	}
+	p->pos += 2 + (size_t)digits;
+	if (c == 'x') {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+		p->pos -= 2 + (size_t)digits;
+		goto bad;
+	}
+	/* \uXXXX (6 bytes) gives at most 3, \UXXXXXXXX (10) at most 4 */
+	return (int)utf8_put(out, cp);
+bad:
+	bad_escape(p);
+	return -1;
+}
+
 /* A string literal: "..." with Go's escapes, or `...` taken as it is (less
  * carriage returns, as Go does). Returns an allocated buffer (NUL added). */
 static char *parse_string(struct parser *p, size_t *len_out)
 {
 	size_t start = p->pos, o = 0;
-	char q = p->s[p->pos++], *out = malloc(p->len - start + 1);
-	char esc[40];
+	char q = p->s[p->pos++];
+	char *out = malloc(p->len - start + 1);   /* the output is never longer */
 
 	if (out == NULL) {
 		perr(p, start, "out of memory");
@@ -245,8 +310,7 @@ static char *parse_string(struct parser *p, size_t *len_out)
 	}
 	while (p->pos < p->len && p->s[p->pos] != q) {
 		char c = p->s[p->pos];
-		uint32_t cp = 0;
-		int digits = 0;
+		int n;
 
 		if (q == '`' || c != '\\') {
 			if (!(q == '`' && c == '\r'))
@@ -254,68 +318,9 @@ static char *parse_string(struct parser *p, size_t *len_out)
 			p->pos++;
 			continue;
 		}
-		if (p->pos + 1 >= p->len)
-			break;
-		c = p->s[p->pos + 1];
-		switch (c) {
-		case 'a': out[o++] = '\a'; break;
-		case 'b': out[o++] = '\b'; break;
-		case 'f': out[o++] = '\f'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 'r': out[o++] = '\r'; break;
-		case 't': out[o++] = '\t'; break;
-		case 'v': out[o++] = '\v'; break;
-		case '\\': out[o++] = '\\'; break;
-		case '"': out[o++] = '"'; break;
-		case 'x': digits = 2; break;
-		case 'u': digits = 4; break;
-		case 'U': digits = 8; break;
-		case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
-			digits = 3;
-			break;
-		default:
-			quote_bytes(esc, sizeof(esc), p->s + p->pos, 2);
-			perr(p, p->pos, "invalid escape \"%s\" in string (use \\\\ for a backslash)", esc);
+		if ((n = parse_escape(p, out + o)) < 0)
 			goto fail;
-		}
-		if (digits == 0) {
-			p->pos += 2;
-			continue;
-		}
-		if (c >= '0' && c <= '7') {
-			/* \ooo: exactly three octal digits, at most 255 */
-			if (p->pos + 4 > p->len)
-				goto bad_num;
-			for (int i = 1; i <= 3; i++) {
-				char d = p->s[p->pos + i];
-				if (d < '0' || d > '7')
-					goto bad_num;
-				cp = cp * 8 + (uint32_t)(d - '0');
-			}
-			if (cp > 255)
-				goto bad_num;
-			out[o++] = (char)cp;
-			p->pos += 4;
-			continue;
-		}
-		if (p->pos + 2 + (size_t)digits > p->len)
-			goto bad_num;
-		for (int i = 0; i < digits; i++) {
-			int h = hexval(p->s[p->pos + 2 + i]);
-			if (h < 0)
-				goto bad_num;
-			cp = cp * 16 + (uint32_t)h;
-		}
-		if (c == 'x') {
-			out[o++] = (char)cp;
-		} else {
-			if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-				goto bad_num;
-			/* The buffer holds the input's length: \uXXXX (6 bytes)
-			 * gives at most 3, \UXXXXXXXX (10) at most 4. */
-			o += utf8_put(out + o, cp);
-		}
-		p->pos += 2 + (size_t)digits;
+		o += (size_t)n;
 	}
 	if (p->pos >= p->len) {
 		perr(p, start, "unterminated string (no closing %c)", q);
@@ -325,14 +330,6 @@ static char *parse_string(struct parser *p, size_t *len_out)
 	out[o] = '\0';
 	*len_out = o;
 	return out;
-bad_num:
-	{
-		size_t n = 2;
-		while (n < 10 && p->pos + n < p->len && isalnum((unsigned char)p->s[p->pos + n]))
-			n++;
-		quote_bytes(esc, sizeof(esc), p->s + p->pos, n);
-		perr(p, p->pos, "invalid escape \"%s\" in string", esc);
-	}
 fail:
 	free(out);
 	return NULL;
@@ -563,95 +560,96 @@ static void set_value(struct node *n, char *val, size_t len)
 	n->has_bool = go_parse_bool(val, len, &n->bval) == 0;
 }
 
-/* Value: a quoted string, a number, or an unquoted name (taken as text). */
-static int parse_value(struct parser *p, struct node *n, const char *after)
+/* Number: -?(0|[1-9][0-9]*)(.[0-9]+)? followed by a blank, ")" or the end,
+ * kept as text (bexpr compares it as the field's type). */
+static char *parse_number(struct parser *p, size_t *len_out)
 {
-	size_t start = p->pos, len;
+	size_t i = p->pos, e;
 	char buf[64], *v;
 
-	skip_ws(p);
-	start = p->pos;
-	if (p->pos < p->len && (p->s[p->pos] == '"' || p->s[p->pos] == '`')) {
-		v = parse_string(p, &len);
-		if (v == NULL)
-			return -1;
-		set_value(n, v, len);
-		return 0;
-	}
-	if (p->pos < p->len && (p->s[p->pos] == '-' || isdigit((unsigned char)p->s[p->pos]))) {
-		size_t i = p->pos;
-		if (p->s[i] == '-')
+	if (p->s[i] == '-')
+		i++;
+	if (i < p->len && p->s[i] == '0') {
+		i++;
+	} else {
+		while (i < p->len && isdigit((unsigned char)p->s[i]))
 			i++;
-		if (i < p->len && p->s[i] == '0') {
-			i++;
-		} else if (i < p->len && isdigit((unsigned char)p->s[i])) {
-			while (i < p->len && isdigit((unsigned char)p->s[i]))
-				i++;
-		} else {
-			goto bad_number;
-		}
-		if (i + 1 < p->len && p->s[i] == '.' && isdigit((unsigned char)p->s[i + 1])) {
-			i++;
-			while (i < p->len && isdigit((unsigned char)p->s[i]))
-				i++;
-		}
-		if (i < p->len && !strchr(" \t\r\n)", p->s[i]))
-			goto bad_number;
-		len = i - p->pos;
-		v = malloc(len + 1);
-		if (v == NULL) {
-			perr(p, start, "out of memory");
-			return -1;
-		}
-		memcpy(v, p->s + p->pos, len);
-		v[len] = '\0';
-		p->pos = i;
-		set_value(n, v, len);
-		return 0;
 	}
-	if (p->pos < p->len && is_ident_start(p->s[p->pos])) {
-		/* An unquoted value is a selector to bexpr, and its text the value. */
-		struct node tmp = { 0 };
-		size_t total = 0, o = 0;
-		if (parse_dotted(p, &tmp) < 0)
-			goto tmp_fail;
-		for (size_t i = 0; i < tmp.npath; i++)
-			total += tmp.path[i].len + 1;
-		v = malloc(total + 1);
-		if (v == NULL) {
-			perr(p, start, "out of memory");
-			goto tmp_fail;
-		}
-		for (size_t i = 0; i < tmp.npath; i++) {
-			if (i)
-				v[o++] = '.';
-			memcpy(v + o, tmp.path[i].s, tmp.path[i].len);
-			o += tmp.path[i].len;
-		}
-		v[o] = '\0';
-		set_value(n, v, o);
-		for (size_t i = 0; i < tmp.npath; i++)
-			free(tmp.path[i].s);
-		free(tmp.path);
-		return 0;
-tmp_fail:
-		for (size_t i = 0; i < tmp.npath; i++)
-			free(tmp.path[i].s);
-		free(tmp.path);
-		return -1;
+	if (i + 1 < p->len && p->s[i] == '.' && isdigit((unsigned char)p->s[i + 1])) {
+		i++;
+		while (i < p->len && isdigit((unsigned char)p->s[i]))
+			i++;
 	}
-	perr(p, start, "expected a value after \"%s\", found %s", after,
-	     found(p, start, buf, sizeof(buf)));
-	return -1;
-bad_number:
-	{
-		size_t e = p->pos + 1;
+	if (!isdigit((unsigned char)p->s[i - 1]) || (i < p->len && !strchr(" \t\r\n)", p->s[i]))) {
+		e = p->pos + 1;
 		while (e < p->len && !strchr(" \t\r\n)", p->s[e]) && e - p->pos < 24)
 			e++;
 		quote_bytes(buf, sizeof(buf), p->s + p->pos, e - p->pos);
-		perr(p, start, "invalid number \"%s\" (quote it if it is text)", buf);
-		return -1;
+		perr(p, p->pos, "invalid number \"%s\" (quote it if it is text)", buf);
+		return NULL;
 	}
+	v = strndup(p->s + p->pos, i - p->pos);
+	if (v == NULL) {
+		perr(p, p->pos, "out of memory");
+		return NULL;
+	}
+	*len_out = i - p->pos;
+	p->pos = i;
+	return v;
+}
+
+/* An unquoted name: a selector to bexpr, whose dotted text is the value. */
+static char *parse_word(struct parser *p, size_t *len_out)
+{
+	struct node tmp = { 0 };
+	size_t total = 1, o = 0;
+	char *v = NULL;
+
+	if (parse_dotted(p, &tmp) < 0)
+		goto out;
+	for (size_t i = 0; i < tmp.npath; i++)
+		total += tmp.path[i].len + 1;
+	v = malloc(total);
+	if (v == NULL) {
+		perr(p, p->pos, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < tmp.npath; i++) {
+		if (i)
+			v[o++] = '.';
+		memcpy(v + o, tmp.path[i].s, tmp.path[i].len);
+		o += tmp.path[i].len;
+	}
+	v[o] = '\0';
+	*len_out = o;
+out:
+	for (size_t i = 0; i < tmp.npath; i++)
+		free(tmp.path[i].s);
+	free(tmp.path);
+	return v;
+}
+
+/* Value: a quoted string, a number, or an unquoted name (taken as text). */
+static int parse_value(struct parser *p, struct node *n, const char *after)
+{
+	char buf[64], *v = NULL, c;
+	size_t len = 0;
+
+	skip_ws(p);
+	c = p->pos < p->len ? p->s[p->pos] : '\0';
+	if (c == '"' || c == '`')
+		v = parse_string(p, &len);
+	else if (c == '-' || isdigit((unsigned char)c))
+		v = parse_number(p, &len);
+	else if (is_ident_start(c))
+		v = parse_word(p, &len);
+	else
+		perr(p, p->pos, "expected a value after \"%s\", found %s", after,
+		     found(p, p->pos, buf, sizeof(buf)));
+	if (v == NULL)
+		return -1;
+	set_value(n, v, len);
+	return 0;
 }
 
 /* ---- regular expressions ---- */
