@@ -12,17 +12,6 @@ secs=${1:-30}
 [ $# -gt 0 ] && shift
 case $secs in *[!0-9]*|'') echo "usage: scripts/fuzz.sh [SECONDS] [NAME...]" >&2; exit 2;; esac
 cd "$top"
-if [ $# -gt 0 ]; then
-	names="$*"
-else
-	names=$(for f in tests/fuzz/fuzz_*.c; do n=${f#tests/fuzz/fuzz_}; echo "${n%.c}"; done)
-fi
-targets=""
-for n in $names; do
-	[ -f "tests/fuzz/fuzz_$n.c" ] || { echo "fuzz: no target tests/fuzz/fuzz_$n.c" >&2; exit 2; }
-	targets="$targets tests/fuzz/fuzz_$n"
-done
-
 [ -x configure ] && [ configure -nt configure.ac ] && [ configure -nt Makefile.am ] || ./autogen.sh >/dev/null 2>&1 || ./autogen.sh
 mkdir -p build-fuzz
 cd build-fuzz
@@ -30,6 +19,24 @@ if [ ! -f Makefile ] || [ "$top/configure" -nt Makefile ]; then
 	CC=clang "$top/configure" --enable-fuzz --disable-unit-tests CFLAGS="-O1 -g" \
 		>configure.out 2>&1 || { tail -20 configure.out; exit 1; }
 fi
+# The targets are those wired in tests/fuzz/Makefile.inc.
+wired=$(make -s print-fuzz-targets | tr ' ' '\n' | sed -n 's|^tests/fuzz/fuzz_||p')
+for f in "$top"/tests/fuzz/fuzz_*.c; do
+	n=${f##*/fuzz_}
+	n=${n%.c}
+	echo "$wired" | grep -qx "$n" ||
+		echo "fuzz: warning: tests/fuzz/fuzz_$n.c is not in tests/fuzz/Makefile.inc; skipped" >&2
+done
+if [ $# -gt 0 ]; then
+	names="$*"
+else
+	names=$wired
+fi
+targets=""
+for n in $names; do
+	echo "$wired" | grep -qx "$n" || { echo "fuzz: no target $n in tests/fuzz/Makefile.inc" >&2; exit 2; }
+	targets="$targets tests/fuzz/fuzz_$n"
+done
 # shellcheck disable=SC2086
 make -j"$(nproc)" $targets >make.out 2>&1 || { grep -E "error|Error" make.out | head -40; exit 1; }
 
