@@ -421,6 +421,15 @@ static void test_limits(void **state)
 
 	bad("A.B.C.D.E.F.G.H.I.J.K.L.M.N.O.P.Q.R.S.T.U.V.W.X.Y.Z.a.b.c.d.e.f.g == x",
 	    "more than 32 parts");
+
+	/* A regular expression has at most 1024 bytes; the message shows its start. */
+	long_expr = malloc(1200);
+	strcpy(long_expr, "Name matches `");
+	memset(long_expr + 14, 'a', 1100);
+	strcpy(long_expr + 1114, "`");
+	bad(long_expr, "position 14: invalid regular expression \"aaaa");
+	bad(long_expr, "...\": longer than 1024 bytes");
+	free(long_expr);
 }
 
 static void test_null_and_free(void **state)
