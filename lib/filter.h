@@ -3,13 +3,18 @@
  *   Selector == "value"   !=   "value" in Selector   not in
  *   Selector contains "value"   not contains   matches "re"   not matches
  *   Selector is empty   is not empty   and   or   not   ( )
- * Selectors are dotted paths (ServiceMeta.version, Service.Tags). */
+ * Selectors are dotted paths (ServiceMeta.version, Service.Tags); a list met
+ * before the selector's end applies the rest to each element (Checks.Status).
+ * docs/api.md, "Filtering", is the reference. */
 #ifndef WEFT_FILTER_H
 #define WEFT_FILTER_H
 
 #include <jansson.h>
 
 struct filter;
+
+/* Bounds for untrusted expressions. */
+#define FILTER_MAX_LEN 8192     /* bytes */
 
 /* Returns WEFT_OK, or WEFT_EINVAL with *err saying where the expression broke. */
 int filter_compile(const char *expr, struct filter **out, char **err);

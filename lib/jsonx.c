@@ -71,7 +71,9 @@ int jx_int(json_t *obj, const char *ctx, const char *name, long long *out,
 		return WEFT_OK;
 	if (json_is_integer(v)) {
 		n = json_integer_value(v);
-	} else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v)) {
+	} else if (json_is_real(v) && json_real_value(v) >= -0x1p63 && json_real_value(v) < 0x1p63 &&
+		   json_real_value(v) == (double)(long long)json_real_value(v)) {
+		/* In range before the cast: converting 1e300 is undefined. */
 		n = (long long)json_real_value(v);
 	} else {
 		return bad(err, ctx, name, "must be an integer");

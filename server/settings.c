@@ -98,23 +98,42 @@ static char *trim(char *s)
 	return s;
 }
 
-static int parse_file(struct settings *s, const char *path, const unsigned char *from_flags,
-		      char **err)
+/* "key = value" lines from text (len bytes, any content); name is the file
+ * named in errors. Settings marked in from_flags keep their flag value. */
+static int parse_text(struct settings *s, const char *name, const char *text, size_t len,
+		      const unsigned char *from_flags, char **err)
 {
-	FILE *f = fopen(path, "r");
-	char line[4096], where[4200];
+	char *line = NULL, where[4200];
+	size_t off = 0;
 	int lineno = 0, rc = WEFT_OK;
 
-	if (f == NULL)
-		return weft_errf(err, WEFT_EINVAL, "--config: cannot open %s", path);
-	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line), *eq, *key, *val;
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
+		char *l, *eq, *key, *val;
 		const struct setting *st;
 
 		lineno++;
+		snprintf(where, sizeof(where), "%s:%d: ", name, lineno);
+		if (n > SETTINGS_MAX_LINE) {
+			rc = weft_errf(err, WEFT_EINVAL, "%sline longer than %d bytes", where,
+				       SETTINGS_MAX_LINE);
+			break;
+		}
+		if (memchr(text + off, '\0', n)) {
+			rc = weft_errf(err, WEFT_EINVAL, "%sNUL byte in line", where);
+			break;
+		}
+		free(line);
+		line = strndup(text + off, n);
+		off += n + (nl ? 1 : 0);
+		if (line == NULL) {
+			rc = weft_errf(err, WEFT_ENOMEM, "%sout of memory", where);
+			break;
+		}
+		l = trim(line);
 		if (l[0] == '\0' || l[0] == '#')
 			continue;
-		snprintf(where, sizeof(where), "%s:%d: ", path, lineno);
 		eq = strchr(l, '=');
 		if (eq == NULL) {
 			rc = weft_errf(err, WEFT_EINVAL, "%sexpected \"key = value\"", where);
@@ -132,13 +151,34 @@ static int parse_file(struct settings *s, const char *path, const unsigned char 
 			rc = weft_errf(err, WEFT_EINVAL, "%sunknown setting \"%s\"", where, key);
 			break;
 		}
-		if (from_flags[st - table])
+		if (from_flags && from_flags[st - table])
 			continue;
 		rc = set_value(s, st, val, where, err);
 		if (rc != WEFT_OK)
 			break;
 	}
-	fclose(f);
+	free(line);
+	return rc;
+}
+
+int settings_parse_text(struct settings *s, const char *name, const char *text, size_t len,
+			char **err)
+{
+	return parse_text(s, name, text, len, NULL, err);
+}
+
+static int parse_file(struct settings *s, const char *path, const unsigned char *from_flags,
+		      char **err)
+{
+	size_t len = 0;
+	char *text = file_read_all(path, SETTINGS_MAX_FILE, &len);
+	int rc;
+
+	if (text == NULL)
+		return weft_errf(err, WEFT_EINVAL, "--config: cannot read %s (missing, unreadable or over %d bytes)",
+				 path, SETTINGS_MAX_FILE);
+	rc = parse_text(s, path, text, len, from_flags, err);
+	free(text);
 	return rc;
 }
 

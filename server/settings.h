@@ -30,8 +30,15 @@ struct settings {
 	int show_version;
 };
 
+#define SETTINGS_MAX_FILE (1 << 20)
+#define SETTINGS_MAX_LINE 4096
+
 /* Errors name the flag, or the file and line. */
 int settings_parse(struct settings *s, int argc, char **argv, char **err);
+/* Applies config-file text (len bytes) to s, as --config does; name is the
+ * file named in errors. Used by the parser's fuzz target. */
+int settings_parse_text(struct settings *s, const char *name, const char *text, size_t len,
+			char **err);
 void settings_usage(FILE *out);
 void settings_free(struct settings *s);
 /* Reads DIR/node-id, creating it with a new UUID the first time. */

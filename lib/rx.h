@@ -1,0 +1,27 @@
+/* Regular expressions from untrusted patterns, bounded.
+ *
+ * Patterns use the RE2 syntax that Go (and so Consul) users write, as far
+ * as POSIX ERE can follow it: \d \D, \d \w \s and escaped punctuation
+ * inside [ ], a leading (?i), (?:...) groups; \w \s \b are GNU extensions.
+ * Refused before glibc's regcomp sees them: back-references (exponential
+ * matching), repetitions stacked on one another (a**, a{2}+), counts above
+ * 1000, and patterns whose repetitions multiply past RX_MAX_COST (glibc
+ * copies the repeated part for each count and each "+": ((x+)+)+... and
+ * ((a{100}){100}){100} would take gigabytes). */
+#ifndef WEFT_RX_H
+#define WEFT_RX_H
+
+#include <regex.h>
+#include <stddef.h>
+
+#define RX_MAX_LEN 1024       /* bytes of pattern */
+#define RX_MAX_COST 20000     /* atoms after repetitions are expanded */
+
+/* Compiles pattern[0..len) (it may hold any bytes) for yes/no matching.
+ * Returns WEFT_OK, or WEFT_EINVAL with *err saying what is wrong (without
+ * the pattern: the caller names it). regfree() what compiled. */
+int rx_compile(regex_t *re, const char *pattern, size_t len, char **err);
+/* 1 when s[0..len) matches, NUL bytes included; unanchored. */
+int rx_match(const regex_t *re, const char *s, size_t len);
+
+#endif
