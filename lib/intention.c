@@ -1,6 +1,7 @@
 /* Intentions: decoding, precedence, the compiled set, decisions, analysis.
  * See intention.h for the semantics and where they come from. */
 #include "intention.h"
+#include "rx.h"
 #include "err.h"
 #include "jsonx.h"
 
@@ -158,57 +159,26 @@ static int check_name(const char *ctx, const char *field, const char *ns_field,
 	return WEFT_OK;
 }
 
-/* Refuses what POSIX ERE and RE2 would read differently, bounds the cost,
- * then compiles anchored at both ends (whole-value match). */
+/* Compiles with lib/rx (RE2 syntax as far as POSIX ERE follows it, bounded
+ * cost: untrusted patterns), anchored at both ends (whole-value match). */
 static int compile_regex(const char *ctx, const char *field, const char *src, regex_t *re,
 			 char **err)
 {
-	const char *p;
-	char *anchored = NULL;
-	double product = 1;
+	char *anchored = NULL, *why = NULL;
 	int rc;
-	char msg[128];
 
 	if (strlen(src) > INTENTION_REGEX_MAX)
 		return weft_errf(err, WEFT_EINVAL, "%s%s%s: longer than %d bytes", CTXP(ctx),
 				 field, INTENTION_REGEX_MAX);
-	for (p = src; *p; p++) {
-		if (*p == '\\' && p[1] && isalnum((unsigned char)p[1]))
-			return weft_errf(err, WEFT_EINVAL,
-					 "%s%s%s: \"\\%c\" is not POSIX extended regex syntax (use a bracket expression such as [0-9])",
-					 CTXP(ctx), field, p[1]);
-		if (*p == '\\' && p[1]) {
-			p++;
-			continue;
-		}
-		if (*p == '{') {
-			char *end;
-			long lo = strtol(p + 1, &end, 10), hi = lo;
-
-			if (end == p + 1)
-				continue; /* not a bound: regcomp decides */
-			if (*end == ',') {
-				char *e2;
-
-				hi = strtol(end + 1, &e2, 10);
-				if (e2 == end + 1)
-					hi = lo > 1 ? lo : 1;
-			}
-			product *= (double)(hi > 0 ? hi : 1);
-			if (product > 10000)
-				return weft_errf(err, WEFT_EINVAL,
-						 "%s%s%s: repetition counts too large (their product is over 10000)",
-						 CTXP(ctx), field);
-		}
-	}
 	if (asprintf(&anchored, "^(%s)$", src) < 0)
 		return weft_errf(err, WEFT_ENOMEM, "%s%s%s: out of memory", CTXP(ctx), field);
-	rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
+	rc = rx_compile(re, anchored, strlen(anchored), &why);
 	free(anchored);
-	if (rc != 0) {
-		regerror(rc, re, msg, sizeof(msg));
-		return weft_errf(err, WEFT_EINVAL, "%s%s%s: invalid regex \"%s\": %s", CTXP(ctx),
-				 field, src, msg);
+	if (rc != WEFT_OK) {
+		weft_errf(err, WEFT_EINVAL, "%s%s%s: invalid regex \"%s\": %s", CTXP(ctx), field,
+			  src, why ? why : "cannot compile");
+		free(why);
+		return WEFT_EINVAL;
 	}
 	return WEFT_OK;
 }

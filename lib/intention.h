@@ -15,12 +15,11 @@
  *   follow a "*" namespace. Permissions make an intention L7 and are refused
  *   on a wildcard destination (as Consul's service-intentions validation).
  *
- * Regexes (PathRegex, Header Regex) are POSIX extended regular expressions
- * (regcomp REG_EXTENDED) matched against the WHOLE value, as Envoy matches
- * RE2 safe_regex. To keep RE2 and ERE from silently meaning different
- * things, a backslash before a letter or digit (\d, \w, \1, ...) is refused;
- * use bracket expressions ([0-9], [[:alnum:]_]). At most 256 bytes, and the
- * product of the {n,m} bounds at most 10000.
+ * Regexes (PathRegex, Header Regex) are RE2 syntax as far as POSIX ERE can
+ * follow it, compiled by lib/rx.h (\d, \w, (?i), (?:...) translated;
+ * back-references and patterns whose expansion would cost too much are
+ * refused), matched against the WHOLE value as Envoy matches RE2
+ * safe_regex. At most 256 bytes.
  *
  * Precedence (Consul agent/structs UpdatePrecedence): with exactness counts
  * c(ns,name) = 0 for "*"/"*", 1 for ns/"*", 2 for ns/name,
