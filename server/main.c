@@ -75,9 +75,9 @@ static int register_self(struct server *srv, char **err)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* Runs the server until SIGTERM or SIGINT; returns the exit code. */
+static int serve(const struct settings *cfg)
 {
-	struct settings cfg;
 	struct server srv = { 0 };
 	struct http *http = NULL, *https = NULL;
 	struct session_reaper *reaper = NULL;
@@ -85,31 +85,9 @@ int main(int argc, char **argv)
 	struct store_opts sopts = { 0 };
 	sigset_t sigs;
 	char *err = NULL, dbpath[PATH_MAX], node_id[37];
-	int rc, sig, exit_code = 1;
+	int sig, exit_code = 1;
 
-	rc = settings_parse(&cfg, argc, argv, &err);
-	if (rc != WEFT_OK) {
-		fprintf(stderr, "weft-server: %s\n", err);
-		return 2;
-	}
-	if (cfg.show_help || cfg.show_version) {
-		if (cfg.show_help)
-			settings_usage(stdout);
-		else
-			printf("weft-server %s\n", PACKAGE_VERSION);
-		return 0;
-	}
-	if (cfg.check_only) {
-		if (cfg.https_addr && tlsfiles_check(cfg.tls_cert, cfg.tls_key, &err) != WEFT_OK) {
-			fprintf(stderr, "weft-server: %s\n", err);
-			free(err);
-			settings_free(&cfg);
-			return 2;
-		}
-		printf("weft-server: configuration is valid\n");
-		return 0;
-	}
-	log_setup(cfg.log_level, stderr);
+	log_setup(cfg->log_level, stderr);
 	if (sodium_init() < 0)
 		fatalx("main", "libsodium failed to initialise");
 	raise_fd_limit();
@@ -122,18 +100,18 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST)
-		fatalx("main", "cannot create data dir path=%s error=\"%s\"", cfg.data_dir, strerror(errno));
-	snprintf(dbpath, sizeof(dbpath), "%s/weft.db", cfg.data_dir);
+	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST)
+		fatalx("main", "cannot create data dir path=%s error=\"%s\"", cfg->data_dir, strerror(errno));
+	snprintf(dbpath, sizeof(dbpath), "%s/weft.db", cfg->data_dir);
 
-	srv.data_dir = cfg.data_dir;
-	srv.datacenter = cfg.datacenter;
-	srv.node_name = cfg.node_name;
-	srv.advertise_addr = cfg.advertise_addr;
-	srv.http_addr = cfg.http_addr;
+	srv.data_dir = cfg->data_dir;
+	srv.datacenter = cfg->datacenter;
+	srv.node_name = cfg->node_name;
+	srv.advertise_addr = cfg->advertise_addr;
+	srv.http_addr = cfg->http_addr;
 	srv.version = PACKAGE_VERSION;
-	srv.dev = cfg.dev;
-	srv.max_body = cfg.max_body;
+	srv.dev = cfg->dev;
+	srv.max_body = cfg->max_body;
 	srv.started_ms = now_wall_ms();
 
 	sopts.path = dbpath;
@@ -145,13 +123,13 @@ int main(int argc, char **argv)
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
 	srv.replies = rcache_new(32 << 20, 1 << 20);
 
-	if (cfg.dev) {
+	if (cfg->dev) {
 		log_warnx("main", "DEV MODE: authentication is OFF, every request is allowed; never use --dev outside a laptop");
-	} else if (auth_open(&srv.auth, cfg.data_dir, srv.store, &err) != WEFT_OK) {
+	} else if (auth_open(&srv.auth, cfg->data_dir, srv.store, &err) != WEFT_OK) {
 		fatalx("main", "auth setup failed error=\"%s\"", err);
 	}
-	if (settings_node_id(cfg.data_dir, node_id) != 0)
-		fatalx("main", "cannot read or create %s/node-id", cfg.data_dir);
+	if (settings_node_id(cfg->data_dir, node_id) != 0)
+		fatalx("main", "cannot read or create %s/node-id", cfg->data_dir);
 	srv.node_id = node_id;
 	if (register_self(&srv, &err) != WEFT_OK)
 		fatalx("main", "self registration failed error=\"%s\"", err);
@@ -161,26 +139,26 @@ int main(int argc, char **argv)
 	if (ttl_start(&srv.ttl, srv.store, &err) != WEFT_OK)
 		fatalx("main", "ttl start failed error=\"%s\"", err);
 
-	hopts.addr = cfg.http_addr;
-	hopts.threads = cfg.http_threads;
-	hopts.max_connections = cfg.max_connections;
+	hopts.addr = cfg->http_addr;
+	hopts.threads = cfg->http_threads;
+	hopts.max_connections = cfg->max_connections;
 	if (http_start(&http, &srv, &hopts, &err) != WEFT_OK) {
 		log_errorx("main", "http start failed error=\"%s\"", err);
 		goto out;
 	}
 	srv.http = http;
-	if (cfg.https_addr) {
-		hopts.addr = cfg.https_addr;
-		hopts.tls_cert = cfg.tls_cert;
-		hopts.tls_key = cfg.tls_key;
+	if (cfg->https_addr) {
+		hopts.addr = cfg->https_addr;
+		hopts.tls_cert = cfg->tls_cert;
+		hopts.tls_key = cfg->tls_key;
 		if (http_start(&https, &srv, &hopts, &err) != WEFT_OK) {
 			log_errorx("main", "https start failed error=\"%s\"", err);
 			goto out;
 		}
 	}
 	log_info("main", "ready version=%s node=%s datacenter=%s data_dir=%s http=%s%s%s",
-		 PACKAGE_VERSION, srv.node_name, srv.datacenter, cfg.data_dir, cfg.http_addr,
-		 cfg.https_addr ? " https=" : "", cfg.https_addr ? cfg.https_addr : "");
+		 PACKAGE_VERSION, srv.node_name, srv.datacenter, cfg->data_dir, cfg->http_addr,
+		 cfg->https_addr ? " https=" : "", cfg->https_addr ? cfg->https_addr : "");
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
@@ -204,7 +182,43 @@ out:
 	hub_free(srv.hub);
 	rcache_free(srv.replies);
 	free(err);
-	settings_free(&cfg);
 	log_info("main", "stopped");
+	return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+	struct settings cfg;
+	char *err = NULL;
+	int rc, exit_code = 1;
+
+	rc = settings_parse(&cfg, argc, argv, &err);
+	if (rc != WEFT_OK) {
+		fprintf(stderr, "weft-server: %s\n", err);
+		exit_code = 2;
+		goto out;
+	}
+	if (cfg.show_help || cfg.show_version) {
+		if (cfg.show_help)
+			settings_usage(stdout);
+		else
+			printf("weft-server %s\n", PACKAGE_VERSION);
+		exit_code = 0;
+		goto out;
+	}
+	if (cfg.check_only) {
+		if (cfg.https_addr && tlsfiles_check(cfg.tls_cert, cfg.tls_key, &err) != WEFT_OK) {
+			fprintf(stderr, "weft-server: %s\n", err);
+			exit_code = 2;
+			goto out;
+		}
+		printf("weft-server: configuration is valid\n");
+		exit_code = 0;
+		goto out;
+	}
+	exit_code = serve(&cfg);
+out:
+	free(err);
+	settings_free(&cfg);
 	return exit_code;
 }
