@@ -232,9 +232,10 @@ char *policy_intention_line(json_t *ix)
 	target(&b, str(ix, "SourceNS"), str(ix, "SourceName"));
 	buf_printf(&b, " => ");
 	target(&b, str(ix, "DestinationNS"), str(ix, "DestinationName"));
-	if (np == 0)
+	/* A decision's summary of an L7 intention has neither. */
+	if (np == 0 && str(ix, "Action")[0])
 		buf_printf(&b, " (%s)", str(ix, "Action"));
-	else
+	else if (np > 0)
 		buf_printf(&b, " (%zu permission%s)", np, np == 1 ? "" : "s");
 	return buf_steal(&b);
 }
