@@ -25,6 +25,23 @@ static int l7_given(const struct l7_flags *f)
 	return f->method || f->path || f->headers.n > 0;
 }
 
+/* Usage error for a -header without NAME=VALUE. */
+static int l7_check(const struct ctl_command *cmd, const struct l7_flags *f)
+{
+	char *name = NULL, *value = NULL, *err = NULL;
+	int rc = CTL_CONTINUE;
+
+	for (size_t i = 0; i < f->headers.n && rc == CTL_CONTINUE; i++) {
+		if (policy_header(f->headers.v[i], &name, &value, &err) != WEFT_OK)
+			rc = ctl_usage(cmd, "%s", err);
+		free(name);
+		free(value);
+		free(err);
+		name = value = err = NULL;
+	}
+	return rc;
+}
+
 /* /v1/connect/intentions/<what>?source=&destination=&mesh= (+ the L7
  * request); NULL after printing why. */
 static char *pair_path(struct ctl *g, const char *what, const char *src, const char *dst,
@@ -569,7 +586,8 @@ static int run_check(struct ctl *g, const struct ctl_command *cmd, int argc, cha
 		rc = ctl_usage(cmd, "SRC and DST are required");
 		goto out;
 	}
-	if ((rc = check_pair(cmd, pos[0], pos[1])) != CTL_CONTINUE)
+	if ((rc = check_pair(cmd, pos[0], pos[1])) != CTL_CONTINUE ||
+	    (rc = l7_check(cmd, &l7)) != CTL_CONTINUE)
 		goto out;
 	rc = CTL_USAGE;
 	if ((path = pair_path(g, "check", pos[0], pos[1], &l7)) == NULL)
@@ -579,7 +597,8 @@ static int run_check(struct ctl *g, const struct ctl_command *cmd, int argc, cha
 		goto out;
 	}
 	if (!json_is_boolean(json_object_get(answer, "Allowed"))) {
-		rc = ctl_fail("unexpected reply from the server: no Allowed") + 1;
+		ctl_fail("unexpected reply from the server: no Allowed");
+		rc = CTL_USAGE;
 		goto out;
 	}
 	rc = json_is_true(json_object_get(answer, "Allowed")) ? 0 : 1;
@@ -814,10 +833,23 @@ static int run_explain(struct ctl *g, const struct ctl_command *cmd, int argc, c
 	if ((path = pair_path(g, "check", pos[0], pos[1], &l7)) == NULL ||
 	    (answer = ctl_call(g, "GET", path, NULL, NULL, &rc)) == NULL)
 		goto out;
-	rc = policy_explain(g->json ? NULL : stdout, set, &call, def, answer,
-			    g->json ? &out : NULL) ? CTL_OK : CTL_ERR;
-	if (g->json)
+	if (g->json) {
+		/* The text goes nowhere; the JSON is printed. */
+		char *text = NULL;
+		size_t tlen = 0;
+		FILE *sink = open_memstream(&text, &tlen);
+
+		if (sink == NULL) {
+			rc = ctl_fail("out of memory");
+			goto out;
+		}
+		rc = policy_explain(sink, set, &call, def, answer, &out) ? CTL_OK : CTL_ERR;
+		fclose(sink);
+		free(text);
 		ctl_print_json(out);
+	} else {
+		rc = policy_explain(stdout, set, &call, def, answer, NULL) ? CTL_OK : CTL_ERR;
+	}
 	if (rc != CTL_OK)
 		fprintf(stderr, "weftctl: the server's check and the local engine disagree\n");
 out:
