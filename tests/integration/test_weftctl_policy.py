@@ -101,7 +101,9 @@ class ConfigTest(PolicyTest):
                                         "Name: cart\n"
                                         "Splits:\n"
                                         "  - Weight: 90\n"
-                                        "  - Weight: 20\n")
+                                        "    ServiceSubset: v1\n"
+                                        "  - Weight: 20\n"
+                                        "    ServiceSubset: v2\n")
         r = self.ctl("config", "write", path)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.stderr,
