@@ -303,8 +303,9 @@ class IntentionTest(PolicyTest):
         self.load_examples("one")
         # service-intentions written as a config entry shows as intentions.
         r = self.ok("--mesh", "one", "intention", "match", "api")
-        self.assertEqual(r.stdout, "web => api (1 permission)\n"
-                                   "billing => api (allow)\n"
+        # Equal precedences in source name order (Consul's sorter).
+        self.assertEqual(r.stdout, "billing => api (allow)\n"
+                                   "web => api (1 permission)\n"
                                    "* => api (deny)\n")
         # And an intention written with weftctl shows in the config entry.
         self.ok("--mesh", "one", "intention", "create", "-deny", "ops", "api")
