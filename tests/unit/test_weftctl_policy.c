@@ -58,9 +58,10 @@ static void test_intention_file_errors_are_located(void **state)
 		     "Permissions:\n"
 		     "  - Action: allow\n"
 		     "    HTTP:\n"
-		     "      PathRegex: '\\d+'\n",
-		     "ixn.yaml:6:7: Permissions[0].HTTP.PathRegex: \"\\d\" is not POSIX extended "
-		     "regex syntax (use a bracket expression such as [0-9])");
+		     "      PathPrefix: /v1\n"
+		     "  - Action: permit\n"
+		     "    HTTP: {PathPrefix: /v2}\n",
+		     "ixn.yaml:7:5: Permissions[1].Action: \"permit\": must be \"allow\" or \"deny\"");
 	/* A missing field: the document it is missing from. */
 	assert_error("---\nSourceName: web\nDestinationName: db\nAction: deny\n---\nSourceName: a\nDestinationName: b\nAction: allow\n"
 		     "---\n  DestinationName: db\n",
