@@ -1,4 +1,5 @@
 #include "ctl.h"
+#include "buf.h"
 #include "err.h"
 
 #include <stdarg.h>
@@ -21,7 +22,9 @@ void ctl_init(struct ctl *g)
 	 * whose -address is the node's. */
 	g->gopts[4] = (struct arg_opt){ "http-addr", ARG_STR, &g->address, "HOST:PORT",
 		"the same as -address", 0, 0 };
-	g->gopts[5] = (struct arg_opt){ 0 };
+	g->gopts[5] = (struct arg_opt){ "mesh", ARG_STR, &g->mesh, "NAME",
+		"the mesh whose intentions and config entries to use (default: default)", 0, 0 };
+	g->gopts[6] = (struct arg_opt){ 0 };
 }
 
 void ctl_cleanup(struct ctl *g)
@@ -141,4 +144,30 @@ json_t *ctl_call(struct ctl *g, const char *method, const char *path, json_t *bo
 	}
 	*status = CTL_OK;
 	return out ? out : json_null();
+}
+
+int ctl_query_add(struct buf *b, const char *key, const char *value)
+{
+	char *esc = httpc_escape(value, 0);
+	int rc;
+
+	if (esc == NULL)
+		return WEFT_ENOMEM;
+	rc = buf_printf(b, "%c%s=%s", b->data && strchr(b->data, '?') ? '&' : '?', key, esc);
+	free(esc);
+	return rc;
+}
+
+char *ctl_mesh_path(struct ctl *g, const char *path)
+{
+	struct buf b;
+
+	buf_init(&b, 1 << 16);
+	if (buf_printf(&b, "%s", path) != WEFT_OK ||
+	    ctl_query_add(&b, "mesh", g->mesh ? g->mesh : "default") != WEFT_OK) {
+		buf_free(&b);
+		ctl_fail("out of memory");
+		return NULL;
+	}
+	return buf_steal(&b);
 }

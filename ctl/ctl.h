@@ -25,7 +25,8 @@ struct ctl {
 	const char *ca_file;   /* --ca-file */
 	const char *output;    /* --output json|table */
 	int json;              /* --output json */
-	struct arg_opt gopts[6];
+	const char *mesh;      /* --mesh, for intentions and config entries; NULL: default */
+	struct arg_opt gopts[7];
 	struct httpc *http;
 	/* Set before the first ctl_http() to make requests abortable (lock). */
 	int (*abort_fn)(void *arg);
@@ -48,6 +49,9 @@ extern const struct ctl_command ctl_cmds_kv[];
 extern const struct ctl_command ctl_cmds_lock[];
 extern const struct ctl_command ctl_cmds_token[];
 extern const struct ctl_command ctl_cmds_agent[];
+extern const struct ctl_command ctl_cmds_intention[];
+extern const struct ctl_command ctl_cmds_config[];
+extern const struct ctl_command ctl_cmds_mesh[];
 
 void ctl_init(struct ctl *g);
 void ctl_cleanup(struct ctl *g);
@@ -66,6 +70,13 @@ struct httpc *ctl_http(struct ctl *g);
  * body) and *status CTL_OK. resp may be NULL. */
 json_t *ctl_call(struct ctl *g, const char *method, const char *path, json_t *body,
 		 struct httpc_resp *resp, int *status);
+
+/* path with ?mesh=NAME (or &mesh=NAME) for the --mesh flag appended,
+ * escaped; allocated, NULL after printing why. */
+char *ctl_mesh_path(struct ctl *g, const char *path);
+/* Appends "?key=value" or "&key=value" to b, the value escaped. */
+struct buf;
+int ctl_query_add(struct buf *b, const char *key, const char *value);
 
 /* Prints "weftctl: ..." on stderr; returns CTL_ERR. */
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

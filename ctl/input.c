@@ -35,7 +35,7 @@ out:
 	return rc;
 }
 
-static int read_file(const char *path, char **data, size_t *len, char **err)
+int input_file(const char *path, char **data, size_t *len, char **err)
 {
 	FILE *f;
 	int rc;
@@ -57,7 +57,7 @@ json_t *input_json_file(const char *path, char **err)
 	char *data = NULL;
 	size_t len = 0;
 
-	if (read_file(path, &data, &len, err) != WEFT_OK)
+	if (input_file(path, &data, &len, err) != WEFT_OK)
 		return NULL;
 	doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {
@@ -78,7 +78,7 @@ int input_value(const char *arg, FILE *in, char **data, size_t *len, char **err)
 	if (strcmp(arg, "-") == 0)
 		return read_stream(in, "stdin", data, len, err);
 	if (arg[0] == '@')
-		return read_file(arg + 1, data, len, err);
+		return input_file(arg + 1, data, len, err);
 	*data = strdup(arg);
 	if (*data == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "out of memory");

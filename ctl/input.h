@@ -14,6 +14,10 @@
 
 #define INPUT_MAX_FILE ((size_t)16 << 20)
 
+/* Reads a whole file ("-": stdin), at most INPUT_MAX_FILE bytes; *data is
+ * allocated and NUL-terminated. */
+int input_file(const char *path, char **data, size_t *len, char **err);
+
 /* Reads and parses a JSON file; "-" reads stdin. NULL with *err on failure. */
 json_t *input_json_file(const char *path, char **err);
 
