@@ -5,6 +5,7 @@
 #include "err.h"
 #include "http.h"
 #include "hub.h"
+#include "intentions.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -135,6 +136,8 @@ int main(int argc, char **argv)
 	if (srv.hub == NULL)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
+	if (intentions_new(&srv.intentions, srv.store, srv.hub) != WEFT_OK)
+		fatalx("main", "cannot start the intentions cache");
 
 	if (cfg.dev) {
 		log_warnx("main", "DEV MODE: authentication is OFF, every request is allowed; never use --dev outside a laptop");
@@ -192,6 +195,7 @@ out:
 	ttl_stop(srv.ttl);
 	auth_close(srv.auth);
 	store_close(srv.store);
+	intentions_free(srv.intentions);
 	hub_free(srv.hub);
 	free(err);
 	settings_free(&cfg);

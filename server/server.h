@@ -10,6 +10,7 @@ struct hub;
 struct auth;
 struct http;
 struct ttl;
+struct intentions;
 
 struct server {
 	struct store *store;
@@ -17,6 +18,7 @@ struct server {
 	struct auth *auth;          /* NULL in --dev mode: no authentication */
 	struct http *http;
 	struct ttl *ttl;            /* expires TTL checks (ttl.h) */
+	struct intentions *intentions; /* compiled intentions per mesh (intentions.h) */
 	const char *data_dir;
 	const char *datacenter;     /* Consul's "datacenter": the zone name */
 	const char *node_name;      /* the server's own node in the catalog */
