@@ -187,16 +187,63 @@ static json_t *report_json(const struct intention_report *rep)
 	return out;
 }
 
-/* The findings writing ix would create, as JSON (an empty array if none). */
-static json_t *warnings_for(const struct intentions_snap *s, const struct intention *ix)
+/* The findings writing ix to mesh would create, as a JSON array (empty if
+ * none), or NULL after replying. A write to one destination is analyzed
+ * against that destination's and "*"'s intentions only (what can share a
+ * call with it: intentions_load_for), read from the store, so a write never
+ * compiles the whole mesh; a write to "*" uses the mesh's snapshot. *id_out,
+ * if given, gets the ID of the intention ix replaces ("" if none). */
+static json_t *warnings_for(struct req *r, const char *mesh, struct intention *ix,
+			    char *id_out, size_t id_size)
 {
+	const char *dst = intention_destination_name(ix);
+	const struct intentions_snap *snap = NULL;
+	struct intention_set *own = NULL;
+	const struct intention_set *set;
+	const struct intention *cur;
 	struct intention_report *rep = NULL;
+	char *err = NULL;
 	json_t *out;
+	int rc;
 
-	if (intention_set_analyze_new(s->set, ix, &universe, &rep, NULL) != WEFT_OK)
-		return json_array();
-	out = report_json(rep);
-	intention_report_free(rep);
+	if (strcmp(dst, INTENTION_WILDCARD) == 0) {
+		if ((snap = snap_get(r, mesh)) == NULL)
+			return NULL;
+		set = snap->set;
+	} else {
+		struct db *db = api_read_begin(r);
+
+		if (db == NULL)
+			return NULL;
+		rc = mesh_exists(db, mesh);
+		if (rc == 1)
+			rc = intentions_load_for(db, mesh, dst, &own, &err);
+		else if (rc == 0)
+			rc = weft_errf(&err, WEFT_EINVAL, "mesh: no mesh \"%s\"", mesh);
+		else
+			rc = weft_errf(&err, WEFT_EIO, "store: %s", db_errmsg(db));
+		store_read_end(db);
+		if (rc != WEFT_OK) {
+			api_bad(r, rc, err);
+			return NULL;
+		}
+		set = own;
+	}
+	if (id_out) {
+		cur = intention_set_find(set, intention_source_ns(ix), intention_source_name(ix), NULL, dst);
+		snprintf(id_out, id_size, "%s", cur ? intention_id(cur) : "");
+		if (id_out[0])
+			intention_set_id(ix, id_out, NULL);
+	}
+	if (intention_set_analyze_new(set, ix, &universe, &rep, NULL) == WEFT_OK) {
+		out = report_json(rep);
+		intention_report_free(rep);
+	} else {
+		out = NULL;
+	}
+	if (snap)
+		snap_put(r, snap);
+	intention_set_free(own);
 	return out ? out : json_array();
 }
 
@@ -216,7 +263,6 @@ static struct intentions_op *op_new(struct req *r, enum intentions_op_kind kind,
 /* POST /v1/connect/intentions: {"ID", "Warnings"?} */
 static int h_create(struct req *r)
 {
-	const struct intentions_snap *s;
 	const char *mesh = mesh_param(r);
 	struct intentions_op *op;
 	struct intention *ix;
@@ -231,20 +277,17 @@ static int h_create(struct req *r)
 		intention_free(ix);
 		return 403;
 	}
-	if ((s = snap_get(r, mesh)) == NULL) {
-		intention_free(ix);
-		return 400;
-	}
 	if ((op = op_new(r, INTENTIONS_CREATE, mesh)) == NULL) {
-		snap_put(r, s);
 		intention_free(ix);
 		return 500;
 	}
 	uuid_generate(op->id);
 	intention_set_id(ix, op->id, NULL);
 	op->ix = ix;
-	op->warnings = warnings_for(s, ix);
-	snap_put(r, s);
+	if ((op->warnings = warnings_for(r, mesh, ix, NULL, 0)) == NULL) {
+		intentions_op_free(op);
+		return 400;
+	}
 	return req_write(r, intentions_apply, op, intentions_op_free);
 }
 
@@ -302,23 +345,19 @@ static int h_exact(struct req *r)
 		intention_free(ix);
 		return 403;
 	}
-	if ((s = snap_get(r, mesh)) == NULL) {
-		intention_free(ix);
-		return 400;
-	}
 	if ((op = op_new(r, INTENTIONS_UPSERT, mesh)) == NULL) {
-		snap_put(r, s);
 		intention_free(ix);
 		return 500;
 	}
+	op->ix = ix;
 	{
-		const struct intention *cur = intention_set_find(s->set, intention_source_ns(ix),
-								 intention_source_name(ix), NULL, dname);
-		json_t *warn;
+		char id[64];
+		json_t *warn = warnings_for(r, mesh, ix, id, sizeof(id));
 
-		if (cur && intention_id(cur)[0])
-			intention_set_id(ix, intention_id(cur), NULL);
-		warn = warnings_for(s, ix);
+		if (warn == NULL) {
+			intentions_op_free(op);
+			return 400;
+		}
 		if (json_array_size(warn)) {
 			char *text = jx_dump(warn);
 			if (text)
@@ -327,8 +366,6 @@ static int h_exact(struct req *r)
 		}
 		json_decref(warn);
 	}
-	snap_put(r, s);
-	op->ix = ix;
 	return req_write(r, intentions_apply, op, intentions_op_free);
 }
 
@@ -566,12 +603,15 @@ static int h_id(struct req *r)
 		return 500;
 	}
 	snprintf(op->id, sizeof(op->id), "%s", id);
+	snap_put(r, s);
 	if (ix) {
 		intention_set_id(ix, id, NULL);
 		op->ix = ix;
-		op->warnings = warnings_for(s, ix);
+		if ((op->warnings = warnings_for(r, mesh, ix, NULL, 0)) == NULL) {
+			intentions_op_free(op);
+			return 400;
+		}
 	}
-	snap_put(r, s);
 	return req_write(r, intentions_apply, op, intentions_op_free);
 }
 

@@ -74,31 +74,39 @@ static int source_is(json_t *src, const char *ns, const char *name)
 	       strcmp(str_field(src, "Name", ""), name) == 0;
 }
 
-int intentions_load(struct db *db, const char *mesh, struct intention_set **out, char **err)
+static int load_from(struct db *db, const char *mesh, const char *dst, struct intention_set **out,
+		     char **err)
 {
-	struct db_stmt *st = db_prep(db, "SELECT name, body, create_index, modify_index FROM"
-				     " config_entries WHERE mesh = ? AND kind = ?");
+	struct db_stmt *st;
 	struct intention **ixs = NULL, **p;
 	size_t n = 0, cap = 0;
 	int rc;
 
+	if (dst)
+		st = db_prep(db, "SELECT name, body, create_index, modify_index FROM config_entries"
+				 " WHERE mesh = ? AND kind = ? AND (name = ? OR name = '*')");
+	else
+		st = db_prep(db, "SELECT name, body, create_index, modify_index FROM"
+				 " config_entries WHERE mesh = ? AND kind = ?");
 	if (st == NULL)
 		return weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db));
 	db_bind_text(st, 1, mesh);
 	db_bind_text(st, 2, INTENTIONS_KIND);
+	if (dst)
+		db_bind_text(st, 3, dst);
 	while ((rc = db_step(st)) == DB_ROW) {
-		const char *dst = db_col_text(st, 0);
+		const char *ename = db_col_text(st, 0);
 		json_t *entry = jx_load_or(db_col_text(st, 1), JSON_OBJECT);
 		json_t *srcs = jx_field(entry, "Sources"), *src;
 		long long create = db_col_int(st, 2), modify = db_col_int(st, 3);
 		size_t i;
 
 		json_array_foreach(srcs, i, src) {
-			json_t *ij = source_to_intention_json(entry, dst, src);
+			json_t *ij = source_to_intention_json(entry, ename, src);
 			struct intention *ix = NULL;
 			char *e = NULL, ctx[CONFIG_NAME_MAX + 64];
 
-			snprintf(ctx, sizeof(ctx), "%s/%s.Sources[%zu]", INTENTIONS_KIND, dst, i);
+			snprintf(ctx, sizeof(ctx), "%s/%s.Sources[%zu]", INTENTIONS_KIND, ename, i);
 			if (intention_from_json(ij, ctx, &ix, &e) != WEFT_OK) {
 				log_warnx("intentions", "skipped mesh=%s error=\"%s\"", mesh, e ? e : "?");
 				free(e);
@@ -137,6 +145,17 @@ fail:
 		intention_free(ixs[i]);
 	free(ixs);
 	return rc;
+}
+
+int intentions_load(struct db *db, const char *mesh, struct intention_set **out, char **err)
+{
+	return load_from(db, mesh, NULL, out, err);
+}
+
+int intentions_load_for(struct db *db, const char *mesh, const char *dst,
+			struct intention_set **out, char **err)
+{
+	return load_from(db, mesh, dst, out, err);
 }
 
 /* ---- topics -------------------------------------------------------------- */
@@ -200,6 +219,9 @@ struct snap {
 struct slot {
 	char *mesh;
 	struct snap *snap;
+	int building;              /* a reader is compiling a snapshot at building_index */
+	uint64_t building_index;
+	pthread_cond_t built;
 	struct slot *next;
 };
 
@@ -241,6 +263,7 @@ void intentions_free(struct intentions *c)
 		next = s->next;
 		if (s->snap && --s->snap->refs == 0)
 			snap_free(s->snap);
+		pthread_cond_destroy(&s->built);
 		free(s->mesh);
 		free(s);
 	}
@@ -307,6 +330,26 @@ out:
 	return WEFT_OK;
 }
 
+/* The slot for mesh, created if needed (NULL when out of memory). */
+static struct slot *slot_get(struct intentions *c, const char *mesh)
+{
+	struct slot *sl = slot_find(c, mesh);
+
+	if (sl || (sl = calloc(1, sizeof(*sl))) == NULL)
+		return sl;
+	if ((sl->mesh = strdup(mesh)) == NULL) {
+		free(sl);
+		return NULL;
+	}
+	pthread_cond_init(&sl->built, NULL);
+	sl->next = c->slots;
+	c->slots = sl;
+	return sl;
+}
+
+/* One reader builds while the others wait for its snapshot (a snapshot
+ * newer than the index a reader saw serves it too), so a change costs one
+ * compilation however many readers arrive. */
 int intentions_acquire(struct intentions *c, const char *mesh,
 		       const struct intentions_snap **out, char **err)
 {
@@ -316,18 +359,30 @@ int intentions_acquire(struct intentions *c, const char *mesh,
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	sl = slot_find(c, mesh);
-	if (sl && sl->snap && sl->snap->pub.index == index) {
-		sl->snap->refs++;
-		*out = &sl->snap->pub;
-		pthread_mutex_unlock(&c->lock);
-		return WEFT_OK;
+	for (;;) {
+		sl = slot_get(c, mesh);
+		if (sl && sl->snap && sl->snap->pub.index >= index) {
+			sl->snap->refs++;
+			*out = &sl->snap->pub;
+			pthread_mutex_unlock(&c->lock);
+			return WEFT_OK;
+		}
+		if (sl == NULL || !sl->building || sl->building_index < index)
+			break;
+		pthread_cond_wait(&sl->built, &c->lock);
+	}
+	if (sl) {
+		sl->building = 1;
+		sl->building_index = index;
 	}
 	pthread_mutex_unlock(&c->lock);
 
 	rc = build(c, mesh, index, &s, err);
 	pthread_mutex_lock(&c->lock);
-	sl = slot_find(c, mesh);
+	if (sl) {
+		sl->building = 0;
+		pthread_cond_broadcast(&sl->built);
+	}
 	if (rc != WEFT_OK) {
 		/* A mesh that went away leaves no snapshot behind. */
 		if (rc == WEFT_EINVAL && sl && sl->snap) {
@@ -337,15 +392,6 @@ int intentions_acquire(struct intentions *c, const char *mesh,
 		goto out;
 	}
 	s->refs = 1;
-	if (sl == NULL && (sl = calloc(1, sizeof(*sl))) != NULL) {
-		if ((sl->mesh = strdup(mesh)) == NULL) {
-			free(sl);
-			sl = NULL;
-		} else {
-			sl->next = c->slots;
-			c->slots = sl;
-		}
-	}
 	if (sl && (sl->snap == NULL || sl->snap->pub.index <= index)) {
 		old = sl->snap;
 		sl->snap = s;

@@ -46,6 +46,12 @@ void intentions_release(struct intentions *c, const struct intentions_snap *snap
  * tools and tests; the cache uses it). Sources that do not decode are
  * skipped with a warning in the log. */
 int intentions_load(struct db *db, const char *mesh, struct intention_set **out, char **err);
+/* Only the intentions whose destination is dst or "*": every intention
+ * that can share a call with one to dst (all destinations are in the one
+ * namespace), so analyzing a new intention to dst against this set finds
+ * what the whole set would, without compiling the whole mesh. */
+int intentions_load_for(struct db *db, const char *mesh, const char *dst,
+			struct intention_set **out, char **err);
 
 /* Called by config_store when a service-intentions entry changes (old or
  * new NULL when absent): publishes "ixn:<mesh>:dst:<name>" and

@@ -15,6 +15,7 @@
 
 #include "config_store.h"
 #include "err.h"
+#include "hub.h"
 #include "intentions.h"
 #include "jsonx.h"
 #include "mesh.h"
@@ -513,6 +514,114 @@ static void test_meshes(void **state)
 	free(name);
 }
 
+/* The compiled set per mesh: shared while nothing changes, rebuilt after a
+ * change, a held snapshot stays usable after it is replaced, and readers on
+ * several threads during writes always see a whole set. */
+static void hub_pub(void *ctx, const char *const *topics, const uint64_t *idx, size_t n)
+{
+	hub_publish(ctx, topics, idx, n);
+}
+
+struct reader {
+	struct intentions *c;
+	int stop, rounds, bad;
+};
+
+static void *read_loop(void *arg)
+{
+	struct reader *rd = arg;
+	struct intention_call call = { .source_name = "web", .destination_name = "db" };
+
+	for (int i = 0; i < 100000 && !__atomic_load_n(&rd->stop, __ATOMIC_ACQUIRE); i++) {
+		const struct intentions_snap *s = NULL;
+		struct intention_decision d;
+
+		if (intentions_acquire(rd->c, "default", &s, NULL) != WEFT_OK) {
+			__atomic_fetch_add(&rd->bad, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		intention_set_decide(s->set, &call, s->default_action, &d);
+		/* web -> db is always there (allow); the writer only adds others. */
+		if (d.action != INTENTION_ALLOW || d.intention == NULL)
+			__atomic_fetch_add(&rd->bad, 1, __ATOMIC_RELAXED);
+		intentions_release(rd->c, s);
+		__atomic_fetch_add(&rd->rounds, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void test_intentions_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct hub *hub = hub_new(store_last_index(f->store));
+	const struct intentions_snap *a, *b, *c2;
+	struct intentions *c;
+	struct reader rd = { 0 };
+	pthread_t th[3];
+	char *err = NULL;
+
+	store_set_publisher(f->store, hub_pub, hub);
+	assert_int_equal(intentions_new(&c, f->store, hub), WEFT_OK);
+	assert_int_equal(ixop(f, INTENTIONS_UPSERT, "{\"SourceName\":\"web\",\"DestinationName\":\"db\","
+			      "\"Action\":\"allow\"}", NULL, NULL, NULL), WEFT_OK);
+	assert_int_equal(intentions_acquire(c, "default", &a, NULL), WEFT_OK);
+	assert_int_equal(intentions_acquire(c, "default", &b, NULL), WEFT_OK);
+	assert_ptr_equal(a, b);                 /* nothing changed: the same compiled set */
+	assert_int_equal(intention_set_count(a->set), 1);
+	assert_int_equal(a->default_action, INTENTION_DENY);
+	intentions_release(c, b);
+	/* A write elsewhere does not rebuild it. */
+	assert_int_equal(put(f, "default", "service-defaults", "web", "{}", 0, 0, NULL, NULL), WEFT_OK);
+	assert_int_equal(intentions_acquire(c, "default", &b, NULL), WEFT_OK);
+	assert_ptr_equal(a, b);
+	intentions_release(c, b);
+	/* An intention write does; the old snapshot stays valid while held. */
+	assert_int_equal(ixop(f, INTENTIONS_UPSERT, "{\"SourceName\":\"api\",\"DestinationName\":\"db\","
+			      "\"Action\":\"deny\"}", NULL, NULL, NULL), WEFT_OK);
+	assert_int_equal(intentions_acquire(c, "default", &b, NULL), WEFT_OK);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(intention_set_count(b->set), 2);
+	assert_int_equal(intention_set_count(a->set), 1);
+	assert_non_null(intention_set_find(a->set, NULL, "web", NULL, "db"));
+	intentions_release(c, a);
+	intentions_release(c, b);
+	/* The mesh's default action is part of the snapshot. */
+	struct mesh_put *m = calloc(1, sizeof(*m));
+	json_t *doc = json_pack("{s:s}", "DefaultIntentionAction", "allow");
+	assert_int_equal(mesh_decode_put(doc, "default", m, NULL), WEFT_OK);
+	json_decref(doc);
+	assert_int_equal(run(f, mesh_apply_put, m, NULL, NULL), WEFT_OK);
+	mesh_put_free(m);
+	assert_int_equal(intentions_acquire(c, "default", &c2, NULL), WEFT_OK);
+	assert_int_equal(c2->default_action, INTENTION_ALLOW);
+	intentions_release(c, c2);
+	assert_int_equal(intentions_acquire(c, "nope", &c2, &err), WEFT_EINVAL);
+	assert_string_equal(err, "mesh: no mesh \"nope\"");
+	free(err);
+
+	/* Readers on three threads while intentions are written. */
+	rd.c = c;
+	for (int i = 0; i < 3; i++)
+		pthread_create(&th[i], NULL, read_loop, &rd);
+	for (int i = 0; i < 30; i++) {
+		char body[128];
+		snprintf(body, sizeof(body), "{\"SourceName\":\"s%d\",\"DestinationName\":\"d%d\","
+			 "\"Action\":\"allow\"}", i, i % 4);
+		assert_int_equal(ixop(f, INTENTIONS_UPSERT, body, NULL, NULL, NULL), WEFT_OK);
+	}
+	__atomic_store_n(&rd.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(rd.bad, 0);
+	assert_true(rd.rounds > 0);
+	assert_int_equal(intentions_acquire(c, "default", &b, NULL), WEFT_OK);
+	assert_int_equal(intention_set_count(b->set), 32);
+	intentions_release(c, b);
+	intentions_free(c);
+	store_set_publisher(f->store, on_publish, &f->pub);
+	hub_free(hub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +631,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_topics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intentions_on_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meshes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intentions_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
