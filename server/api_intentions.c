@@ -260,7 +260,7 @@ static struct intentions_op *op_new(struct req *r, enum intentions_op_kind kind,
 	return op;
 }
 
-/* POST /v1/connect/intentions: {"ID", "Warnings"?} */
+/* POST /v1/connect/intentions: {"ID", "Warnings"?, "Findings"?} */
 static int h_create(struct req *r)
 {
 	const char *mesh = mesh_param(r);
@@ -284,7 +284,7 @@ static int h_create(struct req *r)
 	uuid_generate(op->id);
 	intention_set_id(ix, op->id, NULL);
 	op->ix = ix;
-	if ((op->warnings = warnings_for(r, mesh, ix, NULL, 0)) == NULL) {
+	if ((op->findings = warnings_for(r, mesh, ix, NULL, 0)) == NULL) {
 		intentions_op_free(op);
 		return 400;
 	}
@@ -337,8 +337,8 @@ static int h_exact(struct req *r)
 		}
 		return req_write(r, intentions_apply, op, intentions_op_free);
 	}
-	/* PUT: upsert by name pair; `true`, with X-Weft-Warnings when the rule
-	 * can never decide a call or shadows another. */
+	/* PUT: upsert by name pair; `true`, with X-Weft-Warnings (messages) and
+	 * X-Weft-Findings (the findings) when there are findings. */
 	if ((ix = decode(r, src, dst)) == NULL)
 		return 400;
 	if (!req_authorize(r, AUTH_POLICY_WRITE, dname)) {
@@ -359,9 +359,18 @@ static int h_exact(struct req *r)
 			return 400;
 		}
 		if (json_array_size(warn)) {
-			char *text = jx_dump(warn);
-			if (text)
+			json_t *msgs = json_array(), *f;
+			size_t i;
+			char *text;
+
+			json_array_foreach(warn, i, f)
+				json_array_append(msgs, json_object_get(f, "Message"));
+			if ((text = jx_dump(msgs)) != NULL)
 				req_add_header(r, "X-Weft-Warnings", text);
+			free(text);
+			json_decref(msgs);
+			if ((text = jx_dump(warn)) != NULL)
+				req_add_header(r, "X-Weft-Findings", text);
 			free(text);
 		}
 		json_decref(warn);
@@ -607,7 +616,7 @@ static int h_id(struct req *r)
 	if (ix) {
 		intention_set_id(ix, id, NULL);
 		op->ix = ix;
-		if ((op->warnings = warnings_for(r, mesh, ix, NULL, 0)) == NULL) {
+		if ((op->findings = warnings_for(r, mesh, ix, NULL, 0)) == NULL) {
 			intentions_op_free(op);
 			return 400;
 		}

@@ -435,7 +435,7 @@ void intentions_op_free(void *p)
 	free(op->src_ns);
 	free(op->src_name);
 	free(op->dst_name);
-	json_decref(op->warnings);
+	json_decref(op->findings);
 	free(op);
 }
 
@@ -516,8 +516,16 @@ static json_t *id_result(const struct intentions_op *op)
 {
 	json_t *res = json_pack("{s:s}", "ID", op->id);
 
-	if (op->warnings && json_array_size(op->warnings))
-		json_object_set(res, "Warnings", op->warnings);
+	json_t *f, *msgs;
+	size_t i;
+
+	if (op->findings && json_array_size(op->findings)) {
+		msgs = json_array();
+		json_array_foreach(op->findings, i, f)
+			json_array_append(msgs, json_object_get(f, "Message"));
+		json_object_set_new(res, "Warnings", msgs);
+		json_object_set(res, "Findings", op->findings);
+	}
 	return res;
 }
 

@@ -75,11 +75,13 @@ struct intentions_op {
 	struct intention *ix;        /* CREATE, UPSERT, UPDATE_ID (owned) */
 	char id[40];                 /* CREATE, UPDATE_ID, DELETE_ID */
 	char *src_ns, *src_name, *dst_name;   /* DELETE_EXACT */
-	json_t *warnings;            /* CREATE, UPDATE_ID: added to the result as "Warnings" */
+	json_t *findings;            /* CREATE, UPDATE_ID: analysis findings for the result */
 };
 
 void intentions_op_free(void *op);
-/* Results: CREATE and UPDATE_ID {"ID", "Warnings"?}, the others `true`.
+/* Results: CREATE and UPDATE_ID {"ID"}, with "Warnings" (the findings'
+ * messages) and "Findings" (the findings) when there are any; the others
+ * `true`.
  * WEFT_ENOENT when there is nothing to update or delete. */
 int intentions_apply(struct db *db, uint64_t index, struct store_write *w,
 		     struct store_changes *ch);

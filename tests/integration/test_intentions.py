@@ -58,6 +58,7 @@ class IntentionsTest(harness.ServerTest):
         ixid = r["ID"]
         self.assertEqual(len(ixid), 36)
         self.assertNotIn("Warnings", r)
+        self.assertNotIn("Findings", r)
         got = self.ok(self.srv.get(exact("p-web", "p-db")))
         self.assertEqual(got["ID"], ixid)
         self.assertEqual(got["Action"], "allow")
@@ -167,9 +168,13 @@ class IntentionsTest(harness.ServerTest):
         self.assertEqual(r.status, 200, r)
         self.assertIs(r.json(), True)
         warn = json.loads(r.headers["X-Weft-Warnings"])
-        self.assertEqual(warn[0]["Kind"], "shadowed")
-        self.assertEqual(warn[0]["SourceNS"], "*")
-        self.assertIn("default/* -> default/a-db", warn[0]["ByRules"])
+        self.assertEqual(len(warn), 1)
+        self.assertIn("never decides a call", warn[0])
+        found = json.loads(r.headers["X-Weft-Findings"])
+        self.assertEqual(found[0]["Kind"], "shadowed")
+        self.assertEqual(found[0]["SourceNS"], "*")
+        self.assertEqual(found[0]["Message"], warn[0])
+        self.assertIn("default/* -> default/a-db", found[0]["ByRules"])
         a = self.ok(self.srv.get("/v1/connect/intentions/analysis"))
         self.assertEqual(a["Namespaces"], ["default"])
         shadowed = [f for f in a["Findings"] if f["DestinationName"] == "a-db"]
@@ -180,10 +185,12 @@ class IntentionsTest(harness.ServerTest):
                 {"Action": "allow", "HTTP": {"PathPrefix": "/"}},
                 {"Action": "deny", "HTTP": {"PathPrefix": "/admin"}}]}))
         self.assertEqual(len(r["ID"]), 36)
-        self.assertEqual([w["Kind"] for w in r["Warnings"]], ["permission-preempted"])
+        self.assertEqual([f["Kind"] for f in r["Findings"]], ["permission-preempted"])
+        self.assertEqual(r["Warnings"], [r["Findings"][0]["Message"]])
         # A rule without findings gets no header.
         r = self.srv.put(exact("a-api", "a-db"), {"Action": "allow"})
         self.assertIsNone(r.headers.get("X-Weft-Warnings"))
+        self.assertIsNone(r.headers.get("X-Weft-Findings"))
         self.ok(self.srv.delete(exact("*/*", "a-db")))
         self.ok(self.srv.delete(exact("*", "a-db")))
         a = self.ok(self.srv.get("/v1/connect/intentions/analysis"))
