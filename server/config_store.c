@@ -246,6 +246,13 @@ int config_store_apply_delete(struct db *db, uint64_t index, struct store_write 
 			return WEFT_OK;
 		}
 	}
+	if (op->validate) {
+		rc = load(db, op->mesh, op->kind, op->name, NULL, NULL, NULL, &w->err);
+		if (rc == WEFT_OK)
+			rc = op->validate(op->validate_ctx, db, op->mesh, NULL, &w->err);
+		if (rc != WEFT_OK && rc != WEFT_ENOENT)
+			return rc;
+	}
 	rc = config_store_remove(db, index, op->mesh, op->kind, op->name, ch, &w->err);
 	if (rc == WEFT_ENOENT) {
 		free(w->err);

@@ -24,7 +24,10 @@
 #define CONFIG_KIND_MAX 64
 
 /* Checks entry (a whole body, with Kind and Name) before it is stored in
- * mesh; WEFT_OK, or an error code with *err naming the field. */
+ * mesh, or, with entry NULL, that (op->kind, op->name) may be deleted (a
+ * resolver whose subsets a router uses); WEFT_OK, or an error code with
+ * *err naming the field. lib/config_entry's config_entry_check_write and
+ * _check_delete fit here, with a lookup on config_store_get/_list. */
 typedef int (*config_validate_fn)(void *ctx, struct db *db, const char *mesh, json_t *entry,
 				  char **err);
 
@@ -34,7 +37,7 @@ struct config_op {
 	json_t *entry;                 /* put: the body (Kind and Name are set from the key) */
 	int cas_set;                   /* ?cas=N given: write only if ModifyIndex == N (0: absent) */
 	uint64_t cas;
-	config_validate_fn validate;   /* put: may be NULL */
+	config_validate_fn validate;   /* may be NULL */
 	void *validate_ctx;
 };
 
@@ -49,7 +52,8 @@ void config_op_free(void *op);
 int config_store_apply_put(struct db *db, uint64_t index, struct store_write *w,
 			   struct store_changes *ch);
 /* Delete. Result `true` (also when there was nothing), or `false` when the
- * CAS index did not match (an absent entry never matches a CAS). */
+ * CAS index did not match (an absent entry never matches a CAS). validate,
+ * if set, runs (entry NULL) before an existing entry is removed. */
 int config_store_apply_delete(struct db *db, uint64_t index, struct store_write *w,
 			      struct store_changes *ch);
 

@@ -256,6 +256,8 @@ static int refuse_tcp(void *ctx, struct db *db, const char *mesh, json_t *entry,
 	(void)db;
 	(*calls)++;
 	assert_string_equal(mesh, "default");
+	if (entry == NULL)   /* a delete */
+		return weft_errf(err, WEFT_ECONFLICT, "web: still used by the test");
 	assert_string_equal(json_string_value(json_object_get(entry, "Kind")), "service-defaults");
 	if (p && strcmp(p, "tcp") == 0)
 		return weft_errf(err, WEFT_EINVAL, "Protocol: tcp refused by the test");
@@ -280,6 +282,18 @@ static void test_validate_and_mesh(void **state)
 	json_object_set_new(op->entry, "Protocol", json_string("http"));
 	assert_int_equal(run(f, config_store_apply_put, op, NULL, NULL), WEFT_OK);
 	assert_int_equal(calls, 2);
+	/* Deletes ask it too (entry NULL); a refusal keeps the entry. */
+	assert_int_equal(run(f, config_store_apply_delete, op, NULL, &err), WEFT_ECONFLICT);
+	assert_string_equal(err, "web: still used by the test");
+	free(err);
+	err = NULL;
+	assert_int_equal(calls, 3);
+	json_t *still = get(f, "default", "service-defaults", "web");
+	assert_non_null(still);
+	json_decref(still);
+	op->validate = NULL;
+	assert_int_equal(run(f, config_store_apply_delete, op, NULL, NULL), WEFT_OK);
+	assert_null(get(f, "default", "service-defaults", "web"));
 	config_op_free(op);
 	json_decref(entry);
 
