@@ -167,45 +167,58 @@ static json_t *sources_of(json_t *entry)
 	return json_is_array(s) ? s : NULL;
 }
 
-/* 1 when some source of `in` equal to src (by namespace and name) has the
- * same content. */
-static int has_same(json_t *in, json_t *src)
+/* The sources of an entry keyed by "namespace/name" (a new object). */
+static json_t *sources_by_key(json_t *srcs)
 {
-	json_t *o;
+	json_t *m = json_object(), *s;
 	size_t i;
 
-	json_array_foreach(in, i, o) {
-		if (source_is(o, str_field(src, "Namespace", NULL), str_field(src, "Name", "")))
-			return json_equal(o, src);
+	json_array_foreach(srcs, i, s) {
+		char *key = NULL;
+
+		if (asprintf(&key, "%s/%s", str_field(s, "Namespace", INTENTION_DEFAULT_NS),
+			     str_field(s, "Name", "")) < 0)
+			continue;
+		json_object_set(m, key, s);
+		free(key);
 	}
-	return 0;
+	return m;
+}
+
+/* Publishes the source topic of every source of `a` that `b` does not hold
+ * unchanged (under the same key). */
+static void publish_changed(const char *mesh, json_t *a, json_t *b, int all,
+			    struct store_changes *ch)
+{
+	const char *key;
+	json_t *s;
+
+	json_object_foreach(a, key, s) {
+		if (all || !json_equal(s, json_object_get(b, key)))
+			changes_add(ch, "ixn:%s:src:%s", mesh, str_field(s, "Name", ""));
+	}
 }
 
 void intentions_entry_changed(const char *mesh, const char *name, json_t *old, json_t *new,
 			      struct store_changes *ch)
 {
-	json_t *os = sources_of(old), *ns = sources_of(new), *s;
-	size_t i;
+	json_t *os = sources_by_key(sources_of(old)), *ns = sources_by_key(sources_of(new));
+	json_t *oe = old ? json_deep_copy(old) : NULL, *ne = new ? json_deep_copy(new) : NULL;
+	int all = 0;
 
 	changes_add(ch, "ixn:%s:dst:%s", mesh, name);
 	/* A change of the entry's own fields (Namespace, Meta) concerns every source. */
-	json_t *oe = old ? json_deep_copy(old) : NULL, *ne = new ? json_deep_copy(new) : NULL;
-	int all = 0;
 	if (oe && ne) {
 		json_object_del(oe, "Sources");
 		json_object_del(ne, "Sources");
 		all = !json_equal(oe, ne);
 	}
+	publish_changed(mesh, os, ns, all, ch);
+	publish_changed(mesh, ns, os, all, ch);
 	json_decref(oe);
 	json_decref(ne);
-	json_array_foreach(os, i, s) {
-		if (all || !has_same(ns, s))
-			changes_add(ch, "ixn:%s:src:%s", mesh, str_field(s, "Name", ""));
-	}
-	json_array_foreach(ns, i, s) {
-		if (all || !has_same(os, s))
-			changes_add(ch, "ixn:%s:src:%s", mesh, str_field(s, "Name", ""));
-	}
+	json_decref(os);
+	json_decref(ns);
 }
 
 /* ---- the cache ----------------------------------------------------------- */
