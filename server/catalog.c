@@ -1,8 +1,8 @@
 #include "catalog.h"
 #include "err.h"
 #include "jsonx.h"
-#include "mesh.h"
 #include "log.h"
+#include "mesh.h"
 #include "session.h"
 #include "util.h"
 
