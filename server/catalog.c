@@ -2,6 +2,7 @@
 #include "err.h"
 #include "jsonx.h"
 #include "log.h"
+#include "mesh.h"
 #include "session.h"
 #include "util.h"
 
@@ -328,6 +329,13 @@ static int put_service(struct db *db, uint64_t index, const char *node, const st
 	const char *old_name = NULL;
 	char *old_name_copy = NULL;
 
+	rc = mesh_exists(db, s->mesh);
+	if (rc <= 0) {
+		rc = rc < 0 ? weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db))
+			    : weft_errf(err, WEFT_EINVAL, "Service.Mesh: no mesh \"%s\"", s->mesh);
+		goto out;
+	}
+	rc = WEFT_OK;
 	st = db_prep(db, "SELECT name, kind, tags, address, port, meta, tagged_addresses, weights,"
 			 " enable_tag_override, proxy, connect, mesh FROM services WHERE node = ? AND id = ?");
 	if (st == NULL) {

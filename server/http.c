@@ -45,6 +45,8 @@ static const struct route *const route_tables[] = {
 	api_kv_routes,
 	api_session_routes,
 	api_agent_routes,
+	api_intentions_routes,
+	api_mesh_routes,
 };
 
 enum phase {

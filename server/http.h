@@ -50,6 +50,8 @@ extern const struct route api_acl_routes[];
 extern const struct route api_kv_routes[];
 extern const struct route api_session_routes[];
 extern const struct route api_agent_routes[];
+extern const struct route api_intentions_routes[];
+extern const struct route api_mesh_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */

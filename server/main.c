@@ -5,6 +5,7 @@
 #include "err.h"
 #include "http.h"
 #include "hub.h"
+#include "intentions.h"
 #include "log.h"
 #include "rcache.h"
 #include "server.h"
@@ -122,6 +123,8 @@ static int serve(const struct settings *cfg)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
 	srv.replies = rcache_new(32 << 20, 1 << 20);
+	if (intentions_new(&srv.intentions, srv.store, srv.hub) != WEFT_OK)
+		fatalx("main", "cannot start the intentions cache");
 
 	if (cfg->dev) {
 		log_warnx("main", "DEV MODE: authentication is OFF, every request is allowed; never use --dev outside a laptop");
@@ -179,6 +182,7 @@ out:
 	ttl_stop(srv.ttl);
 	auth_close(srv.auth);
 	store_close(srv.store);
+	intentions_free(srv.intentions);
 	hub_free(srv.hub);
 	rcache_free(srv.replies);
 	free(err);

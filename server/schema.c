@@ -59,6 +59,28 @@ static const char *const migrations[] = {
 	"  create_time INTEGER NOT NULL, expires_at INTEGER NOT NULL DEFAULT 0,"
 	"  revoked_at INTEGER NOT NULL DEFAULT 0,"
 	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL);",
+	/* 2: policy. Meshes (the default one created here, with a random trust
+	 * domain "<uuid>.weft" as Consul's "<cluster id>.consul") and config
+	 * entries of every kind, per mesh; intentions are the Sources of
+	 * service-intentions entries (server/config_store.h, intentions.h). */
+	"CREATE TABLE meshes ("
+	"  name TEXT PRIMARY KEY,"
+	"  mtls_mode TEXT NOT NULL CHECK (mtls_mode IN ('strict', 'permissive')),"
+	"  trust_domain TEXT NOT NULL,"
+	"  default_action TEXT NOT NULL CHECK (default_action IN ('allow', 'deny')),"
+	"  meta TEXT NOT NULL DEFAULT '{}',"
+	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL);"
+	"INSERT INTO meshes (name, mtls_mode, trust_domain, default_action, create_index,"
+	"  modify_index) VALUES ('default', 'strict',"
+	"  lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||"
+	"  substr(lower(hex(randomblob(2))), 2) || '-' ||"
+	"  substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) ||"
+	"  '-' || lower(hex(randomblob(6))) || '.weft', 'deny', 1, 1);"
+	"CREATE TABLE config_entries ("
+	"  mesh TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL,"
+	"  PRIMARY KEY (mesh, kind, name));",
 };
 
 int schema_version_latest(void)

@@ -11,6 +11,7 @@ struct auth;
 struct http;
 struct ttl;
 struct rcache;
+struct intentions;
 
 struct server {
 	struct store *store;
@@ -19,6 +20,7 @@ struct server {
 	struct http *http;
 	struct ttl *ttl;            /* expires TTL checks (ttl.h) */
 	struct rcache *replies;     /* hot read replies (rcache.h); may be NULL */
+	struct intentions *intentions; /* compiled intentions per mesh (intentions.h) */
 	const char *data_dir;
 	const char *datacenter;     /* Consul's "datacenter": the zone name */
 	const char *node_name;      /* the server's own node in the catalog */
