@@ -14,6 +14,8 @@ int api_check_dc(struct req *r);
 json_t *api_filter(struct req *r, json_t *arr);
 /* Opens the read snapshot, or replies 500 and returns NULL. */
 struct db *api_read_begin(struct req *r);
+/* ?mesh= (default "default"), or NULL after replying 400 for a bad name. */
+const char *api_mesh_param(struct req *r);
 /* Replies with a decode or apply error message for code. */
 int api_bad(struct req *r, int code, char *err);
 

@@ -2,6 +2,7 @@
 #include "err.h"
 #include "filter.h"
 #include "http.h"
+#include "mesh.h"
 #include "server.h"
 #include "store.h"
 
@@ -69,4 +70,17 @@ int api_bad(struct req *r, int code, char *err)
 
 	free(err);
 	return status;
+}
+
+const char *api_mesh_param(struct req *r)
+{
+	const char *m = req_query(r, "mesh");
+
+	if (m == NULL || m[0] == '\0')
+		return MESH_DEFAULT;
+	if (!mesh_name_valid(m)) {
+		req_error(r, 400, "mesh: \"%s\" is not a valid mesh name", m);
+		return NULL;
+	}
+	return m;
 }

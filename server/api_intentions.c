@@ -20,18 +20,6 @@
 static const char *const namespaces[] = { INTENTION_DEFAULT_NS };
 static const struct intention_universe universe = { namespaces, 1 };
 
-static const char *mesh_param(struct req *r)
-{
-	const char *m = req_query(r, "mesh");
-
-	if (m == NULL || m[0] == '\0')
-		return MESH_DEFAULT;
-	if (!mesh_name_valid(m)) {
-		req_error(r, 400, "mesh: \"%s\" is not a valid mesh name", m);
-		return NULL;
-	}
-	return m;
-}
 
 /* The mesh's snapshot, or NULL after replying. */
 static const struct intentions_snap *snap_get(struct req *r, const char *mesh)
@@ -90,7 +78,7 @@ static json_t *set_json(const struct intention_set *set)
 static int h_list(struct req *r)
 {
 	const struct intentions_snap *s;
-	const char *mesh = mesh_param(r);
+	const char *mesh = api_mesh_param(r);
 	json_t *out;
 
 	if (mesh == NULL)
@@ -263,7 +251,7 @@ static struct intentions_op *op_new(struct req *r, enum intentions_op_kind kind,
 /* POST /v1/connect/intentions: {"ID", "Warnings"?, "Findings"?} */
 static int h_create(struct req *r)
 {
-	const char *mesh = mesh_param(r);
+	const char *mesh = api_mesh_param(r);
 	struct intentions_op *op;
 	struct intention *ix;
 
@@ -294,7 +282,7 @@ static int h_create(struct req *r)
 /* GET|PUT|DELETE /v1/connect/intentions/exact?source=&destination= */
 static int h_exact(struct req *r)
 {
-	const char *mesh = mesh_param(r), *src, *dst, *sname, *dname;
+	const char *mesh = api_mesh_param(r), *src, *dst, *sname, *dname;
 	char sns[INTENTION_NAME_MAX + 1], dns[INTENTION_NAME_MAX + 1];
 	const struct intentions_snap *s;
 	struct intentions_op *op;
@@ -409,7 +397,7 @@ static int parse_headers(struct req *r, json_t *list, struct intention_header *h
 /* GET /v1/connect/intentions/check?source=&destination=[&method=&path=&header=K:V] */
 static int h_check(struct req *r)
 {
-	const char *mesh = mesh_param(r), *src, *dst;
+	const char *mesh = api_mesh_param(r), *src, *dst;
 	char sns[INTENTION_NAME_MAX + 1], dns[INTENTION_NAME_MAX + 1], hbuf[8192];
 	struct intention_header hs[CHECK_HEADERS_MAX];
 	struct intention_decision d;
@@ -461,7 +449,7 @@ static int h_check(struct req *r)
 /* GET /v1/connect/intentions/match?by=source|destination&name=N[&name=M] */
 static int h_match(struct req *r)
 {
-	const char *mesh = mesh_param(r), *by;
+	const char *mesh = api_mesh_param(r), *by;
 	enum intention_match_by mb;
 	const struct intentions_snap *s;
 	json_t *names, *v, *out;
@@ -526,7 +514,7 @@ static int h_match(struct req *r)
 /* GET /v1/connect/intentions/analysis (Weft's own) */
 static int h_analysis(struct req *r)
 {
-	const char *mesh = mesh_param(r);
+	const char *mesh = api_mesh_param(r);
 	const struct intentions_snap *s;
 	struct intention_report *rep = NULL;
 	char *err = NULL;
@@ -556,7 +544,7 @@ static int h_analysis(struct req *r)
 /* GET|PUT|DELETE /v1/connect/intentions/:id (intentions created by POST) */
 static int h_id(struct req *r)
 {
-	const char *mesh = mesh_param(r), *id = req_tail(r);
+	const char *mesh = api_mesh_param(r), *id = req_tail(r);
 	const struct intentions_snap *s;
 	const struct intention *cur;
 	struct intentions_op *op;

@@ -1,4 +1,5 @@
 #include "config_store.h"
+#include "config_entry.h"
 #include "err.h"
 #include "intentions.h"
 #include "jsonx.h"
@@ -317,4 +318,34 @@ json_t *config_store_list(struct db *db, const char *mesh, const char *kind)
 		return NULL;
 	}
 	return out;
+}
+
+struct check_lookup {
+	struct db *db;
+	const char *mesh;
+};
+
+static json_t *check_get(void *arg, const char *kind, const char *name)
+{
+	struct check_lookup *l = arg;
+
+	return config_store_get(l->db, l->mesh, kind, name);
+}
+
+static json_t *check_list(void *arg, const char *kind)
+{
+	struct check_lookup *l = arg;
+
+	return config_store_list(l->db, l->mesh, kind);
+}
+
+int config_store_check(struct db *db, const char *mesh, const char *kind, const char *name,
+		       json_t *entry, char **err)
+{
+	struct check_lookup l = { db, mesh };
+	struct config_entry_lookup lookup = { check_get, check_list, &l };
+
+	if (entry == NULL)
+		return config_entry_check_delete(kind, name, &lookup, err);
+	return config_entry_check_write(kind, name, entry, &lookup, err);
 }

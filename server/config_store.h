@@ -64,6 +64,12 @@ int config_store_write(struct db *db, uint64_t index, const char *mesh, const ch
 int config_store_remove(struct db *db, uint64_t index, const char *mesh, const char *kind,
 			const char *name, struct store_changes *ch, char **err);
 
+/* The cross-entry checks of lib/config_entry.h against the entries stored
+ * in mesh (on db: inside a write, the writer's connection): writing entry
+ * as (kind, name), or, with entry NULL, deleting (kind, name). */
+int config_store_check(struct db *db, const char *mesh, const char *kind, const char *name,
+		       json_t *entry, char **err);
+
 /* Reads: the entry with CreateIndex and ModifyIndex, NULL if absent. */
 json_t *config_store_get(struct db *db, const char *mesh, const char *kind, const char *name);
 /* The entries of one kind (kind NULL: every kind) in mesh, sorted by kind

@@ -47,6 +47,7 @@ static const struct route *const route_tables[] = {
 	api_agent_routes,
 	api_intentions_routes,
 	api_mesh_routes,
+	api_config_routes,
 };
 
 enum phase {

@@ -52,6 +52,7 @@ extern const struct route api_session_routes[];
 extern const struct route api_agent_routes[];
 extern const struct route api_intentions_routes[];
 extern const struct route api_mesh_routes[];
+extern const struct route api_config_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */

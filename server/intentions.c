@@ -481,8 +481,15 @@ static int find_source(json_t *entry, const char *ns, const char *name)
 static int entry_save(struct db *db, uint64_t index, const char *mesh, const char *dst,
 		      json_t *entry, struct store_changes *ch, char **err)
 {
+	int rc;
+
 	if (json_array_size(jx_field(entry, "Sources")) == 0)
 		return config_store_remove(db, index, mesh, INTENTIONS_KIND, dst, ch, err);
+	/* The same cross-entry rules as PUT /v1/config (L7 permissions need an
+	 * http-like protocol): one source of truth, one set of rules. */
+	rc = config_store_check(db, mesh, INTENTIONS_KIND, dst, entry, err);
+	if (rc != WEFT_OK)
+		return rc;
 	return config_store_write(db, index, mesh, INTENTIONS_KIND, dst, entry, ch, err);
 }
 

@@ -142,7 +142,20 @@ class IntentionsTest(harness.ServerTest):
         r = self.srv.get("/v1/connect/intentions/check?source=c-web")
         self.assertEqual((r.status, r.json()["field"]), (400, "destination"))
 
+    def test_l7_needs_http_protocol(self):
+        # As Consul: L7 permissions only for a service whose protocol is
+        # http-like, whichever API writes them.
+        body = {"Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/"}}]}
+        r = self.srv.put(exact("p-web", "p-api"), body)
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("protocol", r.json()["error"])
+        self.ok(self.srv.put("/v1/config", {"Kind": "service-defaults", "Name": "p-api",
+                                            "Protocol": "http"}))
+        self.ok(self.srv.put(exact("p-web", "p-api"), body))
+
     def test_l7_check(self):
+        self.ok(self.srv.put("/v1/config", {"Kind": "service-defaults", "Name": "l-api",
+                                            "Protocol": "http"}))
         self.ok(self.srv.put(exact("l-web", "l-api"), {"Permissions": [
             {"Action": "deny", "HTTP": {"PathPrefix": "/admin"}},
             {"Action": "allow", "HTTP": {"PathPrefix": "/v1", "Methods": ["GET"]}},
@@ -180,6 +193,8 @@ class IntentionsTest(harness.ServerTest):
         shadowed = [f for f in a["Findings"] if f["DestinationName"] == "a-db"]
         self.assertEqual([(f["Kind"], f["SourceNS"]) for f in shadowed], [("shadowed", "*")])
         # POST answers {"ID", "Warnings"}: a permission preempted by an earlier one.
+        self.ok(self.srv.put("/v1/config", {"Kind": "service-defaults", "Name": "a-db",
+                                            "Protocol": "http"}))
         r = self.ok(self.srv.request("POST", "/v1/connect/intentions", {
             "SourceName": "a-web", "DestinationName": "a-db", "Permissions": [
                 {"Action": "allow", "HTTP": {"PathPrefix": "/"}},
