@@ -23,9 +23,24 @@ struct revoked {
 	int64_t expires_ms;   /* 0: never */
 };
 
+/* Verified secrets, so that a token's Ed25519 signature is checked once and
+ * not on every request (it would cost more than most requests). A slot
+ * holds a keyed BLAKE2b digest of the secret, never the secret; expiry and
+ * revocation are still checked on every hit. */
+#define AUTH_CACHE_SLOTS 4096
+
+struct verified {
+	unsigned char digest[crypto_generichash_BYTES];
+	struct identity id;
+	int used;
+};
+
 struct auth {
 	struct token_key *key;
 	struct store *store;
+	pthread_mutex_t cache_lock;
+	unsigned char cache_key[crypto_generichash_KEYBYTES];
+	struct verified cache[AUTH_CACHE_SLOTS];
 	/* Revoked accessors, sorted for bsearch. Readers (every request) take
 	 * the lock shared; a revocation takes it exclusively. */
 	pthread_rwlock_t lock;
@@ -166,7 +181,7 @@ static int is_revoked(struct auth *a, const char *accessor)
 	struct revoked key;
 	int found;
 
-	snprintf(key.accessor, sizeof(key.accessor), "%s", accessor);
+	snprintf(key.accessor, sizeof(key.accessor), "%.36s", accessor);
 	pthread_rwlock_rdlock(&a->lock);
 	found = a->nrevoked &&
 		bsearch(&key, a->revoked, a->nrevoked, sizeof(*a->revoked), revoked_cmp) != NULL;
@@ -181,18 +196,44 @@ int auth_identify(struct auth *a, const char *secret, struct identity *id, char 
 	struct token_claims c;
 	int rc;
 
+	unsigned char digest[crypto_generichash_BYTES];
+	struct verified *slot;
+	int64_t now = now_wall_ms();
+	int hit = 0;
+
 	memset(id, 0, sizeof(*id));
 	if (a == NULL || secret == NULL)
 		return weft_errf(err, WEFT_EAUTH, "no token");
-	rc = token_verify(a->key, secret, strlen(secret), now_wall_ms(), &c, err);
-	if (rc != WEFT_OK)
-		return rc;
-	if (is_revoked(a, c.accessor))
-		return weft_errf(err, WEFT_EAUTH, "token %s has been revoked", c.accessor);
-	snprintf(id->accessor, sizeof(id->accessor), "%s", c.accessor);
-	id->kind = c.kind;
-	snprintf(id->scope, sizeof(id->scope), "%s", c.scope);
-	id->expires_ms = c.expires_ms;
+	crypto_generichash(digest, sizeof(digest), (const unsigned char *)secret, strlen(secret),
+			   a->cache_key, sizeof(a->cache_key));
+	slot = &a->cache[(digest[0] | (unsigned)digest[1] << 8) % AUTH_CACHE_SLOTS];
+	pthread_mutex_lock(&a->cache_lock);
+	if (slot->used && sodium_memcmp(slot->digest, digest, sizeof(digest)) == 0 &&
+	    (slot->id.expires_ms == 0 || now < slot->id.expires_ms)) {
+		*id = slot->id;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&a->cache_lock);
+	if (!hit) {
+		/* Expired tokens miss too, so that the error comes from the verifier. */
+		rc = token_verify(a->key, secret, strlen(secret), now, &c, err);
+		if (rc != WEFT_OK)
+			return rc;
+		snprintf(id->accessor, sizeof(id->accessor), "%s", c.accessor);
+		id->kind = c.kind;
+		snprintf(id->scope, sizeof(id->scope), "%s", c.scope);
+		id->expires_ms = c.expires_ms;
+		pthread_mutex_lock(&a->cache_lock);
+		memcpy(slot->digest, digest, sizeof(digest));
+		slot->id = *id;
+		slot->used = 1;
+		pthread_mutex_unlock(&a->cache_lock);
+	}
+	if (is_revoked(a, id->accessor)) {
+		weft_errf(err, WEFT_EAUTH, "token %s has been revoked", id->accessor);
+		memset(id, 0, sizeof(*id));
+		return WEFT_EAUTH;
+	}
 	return WEFT_OK;
 }
 
@@ -434,6 +475,8 @@ int auth_open(struct auth **out, const char *dir, struct store *store, char **er
 		return weft_errf(err, WEFT_ENOMEM, "auth: out of memory");
 	a->store = store;
 	pthread_rwlock_init(&a->lock, NULL);
+	pthread_mutex_init(&a->cache_lock, NULL);
+	crypto_generichash_keygen(a->cache_key);
 	if (snprintf(keypath, sizeof(keypath), "%s/signing.key", dir) >= (int)sizeof(keypath)) {
 		rc = weft_errf(err, WEFT_EINVAL, "auth: data dir path too long");
 		goto fail;
@@ -462,6 +505,8 @@ void auth_close(struct auth *a)
 		return;
 	token_key_free(a->key);
 	pthread_rwlock_destroy(&a->lock);
+	pthread_mutex_destroy(&a->cache_lock);
+	sodium_memzero(a->cache, sizeof(a->cache));
 	free(a->revoked);
 	free(a);
 }
