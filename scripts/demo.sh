@@ -64,6 +64,16 @@ api PUT /v1/catalog/register '{"Node":"vm-api-1","Address":"10.0.2.21",
 api PUT /v1/catalog/register '{"Node":"vm-db-1","Address":"10.0.3.31",
  "Service":{"Service":"postgres","Port":5432,"Tags":["primary"]}}'
 
+# Policy: the config entries and intentions of examples/policy/.
+export WEFT_HTTP_ADDR="$addr" WEFT_HTTP_TOKEN="$token"
+for kind in proxy-defaults service-defaults service-resolver service-splitter service-router \
+	service-intentions mesh; do
+	for f in examples/policy/$kind*.yaml; do
+		[ -f "$f" ] && build/ctl/weftctl config write "$f" >/dev/null
+	done
+done
+build/ctl/weftctl intention create -file examples/policy/intentions/*.json >/dev/null
+
 auth="-H \"X-Consul-Token: \$(cat $run/data/admin.token)\""
 [ -n "$token" ] || auth=""
 cat <<MSG
@@ -80,7 +90,15 @@ Try:
   curl -s $auth http://$addr/v1/catalog/nodes
   curl -s $auth 'http://$addr/v1/catalog/service/web?index=1&wait=30s'   # a blocking query
 MSG
-[ -x build/ctl/weftctl ] && cat <<MSG
-  WEFT_HTTP_ADDR=$addr WEFT_HTTP_TOKEN=\$(cat $run/data/admin.token) build/ctl/weftctl services
+cat <<MSG
+
+With weftctl (policy from examples/policy/ is loaded):
+  export WEFT_HTTP_ADDR=$addr WEFT_HTTP_TOKEN=\$(cat $run/data/admin.token)
+  build/ctl/weftctl services
+  build/ctl/weftctl intention list
+  build/ctl/weftctl intention check web billing
+  build/ctl/weftctl intention explain web api -method DELETE -path /v1/items
+  build/ctl/weftctl intention analyze
+  build/ctl/weftctl config read -kind service-router -name api
 MSG
 exit 0
