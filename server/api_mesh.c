@@ -19,7 +19,7 @@ static int h_meshes(struct req *r)
 	req_watch(r, "meshes");
 	if ((db = api_read_begin(r)) == NULL)
 		return 500;
-	out = mesh_list(db);
+	out = mesh_list(db, req_server(r)->dev);
 	store_read_end(db);
 	if (out == NULL)
 		return req_error(r, 500, "store: cannot list meshes");
@@ -42,7 +42,7 @@ static int h_mesh(struct req *r)
 		req_watch(r, "mesh:%s", name);
 		if ((db = api_read_begin(r)) == NULL)
 			return 500;
-		out = mesh_get(db, name);
+		out = mesh_get(db, name, req_server(r)->dev);
 		store_read_end(db);
 		if (out == NULL)
 			return req_error(r, 404, "mesh \"%s\" does not exist", name);
@@ -71,6 +71,7 @@ static int h_mesh(struct req *r)
 		}
 		rc = mesh_decode_put(doc, name, m, &err);
 		json_decref(doc);
+		m->dev = req_server(r)->dev;
 		if (rc == WEFT_OK && (rc = req_query_u64(r, "cas", &m->cas)) < 0) {
 			mesh_put_free(m);
 			return 400;

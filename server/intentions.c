@@ -241,17 +241,19 @@ struct slot {
 struct intentions {
 	struct store *store;
 	struct hub *hub;
+	int dev;
 	pthread_mutex_t lock;
 	struct slot *slots;
 };
 
-int intentions_new(struct intentions **out, struct store *store, struct hub *hub)
+int intentions_new(struct intentions **out, struct store *store, struct hub *hub, int dev)
 {
 	struct intentions *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return WEFT_ENOMEM;
 	c->store = store;
+	c->dev = dev;
 	c->hub = hub;
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
@@ -318,7 +320,7 @@ static int build(struct intentions *c, const char *mesh, uint64_t index, struct 
 		free(s);
 		return weft_errf(err, WEFT_EIO, "store: cannot open a read connection");
 	}
-	allow = mesh_default_allows(db, mesh);
+	allow = mesh_default_allows(db, mesh, c->dev);
 	if (allow == WEFT_ENOENT) {
 		rc = weft_errf(err, WEFT_EINVAL, "mesh: no mesh \"%s\"", mesh);
 		goto out;

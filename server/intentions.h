@@ -32,7 +32,9 @@ struct intentions_snap {
 	uint64_t index;                 /* the hub index it was built at */
 };
 
-int intentions_new(struct intentions **out, struct store *store, struct hub *hub);
+/* dev: the server runs with --dev (meshes without a chosen default action
+ * then allow). */
+int intentions_new(struct intentions **out, struct store *store, struct hub *hub, int dev);
 void intentions_free(struct intentions *c);
 
 /* The current snapshot of mesh's intentions (built or rebuilt when needed).

@@ -123,7 +123,7 @@ static int serve(const struct settings *cfg)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
 	srv.replies = rcache_new(32 << 20, 1 << 20);
-	if (intentions_new(&srv.intentions, srv.store, srv.hub) != WEFT_OK)
+	if (intentions_new(&srv.intentions, srv.store, srv.hub, srv.dev) != WEFT_OK)
 		fatalx("main", "cannot start the intentions cache");
 
 	if (cfg->dev) {

@@ -106,44 +106,54 @@ void mesh_put_free(void *p)
 	free(m);
 }
 
-static json_t *row_json(struct db_stmt *st)
+static const char *effective_action(const char *stored, int set, int dev)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}",
+	if (set)
+		return stored;
+	return dev ? "allow" : "deny";
+}
+
+static json_t *row_json(struct db_stmt *st, int dev)
+{
+	int set = (int)db_col_int(st, 7);
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:I, s:I}",
 			 "Name", db_col_text(st, 0),
 			 "MTLSMode", db_col_text(st, 1),
 			 "TrustDomain", db_col_text(st, 2),
-			 "DefaultIntentionAction", db_col_text(st, 3),
+			 "DefaultIntentionAction", effective_action(db_col_text(st, 3), set, dev),
+			 "DefaultIntentionActionSet", set,
 			 "Meta", jx_load_or(db_col_text(st, 4), JSON_OBJECT),
 			 "CreateIndex", (json_int_t)db_col_int(st, 5),
 			 "ModifyIndex", (json_int_t)db_col_int(st, 6));
 }
 
-json_t *mesh_get(struct db *db, const char *name)
+json_t *mesh_get(struct db *db, const char *name, int dev)
 {
 	struct db_stmt *st = db_prep(db, "SELECT name, mtls_mode, trust_domain, default_action, meta,"
-				     " create_index, modify_index FROM meshes WHERE name = ?");
+				     " create_index, modify_index, default_action_set FROM meshes WHERE name = ?");
 	json_t *out = NULL;
 
 	if (st == NULL)
 		return NULL;
 	db_bind_text(st, 1, name);
 	if (db_step(st) == DB_ROW)
-		out = row_json(st);
+		out = row_json(st, dev);
 	db_done(st);
 	return out;
 }
 
-json_t *mesh_list(struct db *db)
+json_t *mesh_list(struct db *db, int dev)
 {
 	struct db_stmt *st = db_prep(db, "SELECT name, mtls_mode, trust_domain, default_action, meta,"
-				     " create_index, modify_index FROM meshes ORDER BY name");
+				     " create_index, modify_index, default_action_set FROM meshes ORDER BY name");
 	json_t *out;
 
 	if (st == NULL)
 		return NULL;
 	out = json_array();
 	while (db_step(st) == DB_ROW)
-		json_array_append_new(out, row_json(st));
+		json_array_append_new(out, row_json(st, dev));
 	db_done(st);
 	return out;
 }
@@ -161,9 +171,10 @@ int mesh_exists(struct db *db, const char *name)
 	return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
 }
 
-int mesh_default_allows(struct db *db, const char *name)
+int mesh_default_allows(struct db *db, const char *name, int dev)
 {
-	struct db_stmt *st = db_prep(db, "SELECT default_action FROM meshes WHERE name = ?");
+	struct db_stmt *st = db_prep(db, "SELECT default_action, default_action_set FROM meshes"
+				     " WHERE name = ?");
 	int rc;
 
 	if (st == NULL)
@@ -171,7 +182,7 @@ int mesh_default_allows(struct db *db, const char *name)
 	db_bind_text(st, 1, name);
 	rc = db_step(st);
 	if (rc == DB_ROW) {
-		const char *a = db_col_text(st, 0);
+		const char *a = effective_action(db_col_text(st, 0), (int)db_col_int(st, 1), dev);
 		rc = a && strcmp(a, "allow") == 0;
 	} else {
 		rc = rc == DB_DONE ? WEFT_ENOENT : WEFT_EIO;
@@ -184,8 +195,9 @@ int mesh_apply_put(struct db *db, uint64_t index, struct store_write *w,
 		   struct store_changes *ch)
 {
 	struct mesh_put *m = w->arg;
-	json_t *cur = mesh_get(db, m->name), *def = NULL;
+	json_t *cur = mesh_get(db, m->name, 0), *def = NULL;
 	const char *mtls, *td, *action;
+	int action_set;
 	char *meta = NULL, *td_alloc = NULL;
 	struct db_stmt *st;
 	int rc;
@@ -200,13 +212,17 @@ int mesh_apply_put(struct db *db, uint64_t index, struct store_write *w,
 	}
 	mtls = m->mtls_mode ? m->mtls_mode
 	       : cur ? json_string_value(json_object_get(cur, "MTLSMode")) : "strict";
+	/* Unchosen stays unchosen (the server's default applies) until a PUT
+	 * names an action. */
+	action_set = m->default_action != NULL ||
+		     (cur && json_is_true(json_object_get(cur, "DefaultIntentionActionSet")));
 	action = m->default_action ? m->default_action
 		 : cur ? json_string_value(json_object_get(cur, "DefaultIntentionAction")) : "deny";
 	td = m->trust_domain;
 	if (td == NULL && cur)
 		td = json_string_value(json_object_get(cur, "TrustDomain"));
 	if (td == NULL) {
-		def = mesh_get(db, MESH_DEFAULT);
+		def = mesh_get(db, MESH_DEFAULT, 0);
 		const char *base = def ? json_string_value(json_object_get(def, "TrustDomain")) : "weft";
 		if (asprintf(&td_alloc, "%s.%s", m->name, base) < 0) {
 			td_alloc = NULL;
@@ -222,10 +238,11 @@ int mesh_apply_put(struct db *db, uint64_t index, struct store_write *w,
 	}
 	meta = jx_dump(m->meta ? m->meta : cur ? json_object_get(cur, "Meta") : NULL);
 	st = db_prep(db, "INSERT INTO meshes (name, mtls_mode, trust_domain, default_action, meta,"
-			 " create_index, modify_index) VALUES (?, ?, ?, ?, ?, ?, ?)"
+			 " create_index, modify_index, default_action_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 			 " ON CONFLICT (name) DO UPDATE SET mtls_mode = excluded.mtls_mode,"
 			 " trust_domain = excluded.trust_domain, default_action = excluded.default_action,"
-			 " meta = excluded.meta, modify_index = excluded.modify_index");
+			 " meta = excluded.meta, modify_index = excluded.modify_index,"
+			 " default_action_set = excluded.default_action_set");
 	if (st == NULL) {
 		rc = weft_errf(&w->err, WEFT_EIO, "store: %s", db_errmsg(db));
 		goto out;
@@ -237,6 +254,7 @@ int mesh_apply_put(struct db *db, uint64_t index, struct store_write *w,
 	db_bind_text(st, 5, meta ? meta : "{}");
 	db_bind_int(st, 6, (int64_t)index);
 	db_bind_int(st, 7, (int64_t)index);
+	db_bind_int(st, 8, action_set);
 	rc = db_step(st) == DB_DONE ? WEFT_OK
 				    : weft_errf(&w->err, WEFT_EIO, "store: cannot write mesh %s: %s",
 						m->name, db_errmsg(db));
@@ -245,7 +263,7 @@ int mesh_apply_put(struct db *db, uint64_t index, struct store_write *w,
 		goto out;
 	changes_add(ch, "meshes");
 	changes_add(ch, "mesh:%s", m->name);
-	w->result = mesh_get(db, m->name);
+	w->result = mesh_get(db, m->name, m->dev);
 out:
 	json_decref(cur);
 	json_decref(def);

@@ -26,6 +26,7 @@ struct mesh_put {
 	json_t *meta;                                           /* NULL: not given */
 	int cas_set;
 	uint64_t cas;
+	int dev;                     /* the server runs with --dev (for the reply) */
 };
 
 /* 1 when name is a valid mesh name: 1-63 lowercase letters, digits and '-',
@@ -47,12 +48,14 @@ int mesh_apply_delete(struct db *db, uint64_t index, struct store_write *w,
 
 /* 1 if the mesh exists, 0 if not, -1 on a storage error. */
 int mesh_exists(struct db *db, const char *name);
-/* {"Name", "MTLSMode", "TrustDomain", "DefaultIntentionAction", "Meta",
- *  "CreateIndex", "ModifyIndex"} or NULL. */
-json_t *mesh_get(struct db *db, const char *name);
-json_t *mesh_list(struct db *db);
+/* {"Name", "MTLSMode", "TrustDomain", "DefaultIntentionAction",
+ *  "DefaultIntentionActionSet", "Meta", "CreateIndex", "ModifyIndex"} or
+ * NULL. A mesh whose default action was never chosen shows (and uses) the
+ * server's: deny, or allow when dev is set (--dev). */
+json_t *mesh_get(struct db *db, const char *name, int dev);
+json_t *mesh_list(struct db *db, int dev);
 /* The mesh's default intention action: 1 allow, 0 deny, WEFT_ENOENT if no
  * such mesh, another negative code on a storage error. */
-int mesh_default_allows(struct db *db, const char *name);
+int mesh_default_allows(struct db *db, const char *name, int dev);
 
 #endif

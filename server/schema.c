@@ -81,6 +81,11 @@ static const char *const migrations[] = {
 	"  body TEXT NOT NULL,"
 	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL,"
 	"  PRIMARY KEY (mesh, kind, name));",
+	/* 3: whether a mesh's default intention action was chosen. An unchosen
+	 * one is the server's default: deny, or allow under --dev. */
+	"ALTER TABLE meshes ADD COLUMN default_action_set INTEGER NOT NULL DEFAULT 1;"
+	"UPDATE meshes SET default_action_set = 0 WHERE name = 'default' AND"
+	"  modify_index = create_index;",
 };
 
 int schema_version_latest(void)

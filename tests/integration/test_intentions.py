@@ -392,5 +392,35 @@ class IntentionsTest(harness.ServerTest):
         self.assertGreater(self.srv.get("/v1/zones").index, 0)
 
 
+class DevDefaultActionTest(harness.ServerTest):
+    """As Consul's dev mode: no intention yet, calls allowed; a chosen action holds."""
+    dev = True
+
+    def test_dev_allows_until_a_choice(self):
+        r = self.srv.get("/v1/connect/intentions/check?source=x&destination=y").json()
+        self.assertEqual((r["Allowed"], r["DecidedBy"]), (True, "default"))
+        m = self.srv.get("/v1/meshes/default").json()
+        self.assertEqual((m["DefaultIntentionAction"], m["DefaultIntentionActionSet"]),
+                         ("allow", False))
+        self.assertEqual(self.srv.put("/v1/meshes/default",
+                                      {"DefaultIntentionAction": "deny"}).status, 200)
+        r = self.srv.get("/v1/connect/intentions/check?source=x&destination=y").json()
+        self.assertEqual(r["Allowed"], False)
+        m = self.srv.get("/v1/meshes/default").json()
+        self.assertEqual((m["DefaultIntentionAction"], m["DefaultIntentionActionSet"]),
+                         ("deny", True))
+        # Another PUT without the field keeps the choice.
+        self.assertEqual(self.srv.put("/v1/meshes/default", {"Meta": {"a": "b"}}).status, 200)
+        self.assertFalse(self.srv.get(
+            "/v1/connect/intentions/check?source=x&destination=y").json()["Allowed"])
+
+
+class TokenDefaultActionTest(harness.ServerTest):
+    def test_default_denies_outside_dev(self):
+        r = self.srv.get("/v1/connect/intentions/check?source=x&destination=y").json()
+        self.assertEqual((r["Allowed"], r["DecidedBy"]), (False, "default"))
+        self.assertFalse(self.srv.get("/v1/meshes/default").json()["DefaultIntentionActionSet"])
+
+
 if __name__ == "__main__":
     harness.main()

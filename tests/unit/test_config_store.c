@@ -471,10 +471,13 @@ static void test_meshes(void **state)
 	def = get(f, "default", "x", "y");
 	assert_null(def);
 	db = store_read_begin(f->store);
-	def = mesh_get(db, "default");
-	assert_int_equal(mesh_default_allows(db, "default"), 0);
-	assert_int_equal(mesh_default_allows(db, "pay"), 1);
-	assert_int_equal(mesh_default_allows(db, "nope"), WEFT_ENOENT);
+	def = mesh_get(db, "default", 0);
+	assert_int_equal(mesh_default_allows(db, "default", 0), 0);
+	/* Never chosen: the server's default, allow under --dev. */
+	assert_int_equal(mesh_default_allows(db, "default", 1), 1);
+	assert_int_equal(mesh_default_allows(db, "pay", 0), 1);
+	assert_int_equal(mesh_default_allows(db, "pay", 1), 1);
+	assert_int_equal(mesh_default_allows(db, "nope", 0), WEFT_ENOENT);
 	store_read_end(db);
 	/* The default mesh: strict, deny, "<uuid>.weft". */
 	const char *td = json_string_value(json_object_get(def, "TrustDomain"));
@@ -575,7 +578,7 @@ static void test_intentions_cache(void **state)
 	char *err = NULL;
 
 	store_set_publisher(f->store, hub_pub, hub);
-	assert_int_equal(intentions_new(&c, f->store, hub), WEFT_OK);
+	assert_int_equal(intentions_new(&c, f->store, hub, 0), WEFT_OK);
 	assert_int_equal(ixop(f, INTENTIONS_UPSERT, "{\"SourceName\":\"web\",\"DestinationName\":\"db\","
 			      "\"Action\":\"allow\"}", NULL, NULL, NULL), WEFT_OK);
 	assert_int_equal(intentions_acquire(c, "default", &a, NULL), WEFT_OK);
