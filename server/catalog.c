@@ -976,50 +976,40 @@ json_t *health_service(struct db *db, const char *dc, const char *service, json_
 	return out;
 }
 
-json_t *health_checks_of_service(struct db *db, const char *service)
+/* Runs a prepared CHECK_COLS query with up to two text parameters and
+ * collects its rows. */
+static json_t *checks_run(struct db_stmt *st, const char *p1, const char *p2)
 {
-	struct db_stmt *st = db_prep(db, "SELECT " CHECK_COLS " FROM checks c WHERE c.service_name = ?"
-					 " ORDER BY c.node, c.check_id");
 	json_t *out = json_array();
 
 	if (st == NULL)
 		return out;
-	db_bind_text(st, 1, service);
+	db_bind_text(st, 1, p1);
+	if (p2)
+		db_bind_text(st, 2, p2);
 	while (db_step(st) == DB_ROW)
 		json_array_append_new(out, check_from_row(st, 0));
 	db_done(st);
 	return out;
+}
+
+json_t *health_checks_of_service(struct db *db, const char *service)
+{
+	return checks_run(db_prep(db, "SELECT " CHECK_COLS " FROM checks c WHERE c.service_name = ?"
+				      " ORDER BY c.node, c.check_id"), service, NULL);
 }
 
 json_t *health_checks_of_node(struct db *db, const char *node)
 {
-	struct db_stmt *st = db_prep(db, "SELECT " CHECK_COLS " FROM checks c WHERE c.node = ?"
-					 " ORDER BY c.check_id");
-	json_t *out = json_array();
-
-	if (st == NULL)
-		return out;
-	db_bind_text(st, 1, node);
-	while (db_step(st) == DB_ROW)
-		json_array_append_new(out, check_from_row(st, 0));
-	db_done(st);
-	return out;
+	return checks_run(db_prep(db, "SELECT " CHECK_COLS " FROM checks c WHERE c.node = ?"
+				      " ORDER BY c.check_id"), node, NULL);
 }
 
 json_t *health_checks_in_state(struct db *db, const char *state)
 {
-	struct db_stmt *st = db_prep(db, "SELECT " CHECK_COLS " FROM checks c"
-					 " WHERE ? = 'any' OR c.status = ? ORDER BY c.node, c.check_id");
-	json_t *out = json_array();
-
-	if (st == NULL)
-		return out;
-	db_bind_text(st, 1, state);
-	db_bind_text(st, 2, state);
-	while (db_step(st) == DB_ROW)
-		json_array_append_new(out, check_from_row(st, 0));
-	db_done(st);
-	return out;
+	return checks_run(db_prep(db, "SELECT " CHECK_COLS " FROM checks c"
+				      " WHERE ? = 'any' OR c.status = ? ORDER BY c.node, c.check_id"),
+			  state, state);
 }
 
 json_t *catalog_agent_services(struct db *db, const char *node)
