@@ -311,8 +311,13 @@ static void test_sign_leaf(void **state)
 	assert_int_equal(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, 0)), NID_server_auth);
 	assert_int_equal(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, 1)), NID_client_auth);
 	EXTENDED_KEY_USAGE_free(eku);
-	assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x),
-				X509_get0_subject_key_id(pem_cert(ca_cert_pem(root)))), 0);
+	{
+		X509 *r = pem_cert(ca_cert_pem(root));
+
+		assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x),
+						       X509_get0_subject_key_id(r)), 0);
+		X509_free(r);
+	}
 	assert_true(strlen(leaf.serial) == 47);
 	X509_free(x);
 
@@ -548,8 +553,6 @@ static void test_intermediate(void **state)
 		ca_pending_free(q);
 	}
 	/* a leaf certificate is no CA */
-	assert_int_equal(ca_sign_intermediate(root, csr_p256, strlen(csr_p256), "x", 0, &cert, NULL),
-			 WEFT_OK);
 	{
 		struct ca_leaf l;
 
