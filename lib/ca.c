@@ -857,17 +857,50 @@ int ca_pending_complete(struct ca_pending *p, const char *cert_pem, const char *
 	return ca_build(out, p->trust_domain, x, p->key, parent_chain_pem, 0, err);
 }
 
+/* Copies a SubjectPublicKeyInfo as it is (algorithm, parameters, key
+ * bits) without decoding the key again: X509_set_pubkey re-encodes and
+ * re-decodes it, which costs more than the signature in OpenSSL 3.0. Only
+ * the parameter forms of the accepted keys occur: a curve OID or none. */
+static int spki_copy(X509_PUBKEY *dst, X509_PUBKEY *src)
+{
+	ASN1_OBJECT *alg = NULL, *aobj = NULL;
+	const unsigned char *bits = NULL;
+	const X509_ALGOR *a = NULL;
+	const void *pval = NULL;
+	void *pcopy = NULL;
+	unsigned char *enc = NULL;
+	int blen = 0, ptype = V_ASN1_UNDEF;
+
+	if (X509_PUBKEY_get0_param(&alg, &bits, &blen, (X509_ALGOR **)&a, src) != 1 || blen <= 0)
+		return -1;
+	X509_ALGOR_get0((const ASN1_OBJECT **)&aobj, &ptype, &pval, a);
+	if (ptype == V_ASN1_OBJECT && (pcopy = OBJ_dup(pval)) == NULL)
+		return -1;
+	if (ptype != V_ASN1_OBJECT && ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+		return -1;
+	if ((aobj = OBJ_dup(alg)) == NULL || (enc = OPENSSL_memdup(bits, (size_t)blen)) == NULL ||
+	    X509_PUBKEY_set0_param(dst, aobj, ptype, pcopy, enc, blen) != 1) {
+		ASN1_OBJECT_free(aobj);
+		ASN1_OBJECT_free(pcopy);
+		OPENSSL_free(enc);
+		return -1;
+	}
+	return 0;
+}
+
 /* The part shared by every certificate this CA issues: serial, names,
- * validity, public key. */
+ * validity, public key (from spki, or else pub). */
 static int issue_common(const struct ca *ca, X509 *x, const char *cn, EVP_PKEY *pub,
-			int64_t nb, int64_t na, char *serial_text)
+			X509_PUBKEY *spki, int64_t nb, int64_t na, char *serial_text)
 {
 	if (X509_set_version(x, X509_VERSION_3) != 1 || random_serial(x, serial_text) != 0 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
 	    (cn != NULL && set_cn(X509_get_subject_name(x), cn) != 0) ||
-	    set_validity(x, nb, na) != 0 || X509_set_pubkey(x, pub) != 1)
+	    set_validity(x, nb, na) != 0)
 		return -1;
-	return 0;
+	if (spki != NULL)
+		return spki_copy(X509_get_X509_PUBKEY(x), spki);
+	return X509_set_pubkey(x, pub) == 1 ? 0 : -1;
 }
 
 int ca_sign_intermediate(const struct ca *parent, const char *csr_pem, size_t csr_len,
@@ -895,8 +928,8 @@ int ca_sign_intermediate(const struct ca *parent, const char *csr_pem, size_t cs
 		return rc;
 	snprintf(uri, sizeof(uri), "spiffe://%s", parent->trust_domain);
 	if ((x = X509_new()) == NULL ||
-	    issue_common(parent, x, common_name, X509_REQ_get0_pubkey(req), now - CA_BACKDATE, na,
-			 NULL) != 0)
+	    issue_common(parent, x, common_name, NULL, X509_REQ_get_X509_PUBKEY(req),
+			 now - CA_BACKDATE, na, NULL) != 0)
 		goto fail;
 	X509V3_set_ctx(&ctx, parent->cert, x, NULL, NULL, 0);
 	if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") != 0 ||
@@ -937,7 +970,7 @@ int ca_cross_sign(const struct ca *old_root, const struct ca *new_root, int64_t 
 		return weft_errf(err, WEFT_EINVAL, "ca: the old root %s has expired", old_root->id);
 	na = now + ttl_s < old_root->not_after ? now + ttl_s : old_root->not_after;
 	if ((x = X509_new()) == NULL ||
-	    issue_common(old_root, x, NULL, new_root->key, now - CA_BACKDATE, na, NULL) != 0 ||
+	    issue_common(old_root, x, NULL, new_root->key, NULL, now - CA_BACKDATE, na, NULL) != 0 ||
 	    X509_set_subject_name(x, X509_get_subject_name(new_root->cert)) != 1)
 		goto fail;
 	/* The new root's extensions, but the old root as the authority. */
@@ -1035,7 +1068,7 @@ int ca_sign_leaf(const struct ca *ca, const char *csr_pem, size_t csr_len, const
 		return rc;
 	/* Only the CSR's public key is used from here on. */
 	if ((x = X509_new()) == NULL ||
-	    issue_common(ca, x, service, X509_REQ_get0_pubkey(req), nb, na, serial) != 0)
+	    issue_common(ca, x, service, NULL, X509_REQ_get_X509_PUBKEY(req), nb, na, serial) != 0)
 		goto fail;
 	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
 	if (X509_add_ext(x, ca->leaf_bc, -1) != 1 || X509_add_ext(x, ca->leaf_ku, -1) != 1 ||
