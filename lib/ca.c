@@ -384,16 +384,118 @@ static int cert_id(X509 *x, char out[CA_ID_LEN + 1])
 	return 0;
 }
 
-/* ---- CSRs ---- */
+/* ---- CSRs ----
+ *
+ * An untrusted CSR is read here without OpenSSL's X509_REQ decoder, which
+ * decodes the public key through the provider decoders (slow in 3.0, and
+ * contended between threads). The DER is walked by hand, every part is
+ * checked, the signature is verified over the exact bytes it covers, and
+ * what is kept is the SubjectPublicKeyInfo: algorithm and key bits. */
 
-static int csr_parse(const char *pem, size_t len, X509_REQ **out, char **err)
-{
-	X509_REQ *req = NULL;
+struct csr {
 	EVP_PKEY *pk;
-	BIO *bio = NULL;
-	int rc;
+	X509_ALGOR *alg;          /* of the public key */
+	ASN1_BIT_STRING *bits;    /* the public key */
+};
 
-	*out = NULL;
+static void csr_free(struct csr *c)
+{
+	EVP_PKEY_free(c->pk);
+	X509_ALGOR_free(c->alg);
+	ASN1_BIT_STRING_free(c->bits);
+	memset(c, 0, sizeof(*c));
+}
+
+/* One DER element at *p (before end): its tag and content; *p moves past
+ * it. Refuses indefinite lengths and elements longer than what is left. */
+static int der_next(const unsigned char **p, const unsigned char *end, int want_tag,
+		    int want_class, const unsigned char **tlv, long *tlv_len,
+		    const unsigned char **content, long *content_len)
+{
+	const unsigned char *q = *p;
+	long len = 0;
+	int tag = 0, cls = 0, r;
+
+	if (*p >= end)
+		return -1;
+	r = ASN1_get_object(&q, &len, &tag, &cls, end - *p);
+	if ((r & 0x80) || (r & 0x01) || tag != want_tag || cls != want_class || len > end - q)
+		return -1;
+	if (tlv != NULL)
+		*tlv = *p;
+	if (tlv_len != NULL)
+		*tlv_len = (q - *p) + len;
+	if (content != NULL)
+		*content = q;
+	if (content_len != NULL)
+		*content_len = len;
+	*p = q + len;
+	return 0;
+}
+
+/* The public key of the CSR as an EVP_PKEY; EC keys are built from their
+ * curve and point directly, others go through d2i_PUBKEY. */
+static int csr_key(struct csr *c, const unsigned char *spki, long spki_len, char **err)
+{
+	const ASN1_OBJECT *aobj = NULL;
+	const void *pval = NULL;
+	int ptype = 0, nid;
+
+	X509_ALGOR_get0(&aobj, &ptype, &pval, c->alg);
+	nid = OBJ_obj2nid(aobj);
+	if (nid == NID_X9_62_id_ecPublicKey) {
+		EVP_PKEY_CTX *pc;
+		OSSL_PARAM params[3];
+		int curve = ptype == V_ASN1_OBJECT ? OBJ_obj2nid(pval) : NID_undef;
+		const char *name = curve != NID_undef ? OBJ_nid2sn(curve) : "with explicit parameters";
+		int ok;
+
+		if (curve != NID_X9_62_prime256v1 && curve != NID_secp384r1)
+			return weft_errf(err, WEFT_EINVAL, "CSR: EC curve %s is not accepted; use P-256 "
+					 "or P-384", name);
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+							     (char *)name, 0);
+		params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+							      (void *)ASN1_STRING_get0_data(c->bits),
+							      (size_t)ASN1_STRING_length(c->bits));
+		params[2] = OSSL_PARAM_construct_end();
+		pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+		ok = pc != NULL && EVP_PKEY_fromdata_init(pc) == 1 &&
+		     EVP_PKEY_fromdata(pc, &c->pk, EVP_PKEY_PUBLIC_KEY, params) == 1;
+		EVP_PKEY_CTX_free(pc);
+		if (!ok)
+			return weft_errf(err, WEFT_EINVAL, "CSR: its EC public key is not a point of "
+					 "the curve %s", name);
+	} else if (nid == NID_rsaEncryption) {
+		if ((c->pk = d2i_PUBKEY(NULL, &spki, spki_len)) == NULL)
+			return weft_errf(err, WEFT_EINVAL, "CSR: its RSA public key cannot be decoded");
+	} else {
+		return weft_errf(err, WEFT_EINVAL, "CSR: %s keys are not accepted; use EC P-256, "
+				 "P-384 or RSA >= %d bits",
+				 nid == NID_undef ? "unknown" : OBJ_nid2sn(nid), RSA_MIN_BITS);
+	}
+	return key_check(c->pk, "CSR", err);
+}
+
+static int csr_parse(const char *pem, size_t len, struct csr *out, char **err)
+{
+	static const char bad[] = "CSR: malformed certificate request (%s)";
+	struct csr c = { 0 };
+	BIO *bio = NULL;
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	long der_len = 0, olen, ilen, info_len, alen, spki_len, slen, tlen;
+	const unsigned char *p, *oc, *ic, *info, *spki, *sc, *t, *r;
+	const unsigned char *oend, *iend;
+	X509_ALGOR *sigalg = NULL;
+	ASN1_BIT_STRING *sig = NULL;
+	ASN1_INTEGER *version = NULL;
+	X509_NAME *subject = NULL;
+	EVP_MD_CTX *mctx = NULL;
+	const ASN1_OBJECT *sigoid = NULL;
+	int rc, md_nid = NID_undef, pk_nid = NID_undef;
+
+	memset(out, 0, sizeof(*out));
 	if (pem == NULL || len == 0)
 		return weft_errf(err, WEFT_EINVAL, "CSR: missing");
 	if (len > CA_CSR_MAX)
@@ -401,8 +503,8 @@ static int csr_parse(const char *pem, size_t len, X509_REQ **out, char **err)
 				 CA_CSR_MAX);
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "ca: out of memory");
-	req = PEM_read_bio_X509_REQ(bio, NULL, no_passphrase, NULL);
-	if (req == NULL) {
+	if (PEM_read_bio(bio, &name, &header, &der, &der_len) != 1 ||
+	    (strcmp(name, PEM_STRING_X509_REQ) != 0 && strcmp(name, PEM_STRING_X509_REQ_OLD) != 0)) {
 		rc = weft_errf(err, WEFT_EINVAL, memmem(pem, len, "-----BEGIN CERTIFICATE REQUEST"
 							 "-----", 35) != NULL ?
 			       "CSR: the PEM certificate request cannot be decoded" :
@@ -410,24 +512,98 @@ static int csr_parse(const char *pem, size_t len, X509_REQ **out, char **err)
 			       "REQUEST-----\")");
 		goto out;
 	}
-	if ((pk = X509_REQ_get0_pubkey(req)) == NULL) {
-		rc = weft_errf(err, WEFT_EINVAL, "CSR: its public key cannot be decoded");
+	if (header != NULL && header[0] != '\0') {
+		rc = weft_errf(err, WEFT_EINVAL, "CSR: PEM headers are not accepted");
+		goto out;
+	}
+	/* CertificationRequest ::= SEQUENCE { info, signatureAlgorithm, signature } */
+	p = der;
+	if (der_next(&p, der + der_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL, &oc, &olen) ||
+	    p != der + der_len) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "not one DER sequence");
+		goto out;
+	}
+	p = oc;
+	oend = oc + olen;
+	if (der_next(&p, oend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &info, &info_len, &ic, &ilen)) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "no request info");
+		goto out;
+	}
+	if (der_next(&p, oend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &t, &tlen, NULL, NULL) ||
+	    (sigalg = d2i_X509_ALGOR(NULL, &t, tlen)) == NULL) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "bad signature algorithm");
+		goto out;
+	}
+	if (der_next(&p, oend, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, &t, &tlen, NULL, NULL) ||
+	    (sig = d2i_ASN1_BIT_STRING(NULL, &t, tlen)) == NULL || p != oend) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "bad signature");
+		goto out;
+	}
+	/* CertificationRequestInfo ::= SEQUENCE { version 0, subject, spki, [0] attributes } */
+	r = ic;
+	iend = ic + ilen;
+	if (der_next(&r, iend, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, &t, &tlen, NULL, NULL) ||
+	    (version = d2i_ASN1_INTEGER(NULL, &t, tlen)) == NULL || ASN1_INTEGER_get(version) != 0) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "version is not 1");
+		goto out;
+	}
+	if (der_next(&r, iend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &t, &tlen, NULL, NULL) ||
+	    (subject = d2i_X509_NAME(NULL, &t, tlen)) == NULL) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "bad subject");
+		goto out;
+	}
+	if (der_next(&r, iend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &spki, &spki_len, &sc, &slen)) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "no public key");
+		goto out;
+	}
+	if (r < iend && (der_next(&r, iend, 0, V_ASN1_CONTEXT_SPECIFIC, NULL, NULL, NULL, NULL) ||
+			 r != iend)) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "bad attributes");
+		goto out;
+	}
+	/* SubjectPublicKeyInfo ::= SEQUENCE { algorithm, subjectPublicKey } */
+	p = sc;
+	if (der_next(&p, sc + slen, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &t, &alen, NULL, NULL) ||
+	    (c.alg = d2i_X509_ALGOR(NULL, &t, alen)) == NULL ||
+	    der_next(&p, sc + slen, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, &t, &tlen, NULL, NULL) ||
+	    (c.bits = d2i_ASN1_BIT_STRING(NULL, &t, tlen)) == NULL || p != sc + slen ||
+	    ASN1_STRING_length(c.bits) <= 0) {
+		rc = weft_errf(err, WEFT_EINVAL, bad, "bad public key info");
 		goto out;
 	}
 	/* The key type is checked before the signature: no costly check of a
 	 * signature under a key that would be refused anyway. */
-	if ((rc = key_check(pk, "CSR", err)) != WEFT_OK)
+	if ((rc = csr_key(&c, spki, spki_len, err)) != WEFT_OK)
 		goto out;
-	if (X509_REQ_verify(req, pk) != 1) {
+	X509_ALGOR_get0(&sigoid, NULL, NULL, sigalg);
+	if (OBJ_find_sigid_algs(OBJ_obj2nid(sigoid), &md_nid, &pk_nid) != 1 ||
+	    (md_nid != NID_sha256 && md_nid != NID_sha384 && md_nid != NID_sha512) ||
+	    pk_nid != EVP_PKEY_get_base_id(c.pk)) {
+		rc = weft_errf(err, WEFT_EINVAL, "CSR: its signature algorithm is not accepted (use "
+			       "ECDSA or RSA PKCS#1 v1.5 with SHA-256, SHA-384 or SHA-512)");
+		goto out;
+	}
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit_ex(mctx, NULL, OBJ_nid2sn(md_nid), NULL, NULL, c.pk, NULL) != 1 ||
+	    EVP_DigestVerify(mctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig),
+			     info, (size_t)info_len) != 1) {
 		rc = weft_errf(err, WEFT_EINVAL, "CSR: its signature does not verify with its "
 			       "public key");
 		goto out;
 	}
-	*out = req;
-	req = NULL;
+	*out = c;
+	memset(&c, 0, sizeof(c));
 	rc = WEFT_OK;
 out:
-	X509_REQ_free(req);
+	csr_free(&c);
+	EVP_MD_CTX_free(mctx);
+	X509_ALGOR_free(sigalg);
+	ASN1_BIT_STRING_free(sig);
+	ASN1_INTEGER_free(version);
+	X509_NAME_free(subject);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
 	BIO_free(bio);
 	ERR_clear_error();
 	return rc;
@@ -861,24 +1037,22 @@ int ca_pending_complete(struct ca_pending *p, const char *cert_pem, const char *
  * bits) without decoding the key again: X509_set_pubkey re-encodes and
  * re-decodes it, which costs more than the signature in OpenSSL 3.0. Only
  * the parameter forms of the accepted keys occur: a curve OID or none. */
-static int spki_copy(X509_PUBKEY *dst, X509_PUBKEY *src)
+static int spki_copy(X509_PUBKEY *dst, const struct csr *c)
 {
-	ASN1_OBJECT *alg = NULL, *aobj = NULL;
-	const unsigned char *bits = NULL;
-	const X509_ALGOR *a = NULL;
+	const ASN1_OBJECT *alg = NULL;
+	ASN1_OBJECT *aobj = NULL;
 	const void *pval = NULL;
 	void *pcopy = NULL;
 	unsigned char *enc = NULL;
-	int blen = 0, ptype = V_ASN1_UNDEF;
+	int blen = ASN1_STRING_length(c->bits), ptype = V_ASN1_UNDEF;
 
-	if (X509_PUBKEY_get0_param(&alg, &bits, &blen, (X509_ALGOR **)&a, src) != 1 || blen <= 0)
-		return -1;
-	X509_ALGOR_get0((const ASN1_OBJECT **)&aobj, &ptype, &pval, a);
-	if (ptype == V_ASN1_OBJECT && (pcopy = OBJ_dup(pval)) == NULL)
-		return -1;
+	X509_ALGOR_get0(&alg, &ptype, &pval, c->alg);
 	if (ptype != V_ASN1_OBJECT && ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
 		return -1;
-	if ((aobj = OBJ_dup(alg)) == NULL || (enc = OPENSSL_memdup(bits, (size_t)blen)) == NULL ||
+	if (ptype == V_ASN1_OBJECT && (pcopy = OBJ_dup(pval)) == NULL)
+		return -1;
+	if ((aobj = OBJ_dup(alg)) == NULL ||
+	    (enc = OPENSSL_memdup(ASN1_STRING_get0_data(c->bits), (size_t)blen)) == NULL ||
 	    X509_PUBKEY_set0_param(dst, aobj, ptype, pcopy, enc, blen) != 1) {
 		ASN1_OBJECT_free(aobj);
 		ASN1_OBJECT_free(pcopy);
@@ -891,7 +1065,7 @@ static int spki_copy(X509_PUBKEY *dst, X509_PUBKEY *src)
 /* The part shared by every certificate this CA issues: serial, names,
  * validity, public key (from spki, or else pub). */
 static int issue_common(const struct ca *ca, X509 *x, const char *cn, EVP_PKEY *pub,
-			X509_PUBKEY *spki, int64_t nb, int64_t na, char *serial_text)
+			const struct csr *spki, int64_t nb, int64_t na, char *serial_text)
 {
 	if (X509_set_version(x, X509_VERSION_3) != 1 || random_serial(x, serial_text) != 0 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
@@ -906,7 +1080,7 @@ static int issue_common(const struct ca *ca, X509 *x, const char *cn, EVP_PKEY *
 int ca_sign_intermediate(const struct ca *parent, const char *csr_pem, size_t csr_len,
 			 const char *common_name, int64_t ttl_s, char **cert_pem_out, char **err)
 {
-	X509_REQ *req = NULL;
+	struct csr req = { 0 };
 	X509 *x = NULL;
 	X509V3_CTX ctx;
 	char uri[CA_TRUST_DOMAIN_MAX + 16];
@@ -928,7 +1102,7 @@ int ca_sign_intermediate(const struct ca *parent, const char *csr_pem, size_t cs
 		return rc;
 	snprintf(uri, sizeof(uri), "spiffe://%s", parent->trust_domain);
 	if ((x = X509_new()) == NULL ||
-	    issue_common(parent, x, common_name, NULL, X509_REQ_get_X509_PUBKEY(req),
+	    issue_common(parent, x, common_name, NULL, &req,
 			 now - CA_BACKDATE, na, NULL) != 0)
 		goto fail;
 	X509V3_set_ctx(&ctx, parent->cert, x, NULL, NULL, 0);
@@ -945,7 +1119,7 @@ fail:
 	rc = weft_errf(err, WEFT_EIO, "ca: cannot build the intermediate certificate");
 out:
 	X509_free(x);
-	X509_REQ_free(req);
+	csr_free(&req);
 	ERR_clear_error();
 	return rc;
 }
@@ -1038,7 +1212,7 @@ int ca_sign_leaf(const struct ca *ca, const char *csr_pem, size_t csr_len, const
 		 const char *spiffe_uri, int64_t ttl_s, int64_t now_s, struct ca_leaf *out,
 		 char **err)
 {
-	X509_REQ *req = NULL;
+	struct csr req = { 0 };
 	X509 *x = NULL;
 	X509V3_CTX ctx;
 	char serial[SERIAL_BYTES * 3];
@@ -1068,7 +1242,7 @@ int ca_sign_leaf(const struct ca *ca, const char *csr_pem, size_t csr_len, const
 		return rc;
 	/* Only the CSR's public key is used from here on. */
 	if ((x = X509_new()) == NULL ||
-	    issue_common(ca, x, service, NULL, X509_REQ_get_X509_PUBKEY(req), nb, na, serial) != 0)
+	    issue_common(ca, x, service, NULL, &req, nb, na, serial) != 0)
 		goto fail;
 	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
 	if (X509_add_ext(x, ca->leaf_bc, -1) != 1 || X509_add_ext(x, ca->leaf_ku, -1) != 1 ||
@@ -1095,7 +1269,7 @@ fail:
 	rc = weft_errf(err, WEFT_EIO, "ca: cannot build the leaf certificate");
 out:
 	X509_free(x);
-	X509_REQ_free(req);
+	csr_free(&req);
 	ERR_clear_error();
 	return rc;
 }

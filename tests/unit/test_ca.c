@@ -428,7 +428,9 @@ static void test_bad_csrs(void **state)
 	sign_refused(ca_cert_pem(root), strlen(ca_cert_pem(root)),
 		     "CSR: not a PEM certificate request");
 	sign_refused("-----BEGIN CERTIFICATE REQUEST-----\nAAAA////\n"
-		     "-----END CERTIFICATE REQUEST-----\n", 78, "CSR: the PEM certificate request "
+		     "-----END CERTIFICATE REQUEST-----\n", 78, "CSR: malformed certificate request");
+	sign_refused("-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n"
+		     "-----END CERTIFICATE REQUEST-----\n", 74, "CSR: the PEM certificate request "
 		     "cannot be decoded");
 	/* truncated */
 	sign_refused(csr_p256, n / 2, "CSR:");
@@ -445,6 +447,73 @@ static void test_bad_csrs(void **state)
 	memset(bad, 'A', CA_CSR_MAX + 1);
 	sign_refused(bad, CA_CSR_MAX + 1, "CSR: 16385 bytes is too long");
 	free(bad);
+}
+
+/* A CSR made by OpenSSL's X509_REQ API with key k, digest md, version v;
+ * extra DER bytes appended after it when trailing. PEM, allocated. */
+static char *make_csr(EVP_PKEY *k, const EVP_MD *md, long v, int trailing)
+{
+	X509_REQ *r = X509_REQ_new();
+	unsigned char *der = NULL, *d2;
+	int n;
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long pl;
+
+	X509_REQ_set_pubkey(r, k);
+	X509_REQ_set_version(r, v);
+	assert_true(X509_REQ_sign(r, k, md) > 0);
+	n = i2d_X509_REQ(r, &der);
+	d2 = malloc((size_t)n + 2);
+	memcpy(d2, der, (size_t)n);
+	d2[n] = 0x05;   /* NULL */
+	d2[n + 1] = 0x00;
+	PEM_write_bio(b, "CERTIFICATE REQUEST", "", d2, n + (trailing ? 2 : 0));
+	pl = BIO_get_mem_data(b, &p);
+	p = strndup(p, (size_t)pl);
+	BIO_free(b);
+	free(d2);
+	OPENSSL_free(der);
+	X509_REQ_free(r);
+	return p;
+}
+
+static void test_csr_structure(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	struct ca_leaf leaf;
+	char *p, *q;
+
+	(void)state;
+	p = make_csr(k, EVP_sha256(), X509_REQ_VERSION_1, 0);
+	sign_ok(root, p, &leaf);
+	ca_leaf_clear(&leaf);
+	/* the old PEM label is accepted too */
+	q = calloc(1, strlen(p) + 16);
+	strcpy(q, "-----BEGIN NEW CERTIFICATE REQUEST-----");
+	strcat(q, strchr(p, '\n'));
+	strcpy(strstr(q, "-----END"), "-----END NEW CERTIFICATE REQUEST-----\n");
+	sign_ok(root, q, &leaf);
+	ca_leaf_clear(&leaf);
+	free(q);
+	free(p);
+	/* bytes after the request */
+	p = make_csr(k, EVP_sha256(), X509_REQ_VERSION_1, 1);
+	sign_refused(p, strlen(p), "CSR: malformed certificate request (not one DER sequence)");
+	free(p);
+	/* SHA-1 */
+	p = make_csr(k, EVP_sha1(), X509_REQ_VERSION_1, 0);
+	sign_refused(p, strlen(p), "CSR: its signature algorithm is not accepted");
+	free(p);
+	/* version 2 (value 1) does not exist */
+	p = make_csr(k, EVP_sha256(), 1, 0);
+	sign_refused(p, strlen(p), "CSR: malformed certificate request (version is not 1)");
+	free(p);
+	/* PEM headers (an encrypted PEM, say) */
+	sign_refused("-----BEGIN CERTIFICATE REQUEST-----\nProc-Type: 4,ENCRYPTED\n"
+		     "DEK-Info: AES-128-CBC,00000000000000000000000000000000\n\nAAAA\n"
+		     "-----END CERTIFICATE REQUEST-----\n", 154, "CSR: PEM headers are not accepted");
+	EVP_PKEY_free(k);
 }
 
 static void test_unsigned_csr(void **state)
@@ -888,6 +957,7 @@ int main(void)
 		cmocka_unit_test(test_leaf_key_types),
 		cmocka_unit_test(test_bad_csrs),
 		cmocka_unit_test(test_unsigned_csr),
+		cmocka_unit_test(test_csr_structure),
 		cmocka_unit_test(test_leaf_bad_names),
 		cmocka_unit_test(test_intermediate),
 		cmocka_unit_test(test_rotation),
