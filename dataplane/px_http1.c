@@ -29,6 +29,9 @@ enum state {
 enum hkind { H_OTHER, H_CONTENT_LENGTH, H_TRANSFER_ENCODING, H_CONNECTION, H_UPGRADE,
 	     H_EXPECT, H_HOST };
 
+/* The form of the request-target (RFC 9112 §3.2), checked as it streams. */
+enum tkind { TK_ORIGIN, TK_ASTERISK, TK_SCHEME, TK_ABSOLUTE, TK_AUTHORITY };
+
 #define WS_MAX 64   /* longest run of SP/HTAB inside a field value */
 #define TOK_MAX 24  /* longest list token we interpret (longer ones are "other") */
 
@@ -47,6 +50,7 @@ struct px_http1 {
 	unsigned nfields;
 	bool in_trailers;
 	unsigned idx;                   /* position in "HTTP/x.y" or status digits */
+	enum tkind tk;
 	char meth[8];
 	size_t meth_len;
 	char name[24];
@@ -359,7 +363,7 @@ static int head_done(struct px_http1 *p)
 	} else {
 		m->body = PX_HTTP1_BODY_CLOSE;
 	}
-	if (m->body == PX_HTTP1_BODY_CLOSE || m->tunnel)
+	if (m->body == PX_HTTP1_BODY_CLOSE)
 		m->keep_alive = false;
 	return 0;
 }
@@ -468,6 +472,18 @@ again:
 				FAIL(PX_HTTP1_ELINE_TOO_LONG);
 			if (!is_target(c))
 				FAIL(PX_HTTP1_ETARGET);
+			if (p->m.method == PX_HTTP1_M_CONNECT && (c == '/' || c == '*'))
+				FAIL(PX_HTTP1_ETARGET); /* CONNECT takes host:port */
+			else if (p->m.method == PX_HTTP1_M_CONNECT)
+				p->tk = TK_AUTHORITY;
+			else if (c == '/')
+				p->tk = TK_ORIGIN;
+			else if (c == '*')
+				p->tk = TK_ASTERISK;
+			else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+				p->tk = TK_SCHEME;
+			else
+				FAIL(PX_HTTP1_ETARGET);
 			mark = i;
 			marked = true;
 			p->state = S_TARGET;
@@ -475,8 +491,20 @@ again:
 		case S_TARGET: {
 			size_t j = i;
 
-			while (j < len && is_target(d[j]))
+			/* absolute-form: scheme ":" ...; asterisk-form: "*" alone */
+			while (j < len && p->tk == TK_SCHEME) {
+				unsigned char s = d[j];
+
+				if (s == ':')
+					p->tk = TK_ABSOLUTE;
+				else if (!(((s | 0x20) >= 'a' && (s | 0x20) <= 'z') || (s >= '0' && s <= '9') ||
+					   s == '+' || s == '-' || s == '.'))
+					break;
 				j++;
+			}
+			if (p->tk != TK_ASTERISK)
+				while (j < len && is_target(d[j]))
+					j++;
 			p->line_len += j - i;
 			if (p->line_len > p->lim.max_line)
 				FAIL(PX_HTTP1_ELINE_TOO_LONG);
@@ -490,7 +518,8 @@ again:
 				FAIL(PX_HTTP1_ELINE_TOO_LONG);
 			if (c == '\r' || c == '\n')
 				FAIL(PX_HTTP1_EVERSION); /* HTTP/0.9 request */
-			if (c != ' ')
+			if (c != ' ' || p->tk == TK_SCHEME ||
+			    (p->tk == TK_ASTERISK && p->m.method != PX_HTTP1_M_OPTIONS))
 				FAIL(PX_HTTP1_ETARGET);
 			CB_SPAN(on_target, data + mark, i - mark);
 			marked = false;
@@ -905,6 +934,7 @@ int px_http1_finish(struct px_http1 *p)
 {
 	switch (p->state) {
 	case S_START:
+	case S_START_LF: /* half an empty line between messages */
 		return 0;
 	case S_TUNNEL:
 		return 0;

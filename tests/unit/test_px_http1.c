@@ -284,9 +284,20 @@ static void test_request_line(void **state)
 	EXPECT_REQ_RC("GET / HTTP/1.1\nHost: h\r\n\r\n", PX_HTTP1_EBARE_LF);
 	EXPECT_REQ_RC("GET / HTTP/1.1\rHost: h\r\n\r\n", PX_HTTP1_EBARE_LF);
 	/* HTTP/1.2 is read as 1.1 (RFC 9110 §2.5); any token is a method */
-	EXPECT_REQ("PURGE * HTTP/1.2\r\nHost: h\r\n\r\n", PX_HTTP1_DONE,
-		   " M=PURGE T=* H=Host V=h"
-		   " |HC v=1.1 st=0 meth=0 body=0 cl=0 ka=1 up=0 tun=0 exp=0 conn=0 n=1 |MC bytes=0 |DONE@29\n");
+	EXPECT_REQ("PURGE /x HTTP/1.2\r\nHost: h\r\n\r\n", PX_HTTP1_DONE,
+		   " M=PURGE T=/x H=Host V=h"
+		   " |HC v=1.1 st=0 meth=0 body=0 cl=0 ka=1 up=0 tun=0 exp=0 conn=0 n=1 |MC bytes=0 |DONE@30\n");
+	/* the four forms of request-target (RFC 9112 §3.2) */
+	EXPECT_REQ_RC("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_DONE);
+	EXPECT_REQ_RC("GET * HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	EXPECT_REQ_RC("OPTIONS *x HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	EXPECT_REQ_RC("GET http://h/a?b HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_DONE);
+	EXPECT_REQ_RC("GET svn+ssh:x HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_DONE);
+	EXPECT_REQ_RC("GET h/a HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	EXPECT_REQ_RC("GET h HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	EXPECT_REQ_RC("GET :x HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	EXPECT_REQ_RC("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	EXPECT_REQ_RC("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", PX_HTTP1_DONE);
 	/* methods are case-sensitive: "get" is not GET */
 	{
 		char *t;
