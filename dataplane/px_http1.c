@@ -498,8 +498,10 @@ again:
 				if (s == ':')
 					p->tk = TK_ABSOLUTE;
 				else if (!(((s | 0x20) >= 'a' && (s | 0x20) <= 'z') || (s >= '0' && s <= '9') ||
-					   s == '+' || s == '-' || s == '.'))
-					break;
+					   s == '+' || s == '-' || s == '.')) {
+					i = j;
+					FAIL(PX_HTTP1_ETARGET); /* neither a scheme nor a path */
+				}
 				j++;
 			}
 			if (p->tk != TK_ASTERISK)
@@ -637,15 +639,27 @@ again:
 			marked = true;
 			p->head_bytes--;
 			goto again;
-		case S_HDR_NAME:
-			if (++p->head_bytes > p->lim.max_header_bytes)
-				FAIL(PX_HTTP1_EHEADERS_TOO_BIG);
-			if (is_tchar(c)) {
+		case S_HDR_NAME: {
+			size_t j = i;
+
+			/* a run of token characters; the first bytes kept lowercased */
+			while (j < len && is_tchar(d[j])) {
 				if (p->name_len < sizeof(p->name))
-					p->name[p->name_len] = lower(c);
+					p->name[p->name_len] = lower(d[j]);
 				p->name_len++;
+				j++;
+			}
+			p->head_bytes += j - i;
+			if (j == len) {
+				if (p->head_bytes > p->lim.max_header_bytes)
+					FAIL(PX_HTTP1_EHEADERS_TOO_BIG);
+				i = len - 1;
 				break;
 			}
+			i = j;
+			c = d[i];
+			if (++p->head_bytes > p->lim.max_header_bytes)
+				FAIL(PX_HTTP1_EHEADERS_TOO_BIG);
 			if (c != ':')
 				FAIL(PX_HTTP1_EHEADER_NAME); /* includes whitespace before the colon */
 			CB_SPAN(on_header_name, data + mark, i - mark);
@@ -676,6 +690,7 @@ again:
 			}
 			p->state = S_HDR_LWS;
 			break;
+		}
 		case S_HDR_LWS:
 			if (is_ws(c)) {
 				if (++p->head_bytes > p->lim.max_header_bytes)
@@ -688,7 +703,8 @@ again:
 			size_t j = i;
 
 			/* the common case: a run of visible characters */
-			if (p->hkind == H_OTHER && p->nws == 0) {
+			if ((p->hkind == H_OTHER || p->hkind == H_HOST || p->hkind == H_UPGRADE) &&
+			    p->nws == 0) {
 				while (j < len && is_fvchar(d[j]))
 					j++;
 				if (j > i) {

@@ -296,6 +296,9 @@ static void test_request_line(void **state)
 	EXPECT_REQ_RC("GET h/a HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
 	EXPECT_REQ_RC("GET h HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
 	EXPECT_REQ_RC("GET :x HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
+	/* found by fuzz_http1: a colon after a non-scheme byte does not make a scheme,
+	 * whatever the chunk boundaries */
+	EXPECT_REQ_RC("GET a?b:c HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
 	EXPECT_REQ_RC("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", PX_HTTP1_ETARGET);
 	EXPECT_REQ_RC("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", PX_HTTP1_DONE);
 	/* methods are case-sensitive: "get" is not GET */
