@@ -499,8 +499,12 @@ again:
 					p->tk = TK_ABSOLUTE;
 				else if (!(((s | 0x20) >= 'a' && (s | 0x20) <= 'z') || (s >= '0' && s <= '9') ||
 					   s == '+' || s == '-' || s == '.')) {
+					/* neither a scheme nor a path; the line limit is
+					 * checked first, as when the bytes come apart */
+					p->line_len += j - i + 1;
 					i = j;
-					FAIL(PX_HTTP1_ETARGET); /* neither a scheme nor a path */
+					FAIL(p->line_len > p->lim.max_line ? PX_HTTP1_ELINE_TOO_LONG
+									   : PX_HTTP1_ETARGET);
 				}
 				j++;
 			}
