@@ -327,6 +327,8 @@ static int head_done(struct px_http1 *p)
 				!(m->connection & PX_HTTP1_CONN_CLOSE);
 	if (m->has_transfer_encoding && !v11)
 		m->keep_alive = false; /* RFC 9112 §6.1: close after it */
+	if (!v11)
+		m->expect_continue = false; /* RFC 9110 §10.1.1: ignored from HTTP/1.0 */
 	if (p->type == PX_HTTP1_REQUEST) {
 		if (p->hosts > 1 || (v11 && p->hosts == 0))
 			return PX_HTTP1_EHOST;

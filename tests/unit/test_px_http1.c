@@ -541,6 +541,7 @@ static void test_expect(void **state)
 	expect_ka("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx", "exp=1 ");
 	expect_ka("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nx", "exp=1 ");
 	EXPECT_REQ_RC("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n", PX_HTTP1_EEXPECT);
+	expect_ka("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx", "exp=0 ");
 	assert_int_equal(px_http1_status(PX_HTTP1_REQUEST, PX_HTTP1_EEXPECT), 417);
 	/* the headers-complete callback sees the flag before any body byte is
 	 * wanted, so the proxy can answer 100 or forward the expectation */
