@@ -1082,7 +1082,7 @@ static bool safe_param(const char *s, const char *forbid)
 int px_http1_forward_headers(const struct px_http1_msg *m, const struct px_http1_header *h,
 			     size_t n, const struct px_http1_forward *f, struct buf *out, char **err)
 {
-	bool xff_seen = false;
+	bool xff_seen = false, has_host = false;
 	int rc = 0;
 
 	if (f->client_addr != NULL && (f->client_addr[0] == '\0' || !safe_param(f->client_addr, ",;\"")))
@@ -1094,12 +1094,16 @@ int px_http1_forward_headers(const struct px_http1_msg *m, const struct px_http1
 		return weft_errf(err, WEFT_EINVAL, "forward: via \"%s\" is not a token", f->via);
 	if (f->by_id != NULL && (f->by_id[0] == '\0' || !safe_param(f->by_id, ",;\"=")))
 		return weft_errf(err, WEFT_EINVAL, "forward: identity \"%s\" has a character XFCC cannot carry unquoted", f->by_id);
+	if (f->host != NULL && (f->host[0] == '\0' || !safe_param(f->host, ",;\"")))
+		return weft_errf(err, WEFT_EINVAL, "forward: host \"%s\" is not a host", f->host);
 	if (f->peer_id != NULL && (f->peer_id[0] == '\0' || !safe_param(f->peer_id, ",;\"=")))
 		return weft_errf(err, WEFT_EINVAL, "forward: identity \"%s\" has a character XFCC cannot carry unquoted", f->peer_id);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct px_http1_header *x = &h[i];
 
+		if (name_is(x, "host"))
+			has_host = true;
 		/* hop-by-hop (RFC 9110 §7.6.1) */
 		if (name_is(x, "connection") || name_is(x, "keep-alive") ||
 		    name_is(x, "proxy-connection") || name_is(x, "te") ||
@@ -1124,6 +1128,8 @@ int px_http1_forward_headers(const struct px_http1_msg *m, const struct px_http1
 		    (rc = buf_append(out, "\r\n", 2)) != 0)
 			goto out;
 	}
+	if (!has_host && f->host != NULL && (rc = buf_printf(out, "Host: %s\r\n", f->host)) != 0)
+		goto out;
 	if (m->upgrade && (rc = buf_printf(out, "Connection: upgrade\r\n")) != 0)
 		goto out;
 	if (f->via != NULL &&

@@ -170,6 +170,7 @@ struct px_http1_forward {
 	const char *via;          /* Via pseudonym ("weft-proxy"); NULL: no Via added */
 	const char *by_id;        /* our SPIFFE ID: XFCC "By=" (may be NULL) */
 	const char *peer_id;      /* the caller's SPIFFE ID: XFCC "URI="; NULL: no XFCC */
+	const char *host;         /* Host added if the request has none (HTTP/1.0 sent on as 1.1) */
 };
 
 /* Writes the forwarded header section of message m (header lines and the

@@ -882,6 +882,16 @@ static void test_forward(void **state)
 	assert_int_equal(rc, 0);
 	assert_string_equal(o, "Host: api\r\nContent-Length: 2\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.0.0.7\r\n\r\n");
 	free(o);
+	/* Host is added only when the request has none */
+	f.host = "api.local";
+	o = forward("GET / HTTP/1.0\r\n\r\n", &f, &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(o, "Host: api.local\r\nX-Forwarded-For: 10.0.0.7\r\n\r\n");
+	free(o);
+	o = forward("GET / HTTP/1.0\r\nHost: x\r\n\r\n", &f, &rc);
+	assert_string_equal(o, "Host: x\r\nX-Forwarded-For: 10.0.0.7\r\n\r\n");
+	free(o);
+	f.host = NULL;
 
 	/* upgrades keep Upgrade and say so in Connection */
 	memset(&f, 0, sizeof(f));
@@ -907,6 +917,154 @@ static void test_forward(void **state)
 	free(o);
 }
 
+/* ---- round trip: what a proxy built on this module sends is itself one
+ * well-framed message with the same body ---- */
+
+struct relay {
+	struct hcoll h;
+	struct buf line, body, out;
+	struct px_http1_forward f;
+	bool chunked, in_target;
+	int messages;
+};
+
+static int rl_method(void *ud, const char *at, size_t len)
+{
+	return buf_append(&((struct relay *)ud)->line, at, len) != 0;
+}
+
+static int rl_target(void *ud, const char *at, size_t len)
+{
+	struct relay *r = ud;
+
+	if (!r->in_target)
+		buf_append(&r->line, " ", 1);
+	r->in_target = true;
+	return buf_append(&r->line, at, len) != 0;
+}
+
+static int rl_hc(void *ud, const struct px_http1_msg *m)
+{
+	struct relay *r = ud;
+	char *err = NULL;
+
+	buf_printf(&r->out, "%.*s HTTP/1.1\r\n", (int)r->line.len, r->line.data);
+	if (px_http1_forward_headers(m, r->h.h, r->h.n, &r->f, &r->out, &err) != 0) {
+		free(err);
+		return 1;
+	}
+	r->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
+	/* trailers come through the same callbacks: drop them (a proxy may) */
+	r->h.n = 0;
+	return 0;
+}
+
+static int rl_body(void *ud, const char *at, size_t len)
+{
+	struct relay *r = ud;
+
+	buf_append(&r->body, at, len);
+	if (r->chunked)
+		buf_printf(&r->out, "%zx\r\n", len);
+	buf_append(&r->out, at, len);
+	if (r->chunked)
+		buf_printf(&r->out, "\r\n");
+	return 0;
+}
+
+static int rl_mc(void *ud, const struct px_http1_msg *m)
+{
+	struct relay *r = ud;
+
+	if (r->chunked)
+		buf_printf(&r->out, "0\r\n\r\n");
+	r->messages++;
+	return 0;
+}
+
+static void test_forward_roundtrip(void **state)
+{
+	static const char *const reqs[] = {
+		"POST /a HTTP/1.1\r\nHost: h\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 11\r\n\r\nhello world",
+		"POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n"
+		"3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nDigest: z\r\n\r\n",
+		"GET /c HTTP/1.0\r\nConnection: keep-alive\r\nX-Forwarded-Client-Cert: URI=spiffe://forged\r\n\r\n",
+	};
+	struct px_http1_callbacks cb = {
+		.on_method = rl_method, .on_target = rl_target, .on_header_name = hc_name,
+		.on_header_value = hc_value, .on_headers_complete = rl_hc, .on_body = rl_body,
+		.on_message_complete = rl_mc,
+	};
+
+	for (size_t k = 0; k < sizeof(reqs) / sizeof(reqs[0]); k++)
+		for (unsigned seed = 0; seed < 20; seed++) {
+			struct relay r;
+			struct px_http1 *p, *q;
+			struct run o = {.type = PX_HTTP1_REQUEST};
+			size_t pos = 0, len = strlen(reqs[k]), used;
+			unsigned rnd = seed * 7919u + 1;
+			char *t1, *t2;
+			int rc = 0;
+
+			memset(&r, 0, sizeof(r));
+			buf_init(&r.line, 4096);
+			buf_init(&r.body, 4096);
+			buf_init(&r.out, 1 << 16);
+			r.f.peer_id = "spiffe://td/svc/web";
+			r.f.via = "weft-proxy";
+			r.f.host = "h"; /* the HTTP/1.0 request has none */
+			/* the hcoll callbacks take the relay: hcoll is its first member */
+			p = px_http1_new(PX_HTTP1_REQUEST, NULL, &cb, &r);
+			while (pos < len) {
+				size_t n = 1 + (rnd = rnd * 1103515245u + 12345u) % 9;
+
+				if (seed == 0 || n > len - pos)
+					n = len - pos;
+				rc = px_http1_feed(p, reqs[k] + pos, n, &used);
+				assert_true(rc >= 0);
+				pos += used;
+			}
+			assert_int_equal(rc, PX_HTTP1_DONE);
+			assert_int_equal(r.messages, 1);
+			/* the forwarded bytes parse as exactly one message, with the same
+			 * body, no hop-by-hop field, and our XFCC only */
+			q = px_http1_new(PX_HTTP1_REQUEST, NULL, NULL, NULL);
+			assert_int_equal(px_http1_feed(q, r.out.data, r.out.len, &used), PX_HTTP1_DONE);
+			assert_int_equal(used, r.out.len);
+			assert_int_equal(px_http1_msg(q)->body_bytes, r.body.len);
+			px_http1_free(q);
+			assert_null(strstr(r.out.data, "X-Hop"));
+			assert_null(strstr(r.out.data, "\r\nTE:"));
+			assert_null(strstr(r.out.data, "forged"));
+			assert_non_null(strstr(r.out.data, "X-Forwarded-Client-Cert: URI=spiffe://td/svc/web\r\n"));
+			/* same method, target and body as the original */
+			assert_true(run(&o, reqs[k], len, &t1) > 0);
+			assert_true(run(&o, r.out.data, r.out.len, &t2) > 0);
+			{
+				const char *h1 = strstr(t1, " H=");
+
+				assert_non_null(h1);
+				assert_memory_equal(t1, t2, (size_t)(h1 - t1) + 1);
+			}
+			{
+				const char *b1 = strstr(t1, " B="), *b2 = strstr(t2, " B=");
+
+				if (r.body.len > 0) {
+					assert_non_null(b1);
+					assert_non_null(b2);
+					assert_memory_equal(b1 + 3, r.body.data, r.body.len);
+					assert_memory_equal(b2 + 3, r.body.data, r.body.len);
+				}
+			}
+			free(t1);
+			free(t2);
+			px_http1_free(p);
+			buf_free(&r.line);
+			buf_free(&r.body);
+			buf_free(&r.out);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -927,6 +1085,7 @@ int main(void)
 		cmocka_unit_test(test_status_map),
 		cmocka_unit_test(test_callback_stop),
 		cmocka_unit_test(test_forward),
+		cmocka_unit_test(test_forward_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
