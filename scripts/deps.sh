@@ -4,9 +4,10 @@
 #   scripts/deps.sh --test   also what the test suite uses
 set -e
 BUILD="build-essential autoconf automake libtool pkg-config libsqlite3-dev libmicrohttpd-dev
-libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libyaml-dev curl ca-certificates openssl"
+libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libyaml-dev curl ca-certificates openssl
+libevent-dev"
 TEST="libcmocka-dev python3 python3-consul prometheus clang libclang-rt-14-dev sqlite3 procps
-iproute2"
+iproute2 libhttp-parser-dev"
 want="$BUILD"
 [ "$1" = "--test" ] && want="$BUILD $TEST"
 missing=""
