@@ -1,0 +1,157 @@
+/* /v1/connect/ca/...: Consul's CA roots and configuration endpoints, and
+ * Weft's leaf signing from a CSR (docs/api.md "Connect CA", docs/ca.md). */
+#include "api.h"
+#include "ca.h"
+#include "castore.h"
+#include "err.h"
+#include "http.h"
+#include "jsonx.h"
+#include "server.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int query_true(struct req *r, const char *name)
+{
+	const char *v = req_query(r, name);
+
+	return v && (v[0] == '\0' || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/* Makes the mesh's CA when it has none yet (lazily, docs/ca.md). */
+static int ensure(struct req *r, const char *mesh)
+{
+	char *err = NULL;
+	int rc = castore_ensure(req_server(r)->ca, mesh, &err);
+
+	if (rc != WEFT_OK)
+		return api_bad(r, rc, err);
+	return 0;
+}
+
+static int h_roots(struct req *r)
+{
+	const char *mesh = api_mesh_param(r);
+	uint64_t index = 0;
+	struct db *db;
+	json_t *out;
+	int st;
+
+	if (mesh == NULL)
+		return 400;
+	if (api_check_dc(r) < 0)
+		return 400;
+	if (!req_authorize(r, AUTH_READ, NULL))
+		return 403;
+	req_watch(r, "ca:%s", mesh);
+	if ((st = ensure(r, mesh)) != 0)
+		return st;
+	if ((db = api_read_begin(r)) == NULL)
+		return 500;
+	if (query_true(r, "pem")) {
+		char *pem = castore_roots_pem(db, mesh);
+		store_read_end(db);
+		if (pem == NULL)
+			return req_error(r, 500, "store: cannot read the roots of mesh %s", mesh);
+		return req_reply_raw(r, 200, "application/pem-certificate-chain", pem, strlen(pem));
+	}
+	out = castore_roots_json(db, mesh, &index);
+	store_read_end(db);
+	if (out == NULL)
+		return req_error(r, 500, "store: cannot read the roots of mesh %s", mesh);
+	req_index_at_least(r, index);
+	return req_reply_json(r, 200, out);
+}
+
+static int h_configuration(struct req *r)
+{
+	const char *mesh = api_mesh_param(r);
+	struct castore_put *p = NULL;
+	char *err = NULL;
+	struct db *db;
+	json_t *doc, *out;
+	int rc, st;
+
+	if (mesh == NULL)
+		return 400;
+	if (api_check_dc(r) < 0)
+		return 400;
+	if (strcmp(req_method(r), "GET") == 0) {
+		if (!req_authorize(r, AUTH_OPERATOR_READ, mesh))
+			return 403;
+		req_watch(r, "ca:%s", mesh);
+		if ((st = ensure(r, mesh)) != 0)
+			return st;
+		if ((db = api_read_begin(r)) == NULL)
+			return 500;
+		out = castore_config_json(db, mesh);
+		store_read_end(db);
+		if (out == NULL)
+			return req_error(r, 500, "store: cannot read the CA configuration of mesh %s", mesh);
+		req_index_at_least(r, (uint64_t)json_integer_value(json_object_get(out, "ModifyIndex")));
+		return req_reply_json(r, 200, out);
+	}
+	if ((doc = req_body_json(r)) == NULL)
+		return 400;
+	rc = castore_put_decode(doc, mesh, &p, &err);
+	json_decref(doc);
+	if (rc != WEFT_OK) {
+		castore_put_free(p);
+		return api_bad(r, rc, err);
+	}
+	if (!req_authorize(r, AUTH_POLICY_WRITE, mesh)) {
+		castore_put_free(p);
+		return 403;
+	}
+	if ((rc = castore_put_prepare(req_server(r)->ca, p, &err)) != WEFT_OK) {
+		castore_put_free(p);
+		return api_bad(r, rc, err);
+	}
+	return req_write(r, castore_apply_put, p, castore_put_free);
+}
+
+static int h_sign(struct req *r)
+{
+	const char *mesh = api_mesh_param(r), *service = NULL, *csr = NULL;
+	char *err = NULL;
+	json_t *doc, *out = NULL;
+	int rc;
+
+	if (mesh == NULL)
+		return 400;
+	if ((doc = req_body_json(r)) == NULL)
+		return 400;
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return req_error(r, 400, "body: must be a JSON object {\"Service\", \"CSR\"}");
+	}
+	if (jx_req_str(doc, NULL, "Service", &service, CA_NAME_MAX + 1, &err) != WEFT_OK ||
+	    jx_req_str(doc, NULL, "CSR", &csr, CA_CSR_MAX + 1, &err) != WEFT_OK) {
+		json_decref(doc);
+		return api_bad(r, WEFT_EINVAL, err);
+	}
+	if (!name_valid(service, CA_NAME_MAX + 1)) {
+		rc = req_error(r, 400, "Service: \"%s\" is not a valid service name", service);
+		json_decref(doc);
+		return rc;
+	}
+	/* Consul's leaf certificates need service:write on the service. */
+	if (!req_authorize(r, AUTH_SERVICE_WRITE, service)) {
+		json_decref(doc);
+		return 403;
+	}
+	rc = castore_sign(req_server(r)->ca, mesh, service, csr, strlen(csr), &out, &err);
+	json_decref(doc);
+	if (rc != WEFT_OK)
+		return api_bad(r, rc, err);
+	return req_reply_json(r, 200, out);
+}
+
+const struct route api_ca_routes[] = {
+	{ M_GET, "/v1/connect/ca/roots", ROUTE_BLOCKING, h_roots },
+	{ M_GET, "/v1/agent/connect/ca/roots", ROUTE_BLOCKING, h_roots },
+	{ M_GET | M_PUT, "/v1/connect/ca/configuration", ROUTE_BLOCKING, h_configuration },
+	{ M_POST, "/v1/connect/ca/sign", 0, h_sign },
+	{ 0, NULL, 0, NULL },
+};
