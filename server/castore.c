@@ -534,8 +534,20 @@ static int get_signer(struct castore *cs, const char *mesh, struct signer *out, 
 		rc = weft_errf(err, WEFT_EIO, "store: the root %s of mesh %s is gone", id, mesh);
 		goto out;
 	}
-	rc = ca_load_sealed(&ca, out->td, db_col_text(st, 0), db_col_text(st, 1), NULL, cs->sk, 0,
-			    err);
+	{
+		char *why = NULL;
+
+		rc = ca_load_sealed(&ca, out->td, db_col_text(st, 0), db_col_text(st, 1), NULL, cs->sk,
+				    0, &why);
+		if (rc != WEFT_OK) {
+			/* A server fault (another ca-seal.key?), not the client's. */
+			rc = weft_errf(err, WEFT_EIO, "ca: cannot open the key of root %s of mesh %s "
+				       "(is %s the one it was sealed with?): %s", id, mesh,
+				       CASTORE_KEY_FILE, why ? why : "?");
+			log_warnx("ca", "%s", *err);
+		}
+		free(why);
+	}
 	inter = jx_load_or(db_col_text(st, 2), JSON_ARRAY);
 	db_done(st);
 	if (rc != WEFT_OK)

@@ -183,6 +183,19 @@ class CATest(harness.ServerTest):
         r = self.req("GET", "/v1/connect/ca/roots?mesh=Bad_Name")
         self.assertEqual(r.status, 400, r)
 
+    def test_deleted_mesh_takes_its_ca(self):
+        self.mesh("gone")
+        first = self.roots("gone").json()["ActiveRootID"]
+        self.assertEqual(self.req("DELETE", "/v1/meshes/gone").status, 200)
+        self.assertEqual(self.req("GET", "/v1/connect/ca/roots?mesh=gone").status, 404)
+        _, csr = self.csr()
+        r = self.req("POST", "/v1/connect/ca/sign?mesh=gone", {"Service": "web", "CSR": csr})
+        self.assertEqual(r.status, 404, r)
+        self.mesh("gone")
+        doc = self.roots("gone").json()
+        self.assertNotEqual(doc["ActiveRootID"], first)
+        self.assertEqual(len(doc["Roots"]), 1)
+
     # ---- signing ----
 
     def test_sign_verify_and_san(self):
