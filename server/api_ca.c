@@ -12,11 +12,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int query_true(struct req *r, const char *name)
+/* ?pem= as Go's strconv.ParseBool reads it (as Consul does): 1 true, 0
+ * false or absent, -1 after replying 400. */
+static int query_bool(struct req *r, const char *name)
 {
+	static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True", NULL };
+	static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False", NULL };
 	const char *v = req_query(r, name);
 
-	return v && (v[0] == '\0' || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	for (size_t i = 0; yes[i]; i++)
+		if (strcmp(v, yes[i]) == 0)
+			return 1;
+	for (size_t i = 0; no[i]; i++)
+		if (strcmp(v, no[i]) == 0)
+			return 0;
+	req_error(r, 400, "%s: the query parameter must be a boolean value, not \"%.32s\"", name, v);
+	return -1;
 }
 
 /* Makes the mesh's CA when it has none yet (lazily, docs/ca.md). */
@@ -36,11 +49,11 @@ static int h_roots(struct req *r)
 	uint64_t index = 0;
 	struct db *db;
 	json_t *out;
-	int st;
+	int st, pem;
 
 	if (mesh == NULL)
 		return 400;
-	if (api_check_dc(r) < 0)
+	if (api_check_dc(r) < 0 || (pem = query_bool(r, "pem")) < 0)
 		return 400;
 	if (!req_authorize(r, AUTH_READ, NULL))
 		return 403;
@@ -49,12 +62,12 @@ static int h_roots(struct req *r)
 		return st;
 	if ((db = api_read_begin(r)) == NULL)
 		return 500;
-	if (query_true(r, "pem")) {
-		char *pem = castore_roots_pem(db, mesh);
+	if (pem) {
+		char *text = castore_roots_pem(db, mesh);
 		store_read_end(db);
-		if (pem == NULL)
+		if (text == NULL)
 			return req_error(r, 500, "store: cannot read the roots of mesh %s", mesh);
-		return req_reply_raw(r, 200, "application/pem-certificate-chain", pem, strlen(pem));
+		return req_reply_raw(r, 200, "application/pem-certificate-chain", text, strlen(text));
 	}
 	out = castore_roots_json(db, mesh, &index);
 	store_read_end(db);

@@ -463,6 +463,7 @@ static struct ca_entry *cache_find(struct castore *cs, const char *mesh, size_t 
 
 struct signer {
 	struct ca_entry *e;
+	int owned;               /* e is not cached (too many meshes): free it after use */
 	char td[CA_TRUST_DOMAIN_MAX + 1];
 	long long leaf_ms;
 	uint64_t modify_index;
@@ -566,13 +567,15 @@ static int get_signer(struct castore *cs, const char *mesh, struct signer *out, 
 	fresh->ca = ca;
 	ca = NULL;
 	pthread_mutex_lock(&cs->lock);
-	fresh->next_all = cs->all;
-	cs->all = fresh;
 	e = cache_find(cs, mesh, &slot);
 	if (slot < CASTORE_MESHES_MAX) {
+		fresh->next_all = cs->all;
+		cs->all = fresh;
 		cs->current[slot] = fresh;
 		if (slot == cs->ncurrent)
 			cs->ncurrent++;
+	} else {
+		out->owned = 1;
 	}
 	pthread_mutex_unlock(&cs->lock);
 	out->e = fresh;
@@ -683,14 +686,18 @@ int castore_put_prepare(struct castore *cs, struct castore_put *p, char **err)
 	p->remove_after_ms = store_now_ms(cs->store) + longest;
 	if ((rc = get_signer(cs, p->mesh, &sg, err)) != WEFT_OK)
 		return rc;
-	if (strcmp(sg.e->id, s.active) != 0)
-		return weft_errf(err, WEFT_ECONFLICT, "ca: the active root of mesh \"%s\" changed "
-				 "during this request; retry", p->mesh);
-	{
+	if (strcmp(sg.e->id, s.active) != 0) {
+		rc = weft_errf(err, WEFT_ECONFLICT, "ca: the active root of mesh \"%s\" changed "
+			       "during this request; retry", p->mesh);
+	} else {
 		int64_t cross_s = 2 * longest / 1000 > CROSS_TTL_MIN_S ? 2 * longest / 1000
 									: CROSS_TTL_MIN_S;
 		rc = new_root_make(cs, s.mesh_td, p->root_cert, p->private_key,
 				   p->r_fwc ? NULL : sg.e->ca, cross_s, &p->nr, err);
+	}
+	if (sg.owned) {
+		ca_free(sg.e->ca);
+		free(sg.e);
 	}
 	return rc;
 }
@@ -872,6 +879,10 @@ int castore_sign(struct castore *cs, const char *mesh, const char *service, cons
 out:
 	if (rc != WEFT_ENOENT)
 		count(cs, mesh, rc == WEFT_OK);
+	if (sg.owned) {
+		ca_free(sg.e->ca);
+		free(sg.e);
+	}
 	ca_leaf_clear(&leaf);
 	free(uri);
 	return rc;

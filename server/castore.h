@@ -23,7 +23,7 @@
 #define CASTORE_PRUNE_MS 500            /* how often rotated-out roots are looked at */
 #define CASTORE_LEAF_TTL_MIN_MS 1000LL   /* Consul's minimum is 1h; Weft allows short TTLs */
 #define CASTORE_LEAF_TTL_MAX_MS (365LL * 86400 * 1000)
-#define CASTORE_MESHES_MAX 256           /* meshes with their own metrics and signing cache */
+#define CASTORE_MESHES_MAX 1024          /* meshes with their own metrics and cached signing CA */
 
 struct castore;
 

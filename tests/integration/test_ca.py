@@ -152,8 +152,12 @@ class CATest(harness.ServerTest):
         # the agent alias answers the same
         r2 = self.req("GET", "/v1/agent/connect/ca/roots")
         self.assertEqual(r2.json()["ActiveRootID"], root["ID"])
-        # the PEM form is the root's certificate
+        # the PEM form is the root's certificate; pem is a boolean as in Go
         self.assertEqual(self.pem_bundle().strip(), root["RootCert"].strip())
+        self.assertEqual(self.roots(query="pem=false").json()["ActiveRootID"], root["ID"])
+        r = self.req("GET", "/v1/connect/ca/roots?pem=maybe")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("pem", r.json()["error"])
 
     def test_roots_blocking(self):
         self.mesh("block")
