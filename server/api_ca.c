@@ -124,6 +124,38 @@ static int h_configuration(struct req *r)
 	return req_write(r, castore_apply_put, p, castore_put_free);
 }
 
+/* An agent token signs for the services of its own node: 1 when service
+ * has an instance on the token's node in mesh, else 0 after a 403. */
+static int agent_owns(struct req *r, const struct identity *id, const char *mesh,
+		      const char *service)
+{
+	struct db *db;
+	struct db_stmt *st;
+	int rc = -1;
+
+	if ((db = api_read_begin(r)) == NULL)
+		return 0;
+	st = db_prep(db, "SELECT 1 FROM services WHERE node = ? AND name = ? AND mesh = ? LIMIT 1");
+	if (st) {
+		db_bind_text(st, 1, id->scope);
+		db_bind_text(st, 2, service);
+		db_bind_text(st, 3, mesh);
+		rc = db_step(st);
+		db_done(st);
+	}
+	store_read_end(db);
+	if (rc == DB_ROW)
+		return 1;
+	if (rc < 0) {
+		req_error(r, 500, "store: cannot read the services of node %s", id->scope);
+		return 0;
+	}
+	req_error(r, 403, "permission denied: token %s (kind agent for %s) signs only for services "
+		  "registered on node \"%s\"; \"%s\" has no instance there in mesh \"%s\"",
+		  id->accessor, id->scope, id->scope, service, mesh);
+	return 0;
+}
+
 static int h_sign(struct req *r)
 {
 	const char *mesh = api_mesh_param(r), *service = NULL, *csr = NULL;
@@ -151,6 +183,11 @@ static int h_sign(struct req *r)
 	}
 	/* Consul's leaf certificates need service:write on the service. */
 	if (!req_authorize(r, AUTH_SERVICE_WRITE, service)) {
+		json_decref(doc);
+		return 403;
+	}
+	if (req_identity(r) && req_identity(r)->kind == TOKEN_AGENT &&
+	    !agent_owns(r, req_identity(r), mesh, service)) {
 		json_decref(doc);
 		return 403;
 	}

@@ -250,6 +250,20 @@ class CATest(harness.ServerTest):
         r = self.req("POST", "/v1/connect/ca/sign", {"Service": "alpha", "CSR": csr}, token=None)
         self.assertEqual(r.status, 403, r)
 
+    def test_agent_token_signs_for_its_nodes_services(self):
+        tok = self.token(Kind="agent", NodeName="n-ca")
+        r = self.req("PUT", "/v1/catalog/register",
+                     {"Node": "n-ca", "Address": "10.0.0.9",
+                      "Service": {"Service": "gamma", "Port": 80}}, token=tok)
+        self.assertEqual(r.status, 200, r)
+        _, csr = self.csr()
+        leaf = self.sign("gamma", csr, token=tok)
+        self.assertTrue(leaf["ServiceURI"].endswith("/svc/gamma"))
+        r = self.req("POST", "/v1/connect/ca/sign", {"Service": "delta", "CSR": csr}, token=tok)
+        self.assertEqual(r.status, 403, r)
+        self.assertIn('"delta"', r.json()["error"])
+        self.assertIn("n-ca", r.json()["error"])
+
     def test_malformed_csr(self):
         _, csr = self.csr()
         for bad in ("", "junk", csr.replace("A", "B", 5), csr[:len(csr) // 2],
