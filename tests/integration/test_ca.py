@@ -83,10 +83,22 @@ class CATest(harness.ServerTest):
         return r.json()["TrustDomain"]
 
     def sign(self, service, csr, mesh=None, token="admin", expect=200):
+        """Signs; every leaf issued is checked by openssl verify against the
+        mesh's bundle of the moment, with its ChainPEM as untrusted."""
         path = "/v1/connect/ca/sign" + ("?mesh=" + mesh if mesh else "")
         r = self.req("POST", path, {"Service": service, "CSR": csr}, token=token)
         self.assertEqual(r.status, expect, r)
-        return r.json()
+        leaf = r.json()
+        if expect == 200:
+            CATest.n += 1
+            cert, chain = self.save_leaf("issued%d" % CATest.n, leaf)
+            bundle = self.write("issued%d-bundle.pem" % CATest.n, self.pem_bundle(mesh))
+            self.assertVerifies(bundle, cert, chain)
+            sans, _ = self.sans(cert)
+            self.assertEqual(sans, ["URI:" + leaf["ServiceURI"]])
+            self.assertTrue(leaf["ServiceURI"].endswith("/ns/%s/dc/dc1/svc/%s"
+                                                        % (mesh or "default", service)))
+        return leaf
 
     def roots(self, mesh=None, query=""):
         q = "?" + ("mesh=%s&" % mesh if mesh else "") + query
