@@ -130,8 +130,8 @@ static void new_root_clear(struct new_root *nr)
 /* A generated root (cert_pem NULL) or the operator's own; cross-signed by
  * old when it is given. */
 static int new_root_make(struct castore *cs, const char *td, const char *cert_pem,
-			 const char *key_pem, const struct ca *old, int64_t cross_ttl_s,
-			 struct new_root *nr, char **err)
+			 const char *key_pem, int64_t root_ttl_s, const struct ca *old,
+			 int64_t cross_ttl_s, struct new_root *nr, char **err)
 {
 	struct ca *ca = NULL;
 	char *xc = NULL, *e = NULL;
@@ -150,7 +150,7 @@ static int new_root_make(struct castore *cs, const char *td, const char *cert_pe
 			rc = weft_errf(err, WEFT_EINVAL, "Config.RootCert: must be a self-signed root CA");
 			goto out;
 		}
-	} else if ((rc = ca_root_create(&ca, td, NULL, 0, err)) != WEFT_OK) {
+	} else if ((rc = ca_root_create(&ca, td, NULL, root_ttl_s, err)) != WEFT_OK) {
 		goto out;
 	}
 	if ((rc = ca_key_seal(ca, cs->sk, &nr->sealed_key, err)) != WEFT_OK)
@@ -193,6 +193,7 @@ struct castore_put {
 	/* decoded (NULL / -1: keep) */
 	const char *provider;
 	long long leaf_ms, rotation_ms, inter_ms;
+	long long root_ttl_ms;         /* a generated root's lifetime, this PUT only */
 	const char *root_cert, *private_key;
 	int fwc, fwc_set, rotate;
 	/* prepared */
@@ -240,7 +241,8 @@ int castore_put_decode(json_t *doc, const char *mesh, struct castore_put **out, 
 {
 	static const char *const known[] = {
 		"LeafCertTTL", "RotationPeriod", "IntermediateCertTTL", "RootCert", "PrivateKey",
-		"PrivateKeyType", "PrivateKeyBits", "CSRMaxPerSecond", "CSRMaxConcurrent", NULL,
+		"PrivateKeyType", "PrivateKeyBits", "CSRMaxPerSecond", "CSRMaxConcurrent",
+		"RootCertTTL", "SkipValidate", NULL,
 	};
 	struct castore_put *p = calloc(1, sizeof(*p));
 	json_t *cfg = NULL, *v;
@@ -251,7 +253,7 @@ int castore_put_decode(json_t *doc, const char *mesh, struct castore_put **out, 
 	if (p == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "ca: out of memory");
 	p->doc = json_incref(doc);
-	p->leaf_ms = p->rotation_ms = p->inter_ms = -1;
+	p->leaf_ms = p->rotation_ms = p->inter_ms = p->root_ttl_ms = -1;
 	snprintf(p->mesh, sizeof(p->mesh), "%s", mesh);
 	if (!json_is_object(doc))
 		return weft_errf(err, WEFT_EINVAL, "body: must be a JSON object");
@@ -292,12 +294,21 @@ int castore_put_decode(json_t *doc, const char *mesh, struct castore_put **out, 
 		p->root_cert = NULL;
 	if (p->private_key && p->private_key[0] == '\0')
 		p->private_key = NULL;
-	if ((v = jx_field(cfg, "PrivateKeyType")) && !json_is_null(v) &&
-	    !(json_is_string(v) && strcmp(json_string_value(v), "ec") == 0))
-		return weft_errf(err, WEFT_EINVAL, "Config.PrivateKeyType: generated roots are \"ec\"");
-	if ((v = jx_field(cfg, "PrivateKeyBits")) && !json_is_null(v) &&
-	    !(json_is_integer(v) && json_integer_value(v) == 256))
-		return weft_errf(err, WEFT_EINVAL, "Config.PrivateKeyBits: generated roots are 256");
+	if ((rc = config_duration(cfg, "RootCertTTL", &p->root_ttl_ms, 86400LL * 1000,
+				  CA_ROOT_TTL_DEFAULT * 1000, err)) != WEFT_OK)
+		return rc;
+	/* The key of a generated root is EC P-256; a provided root's is its own
+	 * (a GET shows it, so a GET-then-PUT with RootCert passes). */
+	if (p->root_cert == NULL) {
+		if ((v = jx_field(cfg, "PrivateKeyType")) && !json_is_null(v) &&
+		    !(json_is_string(v) && strcmp(json_string_value(v), "ec") == 0))
+			return weft_errf(err, WEFT_EINVAL,
+					 "Config.PrivateKeyType: generated roots are \"ec\"");
+		if ((v = jx_field(cfg, "PrivateKeyBits")) && !json_is_null(v) &&
+		    !(json_is_integer(v) && json_integer_value(v) == 256))
+			return weft_errf(err, WEFT_EINVAL,
+					 "Config.PrivateKeyBits: generated roots are 256");
+	}
 	return WEFT_OK;
 }
 
@@ -617,7 +628,7 @@ int castore_ensure(struct castore *cs, const char *mesh, char **err)
 	p->r_leaf = DEFAULT_LEAF_TTL_MS;
 	p->r_rotation = DEFAULT_ROTATION_MS;
 	p->r_inter = DEFAULT_INTERMEDIATE_TTL_MS;
-	if ((rc = new_root_make(cs, s.mesh_td, NULL, NULL, NULL, 0, &p->nr, err)) != WEFT_OK)
+	if ((rc = new_root_make(cs, s.mesh_td, NULL, NULL, 0, NULL, 0, &p->nr, err)) != WEFT_OK)
 		goto out;
 	w.arg = p;
 	rc = store_write_sync(cs->store, &w);
@@ -656,8 +667,13 @@ int castore_put_prepare(struct castore *cs, struct castore_put *p, char **err)
 	p->r_fwc = p->fwc_set ? p->fwc : s.fwc;
 	p->rotating = strcmp(p->prov, s.provider) != 0;
 	if (strcmp(p->prov, "provided") == 0) {
+		/* The active root again without its key (what a GET shows): unchanged. */
+		if (p->root_cert && p->private_key == NULL &&
+		    ca_cert_id(p->root_cert, id, NULL) == WEFT_OK && strcmp(id, s.active) == 0)
+			p->root_cert = NULL;
 		if (p->root_cert && p->private_key == NULL)
-			return weft_errf(err, WEFT_EINVAL, "Config.PrivateKey: required with Config.RootCert");
+			return weft_errf(err, WEFT_EINVAL, "Config.PrivateKey: required with a new "
+					 "Config.RootCert");
 		if (p->private_key && p->root_cert == NULL)
 			return weft_errf(err, WEFT_EINVAL, "Config.RootCert: required with Config.PrivateKey");
 		if (p->root_cert) {
@@ -693,7 +709,7 @@ int castore_put_prepare(struct castore *cs, struct castore_put *p, char **err)
 		int64_t cross_s = 2 * longest / 1000 > CROSS_TTL_MIN_S ? 2 * longest / 1000
 									: CROSS_TTL_MIN_S;
 		rc = new_root_make(cs, s.mesh_td, p->root_cert, p->private_key,
-				   p->r_fwc ? NULL : sg.e->ca, cross_s, &p->nr, err);
+				   p->root_ttl_ms > 0 ? p->root_ttl_ms / 1000 : 0, p->r_fwc ? NULL : sg.e->ca, cross_s, &p->nr, err);
 	}
 	if (sg.owned) {
 		ca_free(sg.e->ca);

@@ -342,6 +342,29 @@ class CATest(harness.ServerTest):
                      token=ro)
         self.assertEqual(r.status, 403, r)
         self.assertEqual(self.roots("cfg").json()["ActiveRootID"], root_id)
+        # What Consul's Go client (api.CAConfig) sends, and a GET sent back as it is:
+        # accepted, no rotation.
+        r = self.req("PUT", "/v1/connect/ca/configuration?mesh=cfg",
+                     {"Provider": "consul", "Config": {"LeafCertTTL": "72h",
+                                                       "RotationPeriod": "2160h",
+                                                       "IntermediateCertTTL": "8760h",
+                                                       "CSRMaxPerSecond": 50},
+                      "State": None, "ForceWithoutCrossSigning": False,
+                      "CreateIndex": 0, "ModifyIndex": 0})
+        self.assertEqual(r.status, 200, r)
+        got = self.req("GET", "/v1/connect/ca/configuration?mesh=cfg").json()
+        self.assertEqual(got["Config"]["LeafCertTTL"], "72h0m0s")
+        r = self.req("PUT", "/v1/connect/ca/configuration?mesh=cfg", got)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.roots("cfg").json()["ActiveRootID"], root_id)
+        # RootCertTTL applies to the root a rotation makes
+        r = self.req("PUT", "/v1/connect/ca/configuration?mesh=cfg",
+                     {"RotateRoot": True, "Config": {"RootCertTTL": "8760h"}})
+        self.assertEqual(r.status, 200, r)
+        doc = self.roots("cfg").json()
+        new = [x for x in doc["Roots"] if x["Active"]][0]
+        self.assertNotEqual(new["ID"], root_id)
+        self.assertEqual(int(new["NotAfter"][:4]), int(new["NotBefore"][:4]) + 1)
 
     def test_provided_ca(self):
         td = self.mesh("prov")
@@ -374,6 +397,10 @@ class CATest(harness.ServerTest):
         self.assertEqual(c["Provider"], "provided")
         self.assertEqual(c["Config"]["RootCert"].strip(), cert_pem.strip())
         self.assertNotIn("PrivateKey", c["Config"])
+        # the GET sent back (no key): no change
+        r = self.req("PUT", "/v1/connect/ca/configuration?mesh=prov", c)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(self.roots("prov").json()["Roots"]), 2)
         _, csr = self.csr()
         leaf = self.sign("api", csr, mesh="prov")
         new_cert, new_chain = self.save_leaf("prov-new", leaf)
