@@ -157,6 +157,35 @@ class WeftctlCATest(ServerTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("policy:write", r.stderr)
 
+    def test_rotate_to_provided_root(self):
+        self.assertEqual(self.srv.put("/v1/meshes/own", {"Name": "own"}).status, 200)
+        d = self.dir("own")
+        key, cert = os.path.join(d, "root.key"), os.path.join(d, "root.pem")
+        p = subprocess.run([OPENSSL, "req", "-x509", "-new", "-nodes", "-newkey", "ec",
+                            "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key, "-out", cert,
+                            "-days", "30", "-subj", "/CN=Own Root",
+                            "-addext", "basicConstraints=critical,CA:TRUE",
+                            "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = self.ctl("ca", "rotate", "-mesh", "own", "-root-cert", cert)
+        self.assertEqual(r.returncode, 2)
+        out = self.ok("ca", "rotate", "-mesh", "own", "-root-cert", cert, "-private-key", key)
+        self.assertNotIn("PRIVATE KEY", out.stdout + out.stderr)
+        with open(cert) as src:
+            pem = src.read()
+        doc = self.srv.get("/v1/connect/ca/roots?mesh=own").json()
+        active = [x for x in doc["Roots"] if x["Active"]][0]
+        self.assertEqual(active["RootCert"].strip(), pem.strip())
+        self.assertIn(active["ID"], out.stdout)
+        j = json.loads(self.ok("ca", "config", "get", "-mesh", "own", "-output", "json").stdout)
+        self.assertEqual(j["Provider"], "provided")
+        self.assertNotIn("PrivateKey", j["Config"])
+        # a leaf signed now chains to the operator's root
+        self.ok("ca", "sign", "-mesh", "own", "-service", "web", "-out-dir", d)
+        ok, msg = self.verify(cert, os.path.join(d, "web.pem"), os.path.join(d, "web-chain.pem"))
+        self.assertTrue(ok, msg)
+
 
 if __name__ == "__main__":
     harness.main()
