@@ -10,6 +10,8 @@
  *   watch     opens W blocking queries on one service (etcd: W watch
  *             streams on one key), makes one write to it and measures the
  *             time until every watcher has its answer
+ *   sign      POST /v1/connect/ca/sign with the JSON bodies of -f FILE (one
+ *             per line, {"Service", "CSR"} made beforehand) in turn
  * Prints one line of key=value pairs. Only talks to 127.0.0.1. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,7 +39,7 @@
 #define IN_MAX (4 << 20)
 
 enum target { T_WEFT, T_ETCD };
-enum mode { M_SETUP, M_REGISTER, M_READ, M_WATCH };
+enum mode { M_SETUP, M_REGISTER, M_READ, M_WATCH, M_SIGN };
 enum cstate { C_CONNECTING, C_SENDING, C_READING, C_PARKED, C_DONE };
 
 struct conn {
@@ -66,6 +68,9 @@ struct opts {
 	const char *tag;
 	const char *path;       /* read: GET this path instead */
 	int serializable;
+	const char *token;      /* -T: sent as X-Consul-Token */
+	char **bodies;          /* sign: the lines of -f FILE */
+	size_t nbodies;
 };
 
 static struct opts o;
@@ -151,8 +156,9 @@ static void set_request(struct conn *c, const char *method, const char *path, co
 	int n;
 
 	free(c->out);
-	n = asprintf(&c->out, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%zu\r\n\r\n%s", method, path,
-		     body ? "Content-Type: application/json\r\n" : "",
+	n = asprintf(&c->out, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s%s%s%zu\r\n\r\n%s",
+		     method, path, o.token ? "X-Consul-Token: " : "", o.token ? o.token : "",
+		     o.token ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "",
 		     "Content-Length: ", blen, body ? body : "");
 	if (n < 0)
 		die("out of memory");
@@ -229,9 +235,38 @@ static void next_request(struct conn *c)
 			set_request(c, "POST", "/v3/kv/range", body);
 		}
 		break;
+	case M_SIGN:
+		set_request(c, "POST", "/v1/connect/ca/sign", o.bodies[seq % (long long)o.nbodies]);
+		break;
 	case M_WATCH:
 		break;
 	}
+}
+
+/* sign: one request body per line of path, at most 100,000 lines. */
+static void load_bodies(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (f == NULL)
+		die("-f %s: %s", path, strerror(errno));
+	while ((n = getline(&line, &cap, f)) > 0 && o.nbodies < 100000) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		o.bodies = realloc(o.bodies, (o.nbodies + 1) * sizeof(*o.bodies));
+		if (o.bodies == NULL || (o.bodies[o.nbodies] = strdup(line)) == NULL)
+			die("out of memory");
+		o.nbodies++;
+	}
+	free(line);
+	fclose(f);
+	if (o.nbodies == 0)
+		die("-f %s: no request bodies", path);
 }
 
 /* ---- connections ---- */
@@ -534,7 +569,8 @@ static void run_requests(void)
 	qsort(lat_us, nlat, sizeof(*lat_us), cmp_u32);
 	printf("mode=%s target=%s conns=%d requests=%lld errors=%lld reconnects=%lld secs=%.3f "
 	       "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
-	       o.mode == M_REGISTER ? "register" : o.mode == M_READ ? "read" : "setup",
+	       o.mode == M_REGISTER ? "register" : o.mode == M_READ ? "read" :
+	       o.mode == M_SIGN ? "sign" : "setup",
 	       o.target == T_WEFT ? "weft" : "etcd", o.conns, done, errors, reconnects,
 	       t_end - t_start, (double)done / (t_end - t_start), pct(lat_us, nlat, 0.5),
 	       pct(lat_us, nlat, 0.99), nlat ? lat_us[nlat - 1] / 1000.0 : 0.0);
@@ -718,8 +754,10 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: weft-load [-a 127.0.0.1:PORT] [-t weft|etcd] [-c CONNS] [-d SECS] [-n REQUESTS]\n"
-		"                 [-w WATCHERS] [-s SERVICE] [-g TAG] [-p PATH] [-S]\n"
-		"                 setup|register|read|watch\n"
+		"                 [-w WATCHERS] [-s SERVICE] [-g TAG] [-p PATH] [-S] [-T TOKEN] [-f FILE]\n"
+		"                 setup|register|read|watch|sign\n"
+		"  -T  send TOKEN as X-Consul-Token\n"
+		"  -f  sign: request bodies, one JSON per line\n"
 		"  -p  read: GET PATH instead of the service (to measure the HTTP layer alone)\n"
 		"  -S  etcd reads are serializable (local) instead of linearizable\n");
 	exit(2);
@@ -728,6 +766,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1:8500", *colon;
+	const char *bodies = NULL;
 	int opt;
 
 	o.target = T_WEFT;
@@ -736,7 +775,7 @@ int main(int argc, char **argv)
 	o.watchers = 1000;
 	o.service = NULL;
 	o.tag = "b";
-	while ((opt = getopt(argc, argv, "a:t:c:d:n:w:s:g:p:S")) != -1) {
+	while ((opt = getopt(argc, argv, "a:t:c:d:n:w:s:g:p:ST:f:")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 't':
@@ -755,6 +794,8 @@ int main(int argc, char **argv)
 		case 'g': o.tag = optarg; break;
 		case 'p': o.path = optarg; break;
 		case 'S': o.serializable = 1; break;
+		case 'T': o.token = optarg; break;
+		case 'f': bodies = optarg; break;
 		default: usage();
 		}
 	}
@@ -771,6 +812,11 @@ int main(int argc, char **argv)
 		o.mode = M_READ;
 	} else if (strcmp(argv[optind], "watch") == 0) {
 		o.mode = M_WATCH;
+	} else if (strcmp(argv[optind], "sign") == 0 && o.target == T_WEFT) {
+		o.mode = M_SIGN;
+		if (bodies == NULL)
+			die("sign: -f FILE with the request bodies is required");
+		load_bodies(bodies);
 	} else {
 		usage();
 	}

@@ -52,6 +52,7 @@ extern const struct ctl_command ctl_cmds_agent[];
 extern const struct ctl_command ctl_cmds_intention[];
 extern const struct ctl_command ctl_cmds_config[];
 extern const struct ctl_command ctl_cmds_mesh[];
+extern const struct ctl_command ctl_cmds_ca[];
 
 void ctl_init(struct ctl *g);
 void ctl_cleanup(struct ctl *g);

@@ -1,5 +1,6 @@
 /* weft-server: the control plane. */
 #include "auth.h"
+#include "castore.h"
 #include "catalog.h"
 #include "config.h"
 #include "err.h"
@@ -141,6 +142,8 @@ static int serve(const struct settings *cfg)
 		fatalx("main", "session reaper failed error=\"%s\"", err);
 	if (ttl_start(&srv.ttl, srv.store, &err) != WEFT_OK)
 		fatalx("main", "ttl start failed error=\"%s\"", err);
+	if (castore_open(&srv.ca, srv.store, cfg->data_dir, srv.datacenter, &err) != WEFT_OK)
+		fatalx("main", "CA setup failed error=\"%s\"", err);
 
 	hopts.addr = cfg->http_addr;
 	hopts.threads = cfg->http_threads;
@@ -180,6 +183,7 @@ out:
 	http_stop(http);
 	session_reaper_stop(reaper);
 	ttl_stop(srv.ttl);
+	castore_close(srv.ca);
 	auth_close(srv.auth);
 	store_close(srv.store);
 	intentions_free(srv.intentions);

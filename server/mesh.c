@@ -331,9 +331,26 @@ int mesh_apply_delete(struct db *db, uint64_t index, struct store_write *w,
 				    : weft_errf(&w->err, WEFT_EIO, "store: cannot delete mesh %s: %s",
 						name, db_errmsg(db));
 	db_done(st);
+	/* Its CA goes with it (server/castore.h): a mesh made again later gets a
+	 * new one. */
+	st = rc == WEFT_OK ? db_prep(db, "DELETE FROM ca_roots WHERE mesh = ?") : NULL;
+	if (st) {
+		db_bind_text(st, 1, name);
+		if (db_step(st) != DB_DONE)
+			rc = weft_errf(&w->err, WEFT_EIO, "store: %s", db_errmsg(db));
+		db_done(st);
+	}
+	st = rc == WEFT_OK ? db_prep(db, "DELETE FROM ca_config WHERE mesh = ?") : NULL;
+	if (st) {
+		db_bind_text(st, 1, name);
+		if (db_step(st) != DB_DONE)
+			rc = weft_errf(&w->err, WEFT_EIO, "store: %s", db_errmsg(db));
+		db_done(st);
+	}
 	if (rc == WEFT_OK) {
 		changes_add(ch, "meshes");
 		changes_add(ch, "mesh:%s", name);
+		changes_add(ch, "ca:%s", name);
 	}
 	return rc;
 }

@@ -1,4 +1,5 @@
 #include "metrics.h"
+#include "castore.h"
 #include "catalog.h"
 #include "err.h"
 #include "http.h"
@@ -177,6 +178,7 @@ void metrics_prometheus(struct server *srv, struct buf *out)
 	hub_metrics(srv, out);
 	store_metrics(srv, out);
 	catalog_metrics(srv, out);
+	castore_metrics(srv->ca, out);
 	process_metrics(srv, out);
 }
 

@@ -86,6 +86,27 @@ static const char *const migrations[] = {
 	"ALTER TABLE meshes ADD COLUMN default_action_set INTEGER NOT NULL DEFAULT 1;"
 	"UPDATE meshes SET default_action_set = 0 WHERE name = 'default' AND"
 	"  modify_index = create_index;",
+	/* 4: the mesh CAs (server/castore.h): configuration and roots per mesh.
+	 * sealed_key is the root's private key sealed under DATA_DIR/ca-seal.key;
+	 * a rotated-out root (active 0) is deleted once remove_after_ms passes. */
+	"CREATE TABLE ca_config ("
+	"  mesh TEXT PRIMARY KEY, provider TEXT NOT NULL CHECK (provider IN ('weft', 'provided')),"
+	"  leaf_ttl_ms INTEGER NOT NULL, rotation_ms INTEGER NOT NULL,"
+	"  intermediate_ttl_ms INTEGER NOT NULL,"
+	"  force_without_cross_signing INTEGER NOT NULL DEFAULT 0,"
+	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL);"
+	"CREATE TABLE ca_roots ("
+	"  mesh TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',"
+	"  serial INTEGER NOT NULL DEFAULT 0, signing_key_id TEXT NOT NULL DEFAULT '',"
+	"  trust_domain TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+	"  chain_not_after INTEGER NOT NULL DEFAULT 0, cert_pem TEXT NOT NULL,"
+	"  intermediates TEXT NOT NULL DEFAULT '[]', sealed_key TEXT NOT NULL,"
+	"  key_type TEXT NOT NULL DEFAULT 'ec', key_bits INTEGER NOT NULL DEFAULT 256,"
+	"  active INTEGER NOT NULL DEFAULT 0, remove_after_ms INTEGER NOT NULL DEFAULT 0,"
+	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL,"
+	"  PRIMARY KEY (mesh, id));"
+	"CREATE UNIQUE INDEX ca_roots_active ON ca_roots (mesh) WHERE active = 1;"
+	"CREATE INDEX ca_roots_by_removal ON ca_roots (remove_after_ms) WHERE active = 0;",
 };
 
 int schema_version_latest(void)

@@ -12,6 +12,7 @@ struct http;
 struct ttl;
 struct rcache;
 struct intentions;
+struct castore;
 
 struct server {
 	struct store *store;
@@ -21,6 +22,7 @@ struct server {
 	struct ttl *ttl;            /* expires TTL checks (ttl.h) */
 	struct rcache *replies;     /* hot read replies (rcache.h); may be NULL */
 	struct intentions *intentions; /* compiled intentions per mesh (intentions.h) */
+	struct castore *ca;         /* the mesh CAs (castore.h) */
 	const char *data_dir;
 	const char *datacenter;     /* Consul's "datacenter": the zone name */
 	const char *node_name;      /* the server's own node in the catalog */
