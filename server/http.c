@@ -863,7 +863,11 @@ int http_start(struct http **out, struct server *srv, const struct http_opts *op
 	struct http *h = calloc(1, sizeof(*h));
 	struct sockaddr_storage ss;
 	char *cert = NULL, *key = NULL;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	/* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon races its
+	 * epoll workers over the listening socket and aborts ("Failed to remove
+	 * listen FD from epoll set"). Parked (suspended) connections are not
+	 * polled, so thousands of watchers do not lengthen the poll set. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	int rc;
 
