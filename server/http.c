@@ -48,6 +48,7 @@ static const struct route *const route_tables[] = {
 	api_intentions_routes,
 	api_mesh_routes,
 	api_config_routes,
+	api_ui_routes,
 };
 
 enum phase {

@@ -53,6 +53,7 @@ extern const struct route api_agent_routes[];
 extern const struct route api_intentions_routes[];
 extern const struct route api_mesh_routes[];
 extern const struct route api_config_routes[];
+extern const struct route api_ui_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */
