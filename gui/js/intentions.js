@@ -22,6 +22,7 @@ function actionLabel(x) {
 // Field names of the API's 400s ("Permissions[1].HTTP.PathExact") to the
 // input they concern.
 function fieldInput(form, field) {
+  field = field.replace(/^Sources\[\d+\]\./, '');   // the service-intentions entry's form
   const m = field.match(/^Permissions\[(\d+)\](?:\.HTTP\.(\w+))?/);
   if (m) {
     const row = form.querySelectorAll('.perm-row')[Number(m[1])];
@@ -32,7 +33,7 @@ function fieldInput(form, field) {
   }
   if (/^Source/.test(field) || field === 'source') return form.querySelector('#ixn-source');
   if (/^Destination/.test(field) || field === 'destination') return form.querySelector('#ixn-destination');
-  if (/^Action/.test(field)) return form.querySelector('#ixn-action');
+  if (/^(Action|Permissions)/.test(field)) return form.querySelector('#ixn-action');
   if (/^Description/.test(field)) return form.querySelector('#ixn-description');
   return null;
 }
@@ -231,7 +232,7 @@ export function intentionsPage(scope, main) {
           h('td', {}, h('code', {}, sideName(x.DestinationNS, x.DestinationName))),
           h('td', {}, actionLabel(x)),
           h('td', { class: 'num' }, String(x.Precedence ?? '')),
-          h('td', {}, x.Description ? h('div', {}, x.Description) : null,
+          h('td', { class: 'notes' }, x.Description ? h('div', {}, x.Description) : null,
             fds.map((fd) => h('div', { class: `finding ${/shadow/i.test(fd.Kind) ? 'shadow' : ''}` },
               h('strong', {}, /shadow/i.test(fd.Kind) ? 'Shadowed' : fd.Kind), ': ',
               (fd.ByRules && fd.ByRules.length) ? ['by ', fd.ByRules.map((b, i) => [i ? ', ' : '', h('code', {}, b)]), '. '] : null,

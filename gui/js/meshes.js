@@ -28,5 +28,5 @@ export function meshesPage(scope, main) {
       h('th', { scope: 'row' }, z.Name, z.Local ? h('span', { class: 'muted small' }, ' (this server)') : null),
       h('td', {}, h('span', { class: `badge ${z.Status === 'online' ? 'passing' : 'critical'}` }, z.Status)),
       h('td', {}, z.Mode),
-      h('td', {}, (z.Servers || []).map((s) => h('div', {}, `${s.Node} `, h('code', {}, s.Address))))))))), err(zones)));
+      h('td', {}, (z.Servers || []).map((s) => h('div', {}, `${s.Node} `, h('code', {}, s.Address)))))))), err(zones)));
 }

@@ -83,8 +83,8 @@ function intentionList(list, empty) {
 export function servicePage(scope, main, name) {
   const status = h('div', { class: 'status' });
   const instances = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
-  const inbound = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
-  const outbound = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const inbound = h('div', { id: 'ixn-in' }, h('p', { class: 'muted' }, 'Loading…'));
+  const outbound = h('div', { id: 'ixn-out' }, h('p', { class: 'muted' }, 'Loading…'));
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/services' }, 'Services'), ' / '),
     h('h1', {}, name), status,
