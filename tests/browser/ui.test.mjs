@@ -178,6 +178,7 @@ test('admin: log in, intentions, check, shadowing, errors next to fields, live h
   const shadowed = page.locator('#intentions tr[data-intention="*/* -> api"]');
   await shadowed.and(page.locator('[data-shadowed="yes"]')).waitFor();
   assert.match(await shadowed.textContent(), /Shadowed: by default\/\* -> default\/api/);
+  await shot(page, 'intentions-shadowed');
 
   // The filter box.
   await page.getByLabel('Filter').fill('*/*');
@@ -229,6 +230,7 @@ test('admin: log in, intentions, check, shadowing, errors next to fields, live h
   await page.getByRole('link', { name: 'Meshes & zones' }).click();
   await page.locator('#meshes tbody tr', { hasText: 'default' }).waitFor();
   await page.locator('#zones tbody tr', { hasText: 'online' }).waitFor();
+  await shot(page, 'meshes');
 
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(/#\/login$/);
