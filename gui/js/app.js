@@ -89,6 +89,11 @@ async function start() {
     else if (session.token) setToken('', null);
   }
   renderSession();
+  // The skip link focuses the page without touching the hash (the router's).
+  document.querySelector('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    document.getElementById('main').focus();
+  });
   window.addEventListener('hashchange', route);
   route();
 }

@@ -97,11 +97,13 @@ async function newPage(colorScheme = 'light') {
   return page;
 }
 
+// Logs in with the keyboard only: the field has the focus, Enter submits.
 async function login(page, token) {
   await page.goto(`${srv.base}/`);
   await page.waitForURL(/\/ui\/#\/login$/);
-  await page.getByLabel('ACL token').fill(token);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByLabel('ACL token').and(page.locator(':focus')).waitFor();
+  await page.keyboard.type(token);
+  await page.keyboard.press('Enter');
   await page.waitForURL(/#\/services$/);
 }
 
@@ -207,6 +209,17 @@ test('admin: log in, intentions, check, shadowing, errors next to fields, live h
   await form.locator('.perm-row').getByLabel('Methods').fill('GET HEAD');
   await form.getByRole('button', { name: 'Save intention' }).click();
   await page.locator('#intentions tr[data-intention="web -> db"]', { hasText: 'GET,HEAD' }).waitFor();
+  // The check decides HTTP requests too: GET /health is allowed by the
+  // permission, GET /admin by none of them (so denied).
+  await check.getByLabel('Destination (B)').fill('db');
+  await check.getByLabel('HTTP path (optional)').fill('/health');
+  await check.getByRole('button', { name: 'Check' }).click();
+  await page.locator('#check-verdict', { hasText: 'Allowed' }).waitFor();
+  assert.match(await page.locator('#check-decided').textContent(), /web -> db \(L7, precedence 9, permission 0\)/);
+  await check.getByLabel('HTTP path (optional)').fill('/admin');
+  await check.getByRole('button', { name: 'Check' }).click();
+  await page.locator('#check-verdict', { hasText: 'Denied' }).waitFor();
+  assert.match(await page.locator('#check-reason').textContent(), /\S/);
 
   // A service's health turns critical while its page is open.
   await page.goto(`${srv.base}/ui/#/services/web`);
@@ -223,9 +236,14 @@ test('admin: log in, intentions, check, shadowing, errors next to fields, live h
   assert.match(await page.locator('#ixn-in').textContent(), /No intention names web as a destination/);
   await shot(page, 'service-critical');
 
-  // The services list follows it too.
+  // The services list follows it too, and leaving the service page ends its
+  // long-poll loops (their requests are aborted).
+  const aborted = page.waitForEvent('requestfailed', (req) => req.url().includes('/v1/health/service/web?index='));
   await page.getByRole('link', { name: 'Services' }).first().click();
+  await aborted;
   await page.locator('#services tr[data-service="web"][data-health="critical"]').waitFor();
+  // Keyboard users land on the page's heading.
+  assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
 
   await page.getByRole('link', { name: 'Meshes & zones' }).click();
   await page.locator('#meshes tbody tr', { hasText: 'default' }).waitFor();
