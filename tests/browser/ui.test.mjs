@@ -15,7 +15,7 @@ const BUILDDIR = process.env.WEFT_BUILDDIR || path.resolve(import.meta.dirname, 
 const SERVER = path.join(BUILDDIR, 'server', 'weft-server');
 const SHOTS = path.join(BUILDDIR, 'tests', 'browser', 'screenshots');
 const CHROMIUM = process.env.WEFT_CHROMIUM || '/usr/bin/chromium';
-const STEP = 10000;   // the longest any one UI step may take (ms)
+const STEP = 20000;   // the longest any one UI step may take (ms), under load and ASan
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -56,7 +56,20 @@ async function startServer(dev) {
   }
   return {
     base, token, call, dir,
-    stop() { proc.kill('SIGTERM'); fs.rmSync(dir, { recursive: true, force: true }); },
+    // SIGTERM: the server must exit 0 and its log hold no sanitizer report.
+    async stop() {
+      const exited = proc.exitCode !== null ? Promise.resolve(proc.exitCode)
+        : new Promise((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig)));
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
+      const code = await exited;
+      clearTimeout(timer);
+      const logText = fs.readFileSync(path.join(dir, 'server.log'), 'utf8');
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (code !== 0 || /Sanitizer|runtime error:/.test(logText)) {
+        throw new Error(`weft-server exited ${code}; log:\n${logText.slice(-4000)}`);
+      }
+    },
   };
 }
 
@@ -84,7 +97,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (srv) srv.stop();
+  if (srv) await srv.stop();
 });
 
 async function newPage(colorScheme = 'light') {
@@ -286,7 +299,7 @@ test('--dev: no login, and the UI says so', async () => {
     await page.locator('#services').or(page.getByText('No services')).first().waitFor();
     await page.context().close();
   } finally {
-    dev.stop();
+    await dev.stop();
   }
 });
 
