@@ -10,7 +10,7 @@ import { meshesPage } from './meshes.js';
 const routes = [
   [/^#\/services$/, 'services', () => servicesPage],
   [/^#\/services\/(.+)$/, 'services', (m) => (scope, main) => servicePage(scope, main, decodeURIComponent(m[1]))],
-  [/^#\/intentions$/, 'intentions', () => intentionsPage],
+  [/^#\/intentions(?:\?mesh=([a-z0-9-]+))?$/, 'intentions', (m) => (scope, main) => intentionsPage(scope, main, m[1] || 'default')],
   [/^#\/meshes$/, 'meshes', () => meshesPage],
   [/^#\/login$/, '', () => loginPage],
 ];

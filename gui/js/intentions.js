@@ -92,7 +92,7 @@ function readPerms(form) {
   });
 }
 
-export function intentionsPage(scope, main) {
+export function intentionsPage(scope, main, mesh) {
   const status = h('div', { class: 'status' });
   const datalist = h('datalist', { id: 'service-names' });
   const filter = h('input', { id: 'ixn-filter', type: 'search', placeholder: 'source, destination, action…' });
@@ -134,7 +134,7 @@ export function intentionsPage(scope, main) {
     if (action.value === 'l7') body.Permissions = readPerms(form);
     else body.Action = action.value;
     try {
-      const r = await api('PUT', `/v1/connect/intentions/exact${q({ source, destination })}`, body);
+      const r = await api('PUT', `/v1/connect/intentions/exact${q({ source, destination, mesh })}`, body);
       let warnings = [];
       try { warnings = JSON.parse(r.headers.get('X-Weft-Warnings') || '[]'); } catch { warnings = []; }
       fill(note, h('p', { class: 'ok' }, `Saved ${source} → ${destination}.`),
@@ -165,7 +165,7 @@ export function intentionsPage(scope, main) {
     const asked = lastCheck;
     clearErrors(checkForm);
     try {
-      const r = (await api('GET', `/v1/connect/intentions/check${q(asked)}`)).data;
+      const r = (await api('GET', `/v1/connect/intentions/check${q({ ...asked, mesh })}`)).data;
       if (asked !== lastCheck) return;
       const ix = r.Intention;
       fill(result, h('div', { class: `verdict ${r.Allowed ? 'allowed' : 'denied'}` },
@@ -213,7 +213,7 @@ export function intentionsPage(scope, main) {
           if (!confirm(`Delete the intention ${key(x)}?`)) return;
           err.textContent = '';
           try {
-            await api('DELETE', `/v1/connect/intentions/exact${q({ source: sideName(x.SourceNS, x.SourceName), destination: sideName(x.DestinationNS, x.DestinationName) })}`);
+            await api('DELETE', `/v1/connect/intentions/exact${q({ source: sideName(x.SourceNS, x.SourceName), destination: sideName(x.DestinationNS, x.DestinationName), mesh })}`);
           } catch (e) { err.textContent = e.message; }
         });
         const edit = h('button', { type: 'button', 'aria-label': `Edit ${key(x)}` }, 'Edit');
@@ -242,16 +242,28 @@ export function intentionsPage(scope, main) {
   }
   filter.addEventListener('input', render);
 
+  // The mesh: every call of this page takes ?mesh=; a change re-routes.
+  const meshSelect = h('select', { id: 'ixn-mesh' }, h('option', { value: mesh, selected: true }, mesh));
+  meshSelect.addEventListener('change', () => {
+    location.hash = meshSelect.value === 'default' ? '#/intentions' : `#/intentions?mesh=${meshSelect.value}`;
+  });
+  scope.add(watch('/v1/meshes', (data) => {
+    const names = (data || []).map((m) => m.Name);
+    if (!names.includes(mesh)) names.unshift(mesh);
+    fill(meshSelect, names.map((n) => h('option', { value: n, selected: n === mesh }, n)));
+  }, () => {}));
+
   main.append(h('h1', {}, 'Intentions'), status,
-    h('p', { class: 'muted' }, 'Intentions say which services may call which, in the default mesh. A call is decided by the most precise intention that matches it; ',
+    h('div', { class: 'field mesh-pick' }, h('label', { for: 'ixn-mesh' }, 'Mesh'), meshSelect),
+    h('p', { class: 'muted' }, 'Intentions say which services may call which, in the chosen mesh. A call is decided by the most precise intention that matches it; ',
       h('code', {}, '*'), ' stands for any service.'),
     h('div', { class: 'cols' }, form, checkForm), datalist,
     h('div', { class: 'field filter' }, h('label', { for: 'ixn-filter' }, 'Filter'), filter),
     table);
 
   const err = (e) => fill(status, h('p', { class: 'error', role: 'alert' }, `${e.message} (retrying)`));
-  scope.add(watch('/v1/connect/intentions', (data) => { fill(status); list = data || []; render(); runCheck(); }, err));
-  scope.add(watch('/v1/connect/intentions/analysis', (data) => { findings = (data && data.Findings) || []; render(); }, err));
+  scope.add(watch(`/v1/connect/intentions${q({ mesh })}`, (data) => { fill(status); list = data || []; render(); runCheck(); }, err));
+  scope.add(watch(`/v1/connect/intentions/analysis${q({ mesh })}`, (data) => { findings = (data && data.Findings) || []; render(); }, err));
   scope.add(watch('/v1/catalog/services', (data) => {
     fill(datalist, h('option', { value: '*' }), Object.keys(data || {}).sort().map((n) => h('option', { value: n })));
   }, () => {}));

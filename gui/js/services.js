@@ -85,11 +85,13 @@ export function servicePage(scope, main, name) {
   const instances = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const inbound = h('div', { id: 'ixn-in' }, h('p', { class: 'muted' }, 'Loading…'));
   const outbound = h('div', { id: 'ixn-out' }, h('p', { class: 'muted' }, 'Loading…'));
+  const meshNote = h('span', { class: 'muted small' });
+  let healthSeen = () => {};
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/services' }, 'Services'), ' / '),
     h('h1', {}, name), status,
     h('section', { 'aria-labelledby': 'inst-h' }, h('h2', { id: 'inst-h' }, 'Instances'), instances),
-    h('section', { 'aria-labelledby': 'ixn-h' }, h('h2', { id: 'ixn-h' }, 'Intentions'),
+    h('section', { 'aria-labelledby': 'ixn-h' }, h('h2', { id: 'ixn-h' }, 'Intentions ', meshNote),
       h('div', { class: 'cols' },
         h('div', {}, h('h3', {}, `Who may call ${name}`), h('p', { class: 'muted small' }, 'intentions whose destination matches, in evaluation order'), inbound),
         h('div', {}, h('h3', {}, `What ${name} may call`), h('p', { class: 'muted small' }, 'intentions whose source matches, in evaluation order'), outbound)),
@@ -97,6 +99,7 @@ export function servicePage(scope, main, name) {
 
   scope.add(watch(`/v1/health/service/${enc(name)}`, (entries) => {
     errorBox(status, null);
+    healthSeen(entries);
     if (!entries || entries.length === 0) { fill(instances, h('p', { class: 'muted' }, 'No instances.')); return; }
     fill(instances, h('table', { class: 'grid', id: 'instances' },
       h('thead', {}, h('tr', {}, ['Instance', 'Node', 'Address', 'Zone', 'Mesh', 'Health', 'Checks'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -117,10 +120,18 @@ export function servicePage(scope, main, name) {
       }))));
   }, (e) => errorBox(status, e)));
 
-  for (const [by, el, empty] of [['destination', inbound, `No intention names ${name} as a destination: the mesh's default action decides.`],
-    ['source', outbound, `No intention names ${name} as a source: the mesh's default action decides.`]]) {
-    scope.add(watch(`/v1/connect/intentions/match${q({ by, name })}`, (data) => {
-      fill(el, intentionList((data || {})[name], empty));
-    }, (e) => fill(el, h('p', { class: 'error', role: 'alert' }, e.message))));
+  // The intentions of the service's mesh (its instances'), once known.
+  let matching = null;
+  function watchIntentions(mesh) {
+    if (matching === mesh) return;
+    matching = mesh;
+    fill(meshNote, mesh === 'default' ? '' : `in the mesh ${mesh}`);
+    for (const [by, el, empty] of [['destination', inbound, `No intention names ${name} as a destination: the mesh's default action decides.`],
+      ['source', outbound, `No intention names ${name} as a source: the mesh's default action decides.`]]) {
+      scope.add(watch(`/v1/connect/intentions/match${q({ by, name, mesh })}`, (data) => {
+        fill(el, intentionList((data || {})[name], empty));
+      }, (e) => fill(el, h('p', { class: 'error', role: 'alert' }, e.message))));
+    }
   }
+  healthSeen = (entries) => watchIntentions(((entries || [])[0]?.Service?.Mesh) || 'default');
 }

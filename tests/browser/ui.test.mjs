@@ -258,8 +258,21 @@ test('admin: log in, intentions, check, shadowing, errors next to fields, live h
   // Keyboard users land on the page's heading.
   assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
 
+  // Another mesh: picked on the intentions page, where writes then go.
+  await srv.call('PUT', '/v1/meshes/payments', {});
+  await page.getByRole('link', { name: 'Intentions' }).click();
+  await page.getByLabel('Mesh').selectOption('payments');
+  await page.waitForURL(/#\/intentions\?mesh=payments$/);
+  await page.getByText('No intentions: the mesh\'s default action decides every call.').waitFor();
+  await save('web', 'db', 'deny');
+  const inPayments = await srv.call('GET', '/v1/connect/intentions?mesh=payments');
+  assert.deepEqual(inPayments.map((x) => [x.SourceName, x.DestinationName, x.Action]), [['web', 'db', 'deny']]);
+  const inDefault = await srv.call('GET', '/v1/connect/intentions/exact?source=web&destination=db');
+  assert.ok(inDefault.Permissions, 'the default mesh keeps its L7 intention');
+
   await page.getByRole('link', { name: 'Meshes & zones' }).click();
-  await page.locator('#meshes tbody tr', { hasText: 'default' }).waitFor();
+  await page.locator('#meshes tbody th', { hasText: 'payments' }).waitFor();
+  assert.deepEqual(await page.locator('#meshes tbody th').allTextContents(), ['default', 'payments']);
   await page.locator('#zones tbody tr', { hasText: 'online' }).waitFor();
   await shot(page, 'meshes');
 
