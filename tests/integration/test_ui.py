@@ -3,7 +3,9 @@ types, ETags (304 on a match) and security headers; / redirects there."""
 import urllib.error
 import urllib.request
 
-from harness import ServerTest, main
+import os
+
+from harness import SRCDIR, ServerTest, main
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -61,6 +63,22 @@ class TestUI(ServerTest):
         self.assertEqual(other.status, 200)
         self.assertEqual(other.body, r.body)
         self.assertNotEqual(self.get("/ui/app.css").headers["ETag"], etag)
+
+    def test_every_file_of_gui_is_served_as_it_is(self):
+        # A file added to gui/ but not to GUI_ASSETS (gui/Makefile.inc) would 404.
+        top = os.path.join(SRCDIR, "gui")
+        seen = 0
+        for d, _, files in os.walk(top):
+            for f in files:
+                if f.rsplit(".", 1)[-1] not in ("html", "js", "css", "svg"):
+                    continue
+                rel = os.path.relpath(os.path.join(d, f), top)
+                r = self.get("/ui/" + rel)
+                self.assertEqual(r.status, 200, rel)
+                with open(os.path.join(d, f), encoding="utf-8") as fh:
+                    self.assertEqual(r.body, fh.read(), rel)
+                seen += 1
+        self.assertGreaterEqual(seen, 10)
 
     def test_unknown_file_is_404(self):
         for path in ("/ui/nope.js", "/ui/../server/main.c", "/ui/js/"):
