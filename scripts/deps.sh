@@ -4,12 +4,12 @@
 #   scripts/deps.sh --test   also what the test suite uses, and the browser
 #                            tests' npm packages (tests/browser/install.sh)
 set -e
-top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="build-essential autoconf automake libtool pkg-config libsqlite3-dev libmicrohttpd-dev
 libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libyaml-dev curl ca-certificates openssl"
 TEST="libcmocka-dev python3 python3-consul prometheus clang libclang-rt-14-dev sqlite3 procps
-iproute2 chromium"
+iproute2"
 want="$BUILD"
+TEST="$TEST chromium"   # the browser tests (tests/browser) drive Debian's chromium
 [ "$1" = "--test" ] && want="$BUILD $TEST"
 missing=""
 for p in $want; do
@@ -28,7 +28,7 @@ fi
 # npm ci runs only when node_modules is missing or the lockfile changed).
 if [ "$1" = "--test" ]; then
 	if command -v npm >/dev/null 2>&1; then
-		"$top/tests/browser/install.sh"
+		"$(dirname "$0")/../tests/browser/install.sh"
 	else
 		echo "deps: npm is missing: the browser tests will be skipped (install node and npm)" >&2
 	fi
