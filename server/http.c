@@ -39,6 +39,7 @@
 
 static const struct route *const route_tables[] = {
 	api_catalog_routes,
+	api_ui_routes,
 	api_health_routes,
 	api_status_routes,
 	api_acl_routes,
@@ -48,7 +49,6 @@ static const struct route *const route_tables[] = {
 	api_intentions_routes,
 	api_mesh_routes,
 	api_config_routes,
-	api_ui_routes,
 };
 
 enum phase {

@@ -44,6 +44,7 @@ struct route {
 
 /* NULL-terminated tables from each API module (api_*.c). */
 extern const struct route api_catalog_routes[];
+extern const struct route api_ui_routes[];   /* the web UI's files, / */
 extern const struct route api_health_routes[];
 extern const struct route api_status_routes[];
 extern const struct route api_acl_routes[];
@@ -53,7 +54,6 @@ extern const struct route api_agent_routes[];
 extern const struct route api_intentions_routes[];
 extern const struct route api_mesh_routes[];
 extern const struct route api_config_routes[];
-extern const struct route api_ui_routes[];
 
 struct http_opts {
 	const char *addr;        /* host:port */
