@@ -39,6 +39,7 @@
 
 static const struct route *const route_tables[] = {
 	api_catalog_routes,
+	api_ui_routes,
 	api_health_routes,
 	api_status_routes,
 	api_acl_routes,

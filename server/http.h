@@ -44,6 +44,7 @@ struct route {
 
 /* NULL-terminated tables from each API module (api_*.c). */
 extern const struct route api_catalog_routes[];
+extern const struct route api_ui_routes[];   /* the web UI's files, / */
 extern const struct route api_health_routes[];
 extern const struct route api_status_routes[];
 extern const struct route api_acl_routes[];

@@ -1,0 +1,321 @@
+// Browser tests of weft-server's web UI: a real weft-server (tokens on, and
+// one --dev) driven through Debian's chromium by playwright-core.
+// Run by tests/browser/run.sh (make check); screenshots go to
+// $WEFT_BUILDDIR/tests/browser/screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BUILDDIR = process.env.WEFT_BUILDDIR || path.resolve(import.meta.dirname, '../../build');
+const SERVER = path.join(BUILDDIR, 'server', 'weft-server');
+const SHOTS = path.join(BUILDDIR, 'tests', 'browser', 'screenshots');
+const CHROMIUM = process.env.WEFT_CHROMIUM || '/usr/bin/chromium';
+const STEP = 20000;   // the longest any one UI step may take (ms), under load and ASan
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+// A weft-server on a free port with its own data directory.
+async function startServer(dev) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-browser-'));
+  const port = await freePort();
+  const args = ['--data-dir', dir, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn'];
+  if (dev) args.push('--dev');
+  const log = fs.openSync(path.join(dir, 'server.log'), 'w');
+  const proc = spawn(SERVER, args, { stdio: ['ignore', log, log] });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`weft-server exited: ${fs.readFileSync(path.join(dir, 'server.log'), 'utf8')}`);
+    try {
+      const r = await fetch(`${base}/ui/`);
+      if (r.ok && (dev || fs.existsSync(path.join(dir, 'admin.token')))) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error('weft-server did not start in 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const token = dev ? '' : fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
+  async function call(method, p, body) {
+    const r = await fetch(base + p, {
+      method, headers: token ? { 'X-Consul-Token': token } : {},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+  return {
+    base, token, call, dir,
+    // SIGTERM: the server must exit 0 and its log hold no sanitizer report.
+    async stop() {
+      const exited = proc.exitCode !== null ? Promise.resolve(proc.exitCode)
+        : new Promise((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig)));
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
+      const code = await exited;
+      clearTimeout(timer);
+      const logText = fs.readFileSync(path.join(dir, 'server.log'), 'utf8');
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (code !== 0 || /Sanitizer|runtime error:/.test(logText)) {
+        throw new Error(`weft-server exited ${code}; log:\n${logText.slice(-4000)}`);
+      }
+    },
+  };
+}
+
+const register = (srv, node, service, status) => srv.call('PUT', '/v1/catalog/register', {
+  Node: node, Address: '10.0.0.1',
+  Service: { Service: service, Port: 8080 },
+  Check: { CheckID: `${service}-alive`, Name: `${service} alive`, Status: status, ServiceID: service, Output: `HTTP GET /health: ${status}` },
+});
+
+let srv, browser;
+const problems = [];   // console errors (CSP violations among them) and page errors
+
+before(async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  srv = await startServer(false);
+  await register(srv, 'node-a', 'web', 'passing');
+  await register(srv, 'node-a', 'api', 'passing');
+  await register(srv, 'node-b', 'db', 'passing');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (srv) await srv.stop();
+});
+
+async function newPage(colorScheme = 'light') {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(STEP);
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[013]/.test(m.text())) problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(String(e)));
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+
+// Logs in with the keyboard only: the field has the focus, Enter submits.
+async function login(page, token) {
+  await page.goto(`${srv.base}/`);
+  await page.waitForURL(/\/ui\/#\/login$/);
+  await page.getByLabel('ACL token').and(page.locator(':focus')).waitFor();
+  await page.keyboard.type(token);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/services$/);
+}
+
+const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+
+test('the UI is served with its security headers, and / redirects there', async () => {
+  const r = await fetch(`${srv.base}/`, { redirect: 'manual' });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.get('location'), '/ui/');
+  const ui = await fetch(`${srv.base}/ui/js/app.js`);
+  assert.equal(ui.status, 200);
+  assert.match(ui.headers.get('content-type'), /^text\/javascript/);
+  assert.match(ui.headers.get('content-security-policy'), /script-src 'self';/);
+  const again = await fetch(`${srv.base}/ui/js/app.js`, { headers: { 'If-None-Match': ui.headers.get('etag') } });
+  assert.equal(again.status, 304);
+});
+
+test('admin: log in, intentions, check, shadowing, errors next to fields, live health', async () => {
+  const page = await newPage();
+  // A wrong token: the API's message under the field.
+  await page.goto(`${srv.base}/ui/`);
+  await page.getByLabel('ACL token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#token-error').filter({ hasText: /\S/ }).waitFor();
+  const bad = await page.locator('#token-error').textContent();
+  assert.match(bad, /token/i);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('weft.token')), null);
+
+  await login(page, srv.token);
+  await page.locator('#session').getByText('admin').waitFor();
+  assert.ok(!page.url().includes(srv.token), 'the token never appears in a URL');
+  const row = page.locator('#services tr[data-service="web"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /1 passing/);
+  await shot(page, 'services');
+
+  // Create an allow and a deny intention through the form.
+  await page.getByRole('link', { name: 'Intentions' }).click();
+  await page.getByRole('heading', { name: 'Intentions', level: 1 }).waitFor();
+  const form = page.locator('#ixn-form');
+  async function save(source, destination, action) {
+    await form.getByLabel('Source').fill(source);
+    await form.getByLabel('Destination').fill(destination);
+    await form.getByLabel('Action').selectOption(action);
+    await form.getByRole('button', { name: 'Save intention' }).click();
+    await page.locator(`#intentions tr[data-intention="${source} -> ${destination}"]`).waitFor();
+  }
+  await save('web', 'api', 'allow');
+  await save('*', 'api', 'deny');
+  const rows = await page.locator('#intentions tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.intention));
+  assert.deepEqual(rows, ['web -> api', '* -> api'], 'listed in precedence order');
+
+  // Can web call api? Allowed by web -> api; db -> api denied by * -> api.
+  const check = page.locator('#check-form');
+  await check.getByLabel('Source (A)').fill('web');
+  await check.getByLabel('Destination (B)').fill('api');
+  await check.getByRole('button', { name: 'Check' }).click();
+  await page.locator('#check-verdict', { hasText: 'Allowed' }).waitFor();
+  assert.match(await page.locator('#check-decided').textContent(), /web -> api/);
+  assert.match(await page.locator('#check-reason').textContent(), /\S/);
+  await shot(page, 'intentions');
+
+  // Turning web -> api into a deny changes the answer without asking again.
+  await save('web', 'api', 'deny');
+  await page.locator('#check-verdict', { hasText: 'Denied' }).waitFor();
+  assert.match(await page.locator('#check-decided').textContent(), /web -> api \(deny/);
+  // Deleting it: now * -> api decides.
+  await page.getByRole('button', { name: 'Delete web -> api' }).click();
+  await page.locator('#check-decided', { hasText: '* -> api' }).waitFor();
+  assert.equal(await page.locator('#check-verdict').textContent(), 'Denied');
+
+  // An intention that can never decide is flagged with what shadows it.
+  await srv.call('PUT', '/v1/connect/intentions/exact?source=*/*&destination=api', { Action: 'allow' });
+  const shadowed = page.locator('#intentions tr[data-intention="*/* -> api"]');
+  await shadowed.and(page.locator('[data-shadowed="yes"]')).waitFor();
+  assert.match(await shadowed.textContent(), /Shadowed: by default\/\* -> default\/api/);
+  await shot(page, 'intentions-shadowed');
+
+  // The filter box.
+  await page.getByLabel('Filter').fill('*/*');
+  assert.equal(await page.locator('#intentions tbody tr').count(), 1);
+  await page.getByLabel('Filter').fill('');
+
+  // A 400 is shown next to the field it names: L7 permissions on a tcp
+  // service (next to Action), then a path without '/' (next to the path).
+  await form.getByLabel('Source').fill('web');
+  await form.getByLabel('Destination').fill('db');
+  await form.getByLabel('Action').selectOption('l7');
+  await form.locator('.perm-row').getByLabel('Path', { exact: true }).fill('/health');
+  await form.getByRole('button', { name: 'Save intention' }).click();
+  const actionErr = form.locator('.field:has(#ixn-action) .field-error');
+  await actionErr.waitFor();
+  assert.match(await actionErr.textContent(), /^Sources\[0\]\.Permissions: service "db" has protocol "tcp"/);
+  await srv.call('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'db', Protocol: 'http' });
+  await form.locator('.perm-row').getByLabel('Path', { exact: true }).fill('health');
+  await form.getByRole('button', { name: 'Save intention' }).click();
+  assert.equal(await actionErr.count(), 0, 'the old error is gone');
+  const err = form.locator('.perm-row .field-error');
+  await err.waitFor();
+  assert.match(await err.textContent(), /^Permissions\[0\]\.HTTP\.PathExact: .*must start with '\/'/);
+  await shot(page, 'intention-error');
+  await form.locator('.perm-row').getByLabel('Path', { exact: true }).fill('/health');
+  await form.locator('.perm-row').getByLabel('Methods').fill('GET HEAD');
+  await form.getByRole('button', { name: 'Save intention' }).click();
+  await page.locator('#intentions tr[data-intention="web -> db"]', { hasText: 'GET,HEAD' }).waitFor();
+  // The check decides HTTP requests too: GET /health is allowed by the
+  // permission, GET /admin by none of them (so denied).
+  await check.getByLabel('Destination (B)').fill('db');
+  await check.getByLabel('HTTP path (optional)').fill('/health');
+  await check.getByRole('button', { name: 'Check' }).click();
+  await page.locator('#check-verdict', { hasText: 'Allowed' }).waitFor();
+  assert.match(await page.locator('#check-decided').textContent(), /web -> db \(L7, precedence 9, permission 0\)/);
+  await check.getByLabel('HTTP path (optional)').fill('/admin');
+  await check.getByRole('button', { name: 'Check' }).click();
+  await page.locator('#check-verdict', { hasText: 'Denied' }).waitFor();
+  assert.match(await page.locator('#check-reason').textContent(), /\S/);
+
+  // A service's health turns critical while its page is open.
+  await page.goto(`${srv.base}/ui/#/services/web`);
+  const inst = page.locator('#instances tr[data-instance="web"]');
+  await inst.and(page.locator('[data-health="passing"]')).waitFor();
+  await page.evaluate(() => { window.weftNoReload = true; });
+  await register(srv, 'node-a', 'web', 'critical');
+  await inst.and(page.locator('[data-health="critical"]')).waitFor();
+  assert.equal(await page.evaluate(() => window.weftNoReload), true, 'no reload');
+  assert.match(await inst.textContent(), /HTTP GET \/health: critical/);
+  // The intentions that concern web, by source (in evaluation order) and by destination.
+  const out = await page.locator('#ixn-out li').evaluateAll((li) => li.map((x) => x.textContent));
+  assert.deepEqual(out, ['L7 web → db', 'deny * → api', 'allow */* → api']);
+  assert.match(await page.locator('#ixn-in').textContent(), /No intention names web as a destination/);
+  await shot(page, 'service-critical');
+
+  // The services list follows it too, and leaving the service page ends its
+  // long-poll loops (their requests are aborted).
+  const aborted = page.waitForEvent('requestfailed', (req) => req.url().includes('/v1/health/service/web?index='));
+  await page.getByRole('link', { name: 'Services' }).first().click();
+  await aborted;
+  await page.locator('#services tr[data-service="web"][data-health="critical"]').waitFor();
+  // Keyboard users land on the page's heading.
+  assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
+
+  // Another mesh: picked on the intentions page, where writes then go.
+  await srv.call('PUT', '/v1/meshes/payments', {});
+  await page.getByRole('link', { name: 'Intentions' }).click();
+  await page.getByLabel('Mesh').selectOption('payments');
+  await page.waitForURL(/#\/intentions\?mesh=payments$/);
+  await page.getByText('No intentions: the mesh\'s default action decides every call.').waitFor();
+  await save('web', 'db', 'deny');
+  const inPayments = await srv.call('GET', '/v1/connect/intentions?mesh=payments');
+  assert.deepEqual(inPayments.map((x) => [x.SourceName, x.DestinationName, x.Action]), [['web', 'db', 'deny']]);
+  const inDefault = await srv.call('GET', '/v1/connect/intentions/exact?source=web&destination=db');
+  assert.ok(inDefault.Permissions, 'the default mesh keeps its L7 intention');
+
+  await page.getByRole('link', { name: 'Meshes & zones' }).click();
+  await page.locator('#meshes tbody th', { hasText: 'payments' }).waitFor();
+  assert.deepEqual(await page.locator('#meshes tbody th').allTextContents(), ['default', 'payments']);
+  await page.locator('#zones tbody tr', { hasText: 'online' }).waitFor();
+  await shot(page, 'meshes');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL(/#\/login$/);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('weft.token')), null);
+  await page.context().close();
+});
+
+test('a read-only token sees, and gets the API\'s 403 when it tries to change', async () => {
+  const ro = await srv.call('PUT', '/v1/acl/token', { Kind: 'read-only', Description: 'browser test' });
+  const page = await newPage('dark');
+  await login(page, ro.SecretID);
+  await page.locator('#session').getByText('read-only').waitFor();
+  await page.getByRole('link', { name: 'Intentions' }).click();
+  await page.locator('#intentions tr[data-intention="* -> api"]').waitFor();
+  const form = page.locator('#ixn-form');
+  await form.getByLabel('Source').fill('db');
+  await form.getByLabel('Destination').fill('web');
+  await form.getByRole('button', { name: 'Save intention' }).click();
+  const err = form.locator('.field-error');
+  await err.waitFor();
+  assert.match(await err.textContent(), /policy:write/);
+  // The delete buttons get the same answer, in their row.
+  await page.getByRole('button', { name: 'Delete * -> api' }).click();
+  await page.locator('#intentions tr[data-intention="* -> api"] .row-error', { hasText: 'policy:write' }).waitFor();
+  await shot(page, 'read-only-dark');
+  await page.context().close();
+});
+
+test('--dev: no login, and the UI says so', async () => {
+  const dev = await startServer(true);
+  try {
+    const page = await newPage();
+    await page.goto(`${dev.base}/`);
+    await page.getByText('dev mode: no authentication').waitFor();
+    await page.locator('#services').or(page.getByText('No services')).first().waitFor();
+    await page.context().close();
+  } finally {
+    await dev.stop();
+  }
+});
+
+test('no console errors, no CSP violations', () => {
+  assert.deepEqual(problems, []);
+});
