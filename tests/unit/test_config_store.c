@@ -626,6 +626,9 @@ static void test_intentions_cache(void **state)
 			 "\"Action\":\"allow\"}", i, i % 4);
 		assert_int_equal(ixop(f, INTENTIONS_UPSERT, body, NULL, NULL, NULL), WEFT_OK);
 	}
+	/* The writes can finish before a reader thread is scheduled. */
+	for (int i = 0; i < 200 && __atomic_load_n(&rd.rounds, __ATOMIC_ACQUIRE) == 0; i++)
+		usleep(10000);
 	__atomic_store_n(&rd.stop, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < 3; i++)
 		pthread_join(th[i], NULL);
