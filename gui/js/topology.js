@@ -31,15 +31,18 @@ const enc = encodeURIComponent;
 // What an intention's check answer draws: 'allow', 'l7', 'deny' or null.
 function verdict(r) {
   if (!r || r.DecidedBy !== 'intention' || !r.Intention) return null;
-  if (r.Intention.Permissions && !r.Intention.Action) return 'l7';
+  // L7 permissions (no Action): the check without a method and path
+  // answers "deny" (a TCP connection cannot satisfy them), yet HTTP
+  // requests may be allowed.
+  if (!r.Intention.Action) return 'l7';
   return r.Allowed ? 'allow' : 'deny';
 }
 
 const LABEL = { allow: 'allowed', l7: 'allowed for some HTTP requests (L7)', deny: 'denied' };
 
 function draw(names, edges) {
-  const W = 760, H = 520, cx = W / 2, cy = H / 2;
   const R = names.length < 2 ? 0 : Math.min(200, 60 + 28 * names.length);
+  const W = 760, H = 2 * R + 110, cx = W / 2, cy = H / 2;
   const pos = new Map(names.map((n, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / names.length;
     return [n, { x: cx + R * Math.cos(a), y: cy + R * Math.sin(a) }];

@@ -425,6 +425,7 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   await allow.waitFor();
   await deny.waitFor();
   assert.match(await page.locator('#edges li[data-edge="web -> api"]').textContent(), /denied by the intention \* -> api/);
+  assert.equal(await page.locator('#topology path[data-edge="web -> db"]').getAttribute('data-verdict'), 'l7');
   assert.equal(await page.locator('#edges li[data-edge="db -> web"]').count(), 0, 'default-deny pairs are not drawn');
   assert.match(await page.locator('#observed-note').textContent(), /not collected yet/);
   // Live: a new deny intention adds its edge.
