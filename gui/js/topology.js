@@ -89,9 +89,17 @@ export function topologyPage(scope, main, mesh) {
       ' Select a service to open its page.'),
     h('p', { class: 'note-box', id: 'observed-note' }, 'Calls observed by the proxies are not collected yet: the edges show what intentions decide, not traffic.'),
     status, pic, listing);
-  scope.add(watch(`/v1/meshes`, (data) => {
+  const meshSelect = h('select', { id: 'topo-mesh' }, h('option', { value: mesh, selected: true }, mesh));
+  meshSelect.addEventListener('change', () => {
+    location.hash = meshSelect.value === 'default' ? '#/topology' : `#/topology?mesh=${meshSelect.value}`;
+  });
+  main.querySelector('h1').after(h('div', { class: 'field mesh-pick' }, h('label', { for: 'topo-mesh' }, 'Mesh'), meshSelect));
+  scope.add(watch('/v1/meshes', (data) => {
     const m = (data || []).find((x) => x.Name === mesh);
     defaultNote.textContent = m ? `Pairs no intention names follow the mesh's default action (${m.DefaultIntentionAction}) and are not drawn.` : '';
+    const names = (data || []).map((x) => x.Name);
+    if (!names.includes(mesh)) names.unshift(mesh);
+    fill(meshSelect, names.map((n) => h('option', { value: n, selected: n === mesh }, n)));
   }, () => {}));
 
   let names = null, ixnIndex = null, gen = 0;

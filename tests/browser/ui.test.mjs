@@ -303,6 +303,14 @@ test('a read-only token sees, and gets the API\'s 403 when it tries to change', 
   await page.getByRole('link', { name: 'Tokens' }).click();
   assert.match(await page.locator('#tokens-note').textContent(), /admin token.*kind read-only/);
   assert.equal(await page.locator('#tok-form').count(), 0);
+  // Config entries: seen, and the editor shows the 403 above it.
+  await page.getByRole('link', { name: 'Config' }).click();
+  await page.locator('#config-entries a', { hasText: 'db' }).click();
+  await page.locator('#cfg-view', { hasText: '"Protocol": "http"' }).waitFor();
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#cfg-error', { hasText: 'policy:write' }).waitFor();
+  await shot(page, 'config-read-only-dark');
   await page.context().close();
 });
 
@@ -432,6 +440,13 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   await srv.call('PUT', '/v1/connect/intentions/exact?source=db&destination=web', { Action: 'deny' });
   await page.locator('#topology path[data-edge="db -> web"][data-verdict="deny"]').waitFor();
   await shot(page, 'topology');
+  // Another mesh: no intentions there, so no edges.
+  await page.getByLabel('Mesh').selectOption('payments');
+  await page.waitForURL(/#\/topology\?mesh=payments$/);
+  await page.locator('#edges li[data-edge="web -> db"][data-verdict="deny"]').waitFor();
+  assert.equal(await page.locator('#topology path.edge').count(), 1, 'only payments\' web -> db deny');
+  await page.goBack();
+  await page.locator('#topology path[data-edge="api -> db"]').waitFor();
   // Keyboard: a node is a focusable, labelled link.
   const api = page.locator('#topology a[data-service="api"]');
   assert.match(await api.getAttribute('aria-label'), /^api: service, may call db/);
