@@ -6,12 +6,23 @@ import { loginPage } from './login.js';
 import { servicesPage, servicePage } from './services.js';
 import { intentionsPage } from './intentions.js';
 import { meshesPage } from './meshes.js';
+import { tokensPage } from './tokens.js';
+import { configPage, configEntryPage } from './config.js';
+import { topologyPage } from './topology.js';
 
 const routes = [
   [/^#\/services$/, 'services', () => servicesPage],
   [/^#\/services\/(.+)$/, 'services', (m) => (scope, main) => servicePage(scope, main, decodeURIComponent(m[1]))],
   [/^#\/intentions(?:\?mesh=([a-z0-9-]+))?$/, 'intentions', (m) => (scope, main) => intentionsPage(scope, main, m[1] || 'default')],
   [/^#\/meshes$/, 'meshes', () => meshesPage],
+  [/^#\/tokens$/, 'tokens', () => tokensPage],
+  [/^#\/topology(?:\?mesh=([a-z0-9-]+))?$/, 'topology', (m) => (scope, main) => topologyPage(scope, main, m[1] || 'default')],
+  [/^#\/config(?:\?(.*))?$/, 'config', (m) => (scope, main) => {
+    const p = new URLSearchParams(m[1] || '');
+    configPage(scope, main, p.get('kind') || '', p.get('mesh') || 'default');
+  }],
+  [/^#\/config\/([a-z-]+)\/([^?]+)(?:\?mesh=([a-z0-9-]+))?$/, 'config', (m) => (scope, main) =>
+    configEntryPage(scope, main, m[1], decodeURIComponent(m[2]), m[3] || 'default')],
   [/^#\/login$/, '', () => loginPage],
 ];
 

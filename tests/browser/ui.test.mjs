@@ -300,6 +300,17 @@ test('a read-only token sees, and gets the API\'s 403 when it tries to change', 
   await page.getByRole('button', { name: 'Delete * -> api' }).click();
   await page.locator('#intentions tr[data-intention="* -> api"] .row-error', { hasText: 'policy:write' }).waitFor();
   await shot(page, 'read-only-dark');
+  await page.getByRole('link', { name: 'Tokens' }).click();
+  assert.match(await page.locator('#tokens-note').textContent(), /admin token.*kind read-only/);
+  assert.equal(await page.locator('#tok-form').count(), 0);
+  // Config entries: seen, and the editor shows the 403 above it.
+  await page.getByRole('link', { name: 'Config' }).click();
+  await page.locator('#config-entries a', { hasText: 'db' }).click();
+  await page.locator('#cfg-view', { hasText: '"Protocol": "http"' }).waitFor();
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#cfg-error', { hasText: 'policy:write' }).waitFor();
+  await shot(page, 'config-read-only-dark');
   await page.context().close();
 });
 
@@ -314,6 +325,139 @@ test('--dev: no login, and the UI says so', async () => {
   } finally {
     await dev.stop();
   }
+});
+
+test('admin: a token created in the UI, its secret shown once, then revoked', async () => {
+  const page = await newPage();
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.base });
+  await login(page, srv.token);
+  await page.getByRole('link', { name: 'Tokens' }).click();
+  await page.getByRole('heading', { name: 'Tokens', level: 1 }).waitFor();
+  await page.locator('#tokens tr[data-kind="admin"]').waitFor();
+  const form = page.locator('#tok-form');
+  // A service token without its service: the API's 400 under the field.
+  await form.getByLabel('Kind').selectOption('service');
+  await form.getByLabel('Description').fill('made in the browser');
+  await form.getByRole('button', { name: 'Create token' }).click();
+  const svcErr = form.locator('.field:has(#tok-service) .field-error');
+  await svcErr.waitFor();
+  assert.match(await svcErr.textContent(), /^ServiceName: is required/);
+  await form.getByLabel('Service').fill('web');
+  await form.getByLabel('Expires after (TTL)').fill('1h');
+  await form.getByRole('button', { name: 'Create token' }).click();
+  const secretInput = page.getByLabel('SecretID of the new token');
+  await secretInput.waitFor();
+  assert.equal(await svcErr.count(), 0, 'the old error is gone');
+  const secret = await secretInput.inputValue();
+  assert.match(secret, /^weft1\./);
+  assert.match(await page.locator('#tok-secret').textContent(), /will not be shown again/);
+  await page.getByRole('button', { name: 'Copy' }).click();
+  await page.locator('#tok-secret').getByText('Copied.').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+  const created = page.locator('#tokens tr[data-kind="service"]', { hasText: 'made in the browser' });
+  await created.waitFor();
+  assert.match(await created.textContent(), /service web/);
+  const accessor = await created.getAttribute('data-accessor');
+  await shot(page, 'tokens');
+  // The secret works until it is revoked; then it fails to log in.
+  const self = await fetch(`${srv.base}/v1/acl/token/self`, { headers: { 'X-Consul-Token': secret } });
+  assert.equal(self.status, 200);
+  await page.getByRole('button', { name: `Revoke ${accessor}` }).click();
+  await page.locator(`#tokens tr[data-accessor="${accessor}"]`).waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByLabel('ACL token').fill(secret);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#token-error').filter({ hasText: /\S/ }).waitFor();
+  assert.match(await page.locator('#token-error').textContent(), /token/i);
+  assert.match(page.url(), /#\/login$/);
+  await page.context().close();
+});
+
+test('config entries: a bad field is named, on its line; create, view and live updates', async () => {
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.getByRole('link', { name: 'Config' }).click();
+  await page.locator('#config-entries tr[data-entry="db"]', { hasText: 'protocol http' }).waitFor();
+  await page.locator('.tabs a[data-kind="service-router"]').click();
+  await page.waitForURL(/#\/config\?kind=service-router$/);
+  await page.getByText('No service-router entries in the mesh default.').waitFor();
+  await page.getByRole('button', { name: 'New service-router entry' }).click();
+  const text = JSON.stringify({
+    Kind: 'service-router', Name: 'db',
+    Routes: [{ Match: { HTTP: { PathPrefix: '/v1/' } } }, { Match: { HTTP: { PathPrefix: 'v2' } }, Destination: { Service: 'db' } }],
+  }, null, 2);
+  const area = page.getByLabel('Config entry (JSON)');
+  await area.fill(text);
+  await page.getByRole('button', { name: 'Create' }).click();
+  const err = page.locator('#cfg-error .field-error');
+  await err.waitFor();
+  const line = text.split('\n').findIndex((l) => l.includes('"v2"')) + 1;
+  assert.equal(await err.textContent(), `Line ${line}: Routes[1].Match.HTTP.PathPrefix: must start with '/'`);
+  assert.deepEqual(await page.locator('.gutter .bad').allTextContents(), [String(line)]);
+  assert.equal(await area.getAttribute('aria-invalid'), 'true');
+  // The line is selected in the editor.
+  assert.equal(await area.evaluate((t) => t.value.slice(t.selectionStart, t.selectionEnd).trim()), '"PathPrefix": "v2"');
+  await shot(page, 'config-error');
+  // Not JSON at all: said above the editor.
+  await area.fill('{"Kind": ');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.locator('#cfg-error', { hasText: 'Not JSON' }).waitFor();
+  await area.fill(text.replace('"v2"', '"/v2/"'));
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.waitForURL(/#\/config\/service-router\/db$/);
+  await page.locator('#cfg-view', { hasText: '"/v2/"' }).waitFor();
+  // Live: a change made elsewhere shows without a reload.
+  await srv.call('PUT', '/v1/config', { Kind: 'service-router', Name: 'db', Routes: [{ Match: { HTTP: { PathPrefix: '/v3/' } } }] });
+  await page.locator('#cfg-view', { hasText: '"/v3/"' }).waitFor();
+  // Edit in place: the server's error again on its line, then saved.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  const edited = (await area.inputValue()).replace('"/v3/"', '"v3"');
+  await area.fill(edited);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#cfg-error', { hasText: 'Routes[0].Match.HTTP.PathPrefix' }).waitFor();
+  await area.fill(edited.replace('"v3"', '"/v4/"'));
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#cfg-view', { hasText: '"/v4/"' }).waitFor();
+  assert.equal((await srv.call('GET', '/v1/config/service-router/db')).Routes[0].Match.HTTP.PathPrefix, '/v4/');
+  await shot(page, 'config-entry');
+  await page.context().close();
+});
+
+test('topology: allowed and denied edges from intentions; a node opens its service', async () => {
+  await srv.call('PUT', '/v1/connect/intentions/exact?source=api&destination=db', { Action: 'allow' });
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.getByRole('link', { name: 'Topology' }).click();
+  const allow = page.locator('#topology path[data-edge="api -> db"][data-verdict="allow"]');
+  const deny = page.locator('#topology path[data-edge="web -> api"][data-verdict="deny"]');
+  await allow.waitFor();
+  await deny.waitFor();
+  assert.match(await page.locator('#edges li[data-edge="web -> api"]').textContent(), /denied by the intention \* -> api/);
+  assert.equal(await page.locator('#topology path[data-edge="web -> db"]').getAttribute('data-verdict'), 'l7');
+  assert.equal(await page.locator('#edges li[data-edge="db -> web"]').count(), 0, 'default-deny pairs are not drawn');
+  assert.match(await page.locator('#observed-note').textContent(), /not collected yet/);
+  // Live: a new deny intention adds its edge.
+  await srv.call('PUT', '/v1/connect/intentions/exact?source=db&destination=web', { Action: 'deny' });
+  await page.locator('#topology path[data-edge="db -> web"][data-verdict="deny"]').waitFor();
+  await shot(page, 'topology');
+  // Another mesh: no intentions there, so no edges.
+  await page.getByLabel('Mesh').selectOption('payments');
+  await page.waitForURL(/#\/topology\?mesh=payments$/);
+  await page.locator('#edges li[data-edge="web -> db"][data-verdict="deny"]').waitFor();
+  assert.equal(await page.locator('#topology path.edge').count(), 1, 'only payments\' web -> db deny');
+  await page.goBack();
+  await page.locator('#topology path[data-edge="api -> db"]').waitFor();
+  // Keyboard: a node is a focusable, labelled link.
+  const api = page.locator('#topology a[data-service="api"]');
+  assert.match(await api.getAttribute('aria-label'), /^api: service, may call db/);
+  await api.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/services\/api$/);
+  await page.goBack();
+  await page.locator('#topology a[data-service="db"]').click();
+  await page.waitForURL(/#\/services\/db$/);
+  await page.getByRole('heading', { level: 1, name: /db/ }).waitFor();
+  await page.context().close();
 });
 
 test('no console errors, no CSP violations', () => {
