@@ -39,6 +39,7 @@ struct proxy {
 	struct sockaddr_in upstream;
 	char upstream_name[64];
 	const char *via, *by_id, *peer_id;
+	struct conn *conns;             /* every live connection, freed at exit */
 };
 
 struct field {
@@ -66,6 +67,7 @@ struct conn {
 	unsigned qh, qn;
 	int pending_error;              /* status to answer once earlier responses are out */
 	bool tunnel, closing, dead, response_started, up_connected;
+	struct conn *next, **pprev;     /* in px->conns */
 };
 
 static void conn_free_cb(evutil_socket_t fd, short what, void *arg);
@@ -83,6 +85,11 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->pprev) {
+		*c->pprev = c->next;
+		if (c->next)
+			c->next->pprev = c->pprev;
+	}
 	if (c->cli)
 		bufferevent_free(c->cli);
 	if (c->up)
@@ -468,6 +475,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	c->px = px;
+	c->next = px->conns;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &px->conns;
+	px->conns = c;
 	inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->client_addr, sizeof(c->client_addr));
 	c->rq.c = c->rs.c = c;
 	buf_init(&c->rq.line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
@@ -571,6 +583,10 @@ int main(int argc, char **argv)
 	event_add(sigterm, NULL);
 	log_info("proxy", "listening on %s, upstream %s", listen_s, up_s);
 	event_base_dispatch(px.base);
+	/* Connections still open (and those whose free was queued when the loop
+	 * stopped) go with the process, cleanly. */
+	while (px.conns)
+		conn_free_cb(-1, 0, px.conns);
 	evconnlistener_free(l);
 	event_free(sigint);
 	event_free(sigterm);
