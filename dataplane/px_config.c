@@ -710,7 +710,8 @@ static int decode_intentions(json_t *root, struct px_config_priv *p, char **err)
 		}
 	}
 	rc = intention_set_new(ixs, n, &p->set, err);
-	ixs = NULL; /* taken in every case */
+	free(ixs); /* the intentions are the set's in every case, the array is ours */
+	ixs = NULL;
 	if (rc != WEFT_OK) {
 		char *inner = err ? *err : NULL;
 
