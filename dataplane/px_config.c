@@ -49,6 +49,7 @@ static int bad(char **err, const char *ctx, const char *name, const char *fmt, .
  * the proxy would ignore might be one it must enforce. */
 static int known_fields(json_t *obj, const char *ctx, const char *const *names, char **err)
 {
+	uint32_t seen = 0; /* names[] have at most 32 entries */
 	const char *key;
 	json_t *v;
 
@@ -62,6 +63,10 @@ static int known_fields(json_t *obj, const char *ctx, const char *const *names, 
 		if (names[i] == NULL)
 			return bad(err, ctx, key, "unknown field (this proxy speaks snapshot Version %d)",
 				   PX_CONFIG_VERSION);
+		/* "TLS" and "tls" both: one would be read, the other ignored. */
+		if (seen & (UINT32_C(1) << i))
+			return bad(err, ctx, names[i], "given twice (field names ignore case)");
+		seen |= UINT32_C(1) << i;
 	}
 	(void)v;
 	return WEFT_OK;
@@ -666,6 +671,61 @@ static int decode_upstreams(json_t *root, struct px_config_priv *p, char **err)
 }
 
 static const char *const intentions_fields[] = { "DefaultAction", "Items", NULL };
+static const char *const intention_fields[] = {
+	"ID", "Description", "SourceNS", "SourceName", "DestinationNS", "DestinationName",
+	"SourceType", "Action", "Permissions", "Meta", "SourcePartition", "DestinationPartition",
+	"SourcePeer", "Precedence", "CreateIndex", "ModifyIndex", "CreatedAt", "UpdatedAt", "Hash",
+	NULL };
+static const char *const permission_fields[] = { "Action", "HTTP", NULL };
+static const char *const http_fields[] = { "PathExact", "PathPrefix", "PathRegex", "Methods",
+					   "Header", NULL };
+static const char *const header_fields[] = { "Name", "Present", "Exact", "Prefix", "Suffix",
+					     "Regex", "Invert", NULL };
+
+/* lib/intention ignores fields it does not know, as Consul's API does; a
+ * snapshot must not: a matcher this proxy ignored would widen an allow.
+ * Partitions and peers, which Weft does not have, must be empty or
+ * "default" for the same reason. Type errors are left to
+ * intention_from_json. */
+static int intention_strict(json_t *ix, const char *c, char **err)
+{
+	char cp[CTX_MAX], ch[CTX_MAX], chh[CTX_MAX];
+	static const char *const parts[] = { "SourcePartition", "DestinationPartition",
+					     "SourcePeer" };
+	json_t *perms, *p, *http, *hdrs, *h;
+	size_t i, j;
+
+	if (!json_is_object(ix))
+		return WEFT_OK;
+	if (known_fields(ix, c, intention_fields, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	for (i = 0; i < 3; i++) {
+		const char *v = json_string_value(jx_field(ix, parts[i]));
+
+		if (v && v[0] && (i == 2 || strcmp(v, "default") != 0))
+			return bad(err, c, parts[i], "\"%s\" is not supported by this proxy", v);
+	}
+	perms = jx_field(ix, "Permissions");
+	json_array_foreach(perms, i, p) {
+		ctxf(cp, "%s.Permissions[%zu]", c, i);
+		if (!json_is_object(p))
+			continue;
+		if (known_fields(p, cp, permission_fields, err) != WEFT_OK)
+			return WEFT_EINVAL;
+		if (!json_is_object(http = jx_field(p, "HTTP")))
+			continue;
+		path(ch, cp, "HTTP");
+		if (known_fields(http, ch, http_fields, err) != WEFT_OK)
+			return WEFT_EINVAL;
+		hdrs = jx_field(http, "Header");
+		json_array_foreach(hdrs, j, h) {
+			ctxf(chh, "%s.Header[%zu]", ch, j);
+			if (json_is_object(h) && known_fields(h, chh, header_fields, err) != WEFT_OK)
+				return WEFT_EINVAL;
+		}
+	}
+	return WEFT_OK;
+}
 
 static int decode_intentions(json_t *root, struct px_config_priv *p, char **err)
 {
@@ -696,7 +756,8 @@ static int decode_intentions(json_t *root, struct px_config_priv *p, char **err)
 
 		v = json_array_get(arr, i);
 		ctxf(c, "Intentions.Items[%zu]", i);
-		if ((rc = intention_from_json(v, c, &ixs[i], err)) != WEFT_OK)
+		if ((rc = intention_strict(v, c, err)) != WEFT_OK ||
+		    (rc = intention_from_json(v, c, &ixs[i], err)) != WEFT_OK)
 			goto out;
 		dns = intention_destination_ns(ixs[i]);
 		dname = intention_destination_name(ixs[i]);

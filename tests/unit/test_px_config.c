@@ -341,6 +341,12 @@ static const struct bad_case bad_cases[] = {
 	{ "Intentions.Items[0].Action", "\"perhaps\"", "Intentions.Items[0].Action" },
 	{ "Intentions.Items[2].Permissions", "[{\"Action\": \"allow\", \"HTTP\": {\"PathRegex\": \"(a\"}}]", "Intentions.Items[2].Permissions[0].HTTP.PathRegex" },
 	{ "Intentions.Items[0].SourceName", "\"admin\"", "Intentions.Items: intentions: \"i-1\" and \"i-3\" both go from default/admin to default/web" },
+	{ "Intentions.Items[0].Unknown", "1", "Intentions.Items[0].Unknown: unknown field" },
+	{ "Intentions.Items[0].SourcePeer", "\"other\"", "Intentions.Items[0].SourcePeer: \"other\" is not supported" },
+	{ "Intentions.Items[0].SourcePartition", "\"p1\"", "Intentions.Items[0].SourcePartition: \"p1\" is not supported" },
+	{ "Intentions.Items[2].Permissions[0].Extra", "1", "Intentions.Items[2].Permissions[0].Extra: unknown field" },
+	{ "Intentions.Items[2].Permissions[0].HTTP.PathSuffix", "\"x\"", "Intentions.Items[2].Permissions[0].HTTP.PathSuffix: unknown field" },
+	{ "Intentions.Items[2].Permissions[0].HTTP.Header", "[{\"Name\": \"a\", \"Exact\": \"b\", \"IgnoreCase\": true}]", "Intentions.Items[2].Permissions[0].HTTP.Header[0].IgnoreCase: unknown field" },
 	{ "TLS.Certificate", NULL, "TLS.Certificate: is required" },
 	{ "TLS.Certificate.File", "\"/etc/x.pem\"", "TLS.Certificate: give PEM or File, not both" },
 	{ "TLS.Certificate.PEM", "\"hello\"", "TLS.Certificate.PEM: holds no PEM certificate" },
@@ -388,6 +394,7 @@ static void test_bad_documents(void **state)
 		{ "[1]", "snapshot: must be a JSON object" },
 		{ "{\"Version\": 1, \"Version\": 1}", "snapshot: invalid JSON" },
 		{ "{\"Version\": 1, \"Index\": 1}", "Proxy: is required" },
+		{ "{\"Version\": 1, \"Index\": 1, \"index\": 2}", "Index: given twice (field names ignore case)" },
 		{ "{\"Version\": 9, \"Unknown\": 1}", "Version: 9 is newer" },
 	};
 	char *big;
@@ -633,7 +640,7 @@ static char *with_index(const char *base, long long index, const char *service)
 	json_t *root = json_loads(base, 0, NULL);
 	char *s;
 
-	json_object_set_new(root, "Index", json_integer(index));
+	json_object_set_new(root, real_key(root, "Index"), json_integer(index));
 	if (service) {
 		char id[128];
 
