@@ -158,6 +158,23 @@ static int is_loopback(const char *s)
 	return inet_pton(AF_INET6, s, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+static int is_any(const char *s)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, s, &a4) == 1)
+		return a4.s_addr == INADDR_ANY;
+	return inet_pton(AF_INET6, s, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
+}
+
+/* Two listeners that cannot both bind: the same port on the same address,
+ * or on any address and another one. */
+static int binds_clash(const char *a1, uint16_t p1, const char *a2, uint16_t p2)
+{
+	return p1 != 0 && p1 == p2 && (strcmp(a1, a2) == 0 || is_any(a1) || is_any(a2));
+}
+
 static int get_addr(json_t *obj, const char *ctx, const char *name, const char *def,
 		    const char **out, char **err)
 {
@@ -658,14 +675,17 @@ static int decode_upstreams(json_t *root, struct px_config_priv *p, char **err)
 			if (strcmp(p->upstreams[j].name, u->name) == 0)
 				return bad(err, c, "Name", "\"%s\" is also Upstreams[%zu]'s name",
 					   u->name, j);
-			if (p->upstreams[j].bind_port == u->bind_port &&
-			    strcmp(p->upstreams[j].bind_address, u->bind_address) == 0)
-				return bad(err, c, "BindPort", "%s:%u is also Upstreams[%zu]'s",
-					   u->bind_address, u->bind_port, j);
+			if (binds_clash(p->upstreams[j].bind_address, p->upstreams[j].bind_port,
+					u->bind_address, u->bind_port))
+				return bad(err, c, "BindPort", "%s:%u clashes with Upstreams[%zu]'s %s:%u",
+					   u->bind_address, u->bind_port, j,
+					   p->upstreams[j].bind_address, p->upstreams[j].bind_port);
 		}
-		if (u->bind_port == p->pub.inbound.bind_port &&
-		    strcmp(u->bind_address, p->pub.inbound.bind_address) == 0)
-			return bad(err, c, "BindPort", "%u is also Inbound.BindPort", u->bind_port);
+		if (binds_clash(u->bind_address, u->bind_port, p->pub.inbound.bind_address,
+				p->pub.inbound.bind_port))
+			return bad(err, c, "BindPort", "%s:%u clashes with Inbound's %s:%u",
+				   u->bind_address, u->bind_port, p->pub.inbound.bind_address,
+				   p->pub.inbound.bind_port);
 	}
 	return WEFT_OK;
 }
@@ -971,10 +991,21 @@ int px_config_decode(const char *data, size_t len, struct px_config **out, char 
 	    decode_tls(p->pub._json, &p->pub.tls, err) != WEFT_OK ||
 	    decode_admin_log(p->pub._json, &p->pub, err) != WEFT_OK)
 		goto out;
-	if (p->pub.admin.bind_port != 0 && p->pub.admin.bind_port == p->pub.inbound.bind_port) {
-		rc = bad(err, "Admin", "BindPort", "%u is also Inbound.BindPort",
-			 p->pub.admin.bind_port);
+	if (binds_clash(p->pub.admin.bind_address, p->pub.admin.bind_port,
+			p->pub.inbound.bind_address, p->pub.inbound.bind_port)) {
+		rc = bad(err, "Admin", "BindPort", "%u clashes with Inbound's %s:%u",
+			 p->pub.admin.bind_port, p->pub.inbound.bind_address, p->pub.inbound.bind_port);
 		goto out;
+	}
+	for (size_t i = 0; i < p->pub.n_upstreams; i++) {
+		const struct px_upstream *u = &p->pub.upstreams[i];
+
+		if (binds_clash(p->pub.admin.bind_address, p->pub.admin.bind_port, u->bind_address,
+				u->bind_port)) {
+			rc = bad(err, "Admin", "BindPort", "%u clashes with Upstreams[%zu]'s %s:%u",
+				 p->pub.admin.bind_port, i, u->bind_address, u->bind_port);
+			goto out;
+		}
 	}
 	*out = &p->pub;
 	p = NULL;
