@@ -508,6 +508,9 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s", id);
+		log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
+			  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
+			  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
 		conn_start(c);
 		return;
 	}
@@ -518,10 +521,11 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(c);
 		return;
 	}
-	if (c->tunnel && c->up != NULL && (what & BEV_EVENT_EOF) && c->up_connected) {
-		/* half-close: the upstream still may answer */
+	if (c->tunnel && c->up != NULL && (what & BEV_EVENT_EOF)) {
+		/* half-close: the upstream still may answer (once connected
+		 * and its output is sent) */
 		bufferevent_disable(c->cli, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(c->up)) == 0) {
+		if (c->up_connected && evbuffer_get_length(bufferevent_get_output(c->up)) == 0) {
 			shut_up(c);
 		} else {
 			c->shut_up_pending = true;
@@ -542,7 +546,14 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 			log_tls_failure(c, bev, "upstream");
 			goto fail;
 		}
+		if (bev_ssl(bev) != NULL)
+			log_debug("proxy", "tls handshake: listener=%s side=upstream upstream=%s id=%s "
+				  "version=%s resumed=%s", c->l->cfg.name, c->l->cfg.upstream_name,
+				  px_tls_peer_id(bev_ssl(bev)), SSL_get_version(bev_ssl(bev)),
+				  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
 		c->up_connected = true;
+		if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			shut_up(c);
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))

@@ -7,7 +7,7 @@
  *   weft-proxy --outbound 127.0.0.1:PORT --upstream IP:PORT    mTLS out
  *              --upstream-id SPIFFE-ID [--sni NAME]
  *   with --cert PEM --key PEM --trust-bundle PEM [--trust-domain TD]
- *        [--mode http|tcp] [--reload-interval SECONDS]
+ *        [--mode http|tcp] [--reload-interval SECONDS] [--log-level LEVEL]
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
@@ -105,7 +105,8 @@ static void usage(void)
 		"usage: weft-proxy --listen 127.0.0.1:PORT --upstream IP:PORT [--via NAME] [--by-id ID] [--peer-id ID]\n"
 		"       weft-proxy [--inbound IP:PORT --app 127.0.0.1:PORT] [--outbound 127.0.0.1:PORT\n"
 		"                  --upstream IP:PORT --upstream-id ID [--sni NAME]] --cert PEM --key PEM\n"
-		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n");
+		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n"
+		"                  [--log-level error|warn|info|debug]\n");
 	exit(2);
 }
 
@@ -120,6 +121,7 @@ int main(int argc, char **argv)
 		{"cert", required_argument, NULL, 'c'}, {"key", required_argument, NULL, 'k'},
 		{"trust-bundle", required_argument, NULL, 't'}, {"trust-domain", required_argument, NULL, 'T'},
 		{"mode", required_argument, NULL, 'm'}, {"reload-interval", required_argument, NULL, 'r'},
+		{"log-level", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -133,6 +135,7 @@ int main(int argc, char **argv)
 	struct event_base *base;
 	struct event *sigint, *sigterm, *sighup, *tick = NULL;
 	char sni_buf[300], *err = NULL, *end;
+	enum log_level lvl = LOG_LVL_INFO;
 	int o, n = 0;
 
 	log_setup(LOG_LVL_INFO, stderr);
@@ -164,6 +167,11 @@ int main(int argc, char **argv)
 			interval = strtol(optarg, &end, 10);
 			if (*end != '\0' || interval < 0 || interval > 86400)
 				fatalx("proxy", "--reload-interval: want 0..86400 seconds, got \"%s\"", optarg);
+			break;
+		case 'L':
+			if (log_parse_level(optarg, &lvl) != 0)
+				fatalx("proxy", "--log-level: want error, warn, info or debug, got \"%s\"", optarg);
+			log_setup(lvl, stderr);
 			break;
 		default:
 			usage();
