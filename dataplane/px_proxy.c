@@ -34,6 +34,7 @@ struct px_listener {
 	struct event_base *base;
 	struct evconnlistener *ev;
 	struct px_listener_cfg cfg;
+	struct conn *conns;             /* open ones (and closed ones not yet freed) */
 };
 
 struct field {
@@ -53,6 +54,7 @@ struct side {
 
 struct conn {
 	struct px_listener *l;
+	struct conn *_prev, *_next;     /* in l->conns */
 	struct bufferevent *cli, *up;
 	struct side rq, rs;
 	char client_addr[INET_ADDRSTRLEN];
@@ -81,6 +83,13 @@ static void conn_close(struct conn *c)
 static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+
+	if (c->_prev)
+		c->_prev->_next = c->_next;
+	else if (c->l->conns == c)
+		c->l->conns = c->_next;
+	if (c->_next)
+		c->_next->_prev = c->_prev;
 
 	if (c->cli)
 		bufferevent_free(c->cli);
@@ -639,6 +648,10 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		conn_free_cb(-1, 0, c);
 		return;
 	}
+	c->_next = l->conns;
+	if (l->conns)
+		l->conns->_prev = c;
+	l->conns = c;
 	if (bev_ssl(c->cli) != NULL)
 		bufferevent_openssl_set_allow_dirty_shutdown(c->cli, 1);
 	if (bev_ssl(c->up) != NULL)
@@ -681,6 +694,9 @@ void px_listener_free(struct px_listener *l)
 {
 	if (l == NULL)
 		return;
+	/* the loop has stopped: pending frees will not run, do them here */
+	while (l->conns != NULL)
+		conn_free_cb(-1, 0, l->conns);
 	evconnlistener_free(l->ev);
 	free(l);
 }

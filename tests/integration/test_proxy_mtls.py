@@ -60,14 +60,17 @@ class EchoApp(threading.Thread):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
-        self.sock.settimeout(20)
+        self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
+        self.stop = False
 
     def run(self):
-        while True:
+        while not self.stop:
             try:
                 c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return
             self.accepted += 1
@@ -150,7 +153,7 @@ class MTLSTest(unittest.TestCase):
                                  ("inter-leaf", "inter-leaf-chain", "db.crt"),
                                  ("server", "server-chain", "api-new.crt")]:
             with open(cls.f(out), "w") as o:
-                o.write(open(cls.f(leaf + ".pem")).read() + open(cls.f(chain + ".pem")).read())
+                o.write(cls.read(leaf + ".pem") + cls.read(chain + ".pem"))
         cls.app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
         cls.app_thread = threading.Thread(target=cls.app.serve_forever, daemon=True)
         cls.app_thread.start()
@@ -161,12 +164,19 @@ class MTLSTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.app.shutdown()
         cls.app.server_close()
+        cls.echo.stop = True
+        cls.echo.join(5)
         cls.echo.sock.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def f(cls, name):
         return os.path.join(cls.tmp, name)
+
+    @classmethod
+    def read(cls, name):
+        with open(cls.f(name)) as f:
+            return f.read()
 
     def setUp(self):
         self.procs = []
@@ -205,6 +215,7 @@ class MTLSTest(unittest.TestCase):
         if cert:
             ctx.load_cert_chain(self.f(cert), self.f(key))
         raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = None
         try:
             s = ctx.wrap_socket(raw)
             s.sendall(b"GET /direct HTTP/1.1\r\nHost: app\r\n\r\n")
@@ -212,6 +223,8 @@ class MTLSTest(unittest.TestCase):
         except (ssl.SSLError, OSError) as e:
             return e
         finally:
+            if s is not None:
+                s.close()
             raw.close()
 
     def test_http_through_the_pair(self):
@@ -247,12 +260,17 @@ class MTLSTest(unittest.TestCase):
             s.sendall(b"hello " * 10000)
             s.shutdown(socket.SHUT_WR)   # the half-close travels through both hops
             got = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
-            s.close()
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    got += b
+            except OSError as e:
+                self.fail("%s after %d bytes; outbound:\n%s\ninbound:\n%s"
+                          % (e, len(got), out.text(), inb.text()))
+            finally:
+                s.close()
             self.assertEqual(got, b"HELLO " * 10000)
         inb.wait_for(r"id=%s" % re.escape(spiffe("web")))
 
@@ -329,7 +347,7 @@ class MTLSTest(unittest.TestCase):
 
         # rotation: the new root joins the bundle, the leaf comes from it
         with open(self.f("live-bundle.pem.tmp"), "w") as o:
-            o.write(open(self.f("old-root.pem")).read() + open(self.f("new-root.pem")).read())
+            o.write(self.read("old-root.pem") + self.read("new-root.pem"))
         os.replace(self.f("live-bundle.pem.tmp"), self.f("live-bundle.pem"))
         shutil.copy(self.f("server.key"), self.f("live.key.tmp"))
         os.replace(self.f("live.key.tmp"), self.f("live.key"))
