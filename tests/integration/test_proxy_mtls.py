@@ -187,13 +187,13 @@ class MTLSTest(unittest.TestCase):
             self.assertEqual(p.stop(), 0, "weft-proxy exit status, log:\n" + p.text())
 
     def inbound(self, cert="api.crt", key="api-old.key", bundle="old-root.pem", mode="http",
-                app_port=None):
+                app_port=None, extra=()):
         port = free_port()
         p = Proxy(self.tmp, "in-%d" % port,
                   ["--inbound", "127.0.0.1:%d" % port,
                    "--app", "127.0.0.1:%d" % (app_port or self.app.server_address[1]),
                    "--cert", self.f(cert), "--key", self.f(key), "--trust-bundle", self.f(bundle),
-                   "--mode", mode])
+                   "--mode", mode] + list(extra))
         self.procs.append(p)
         return p, port
 
@@ -337,13 +337,7 @@ class MTLSTest(unittest.TestCase):
         f = s.makefile("rb")
         self.assertEqual(http_get(f, s, "/before")[0], 200)
 
-        def issuer_seen():
-            r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % in_port,
-                                "-showcerts", "-cert", self.f("client.pem"), "-key", self.f("client.key"),
-                                "-CAfile", self.f("old-root.pem")],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-            return r.stdout.decode()
-        self.assertIn("i:CN = Weft CA old", issuer_seen())
+        self.assertIn("i:CN = Weft CA old", self.showcerts(in_port))
 
         # rotation: the new root joins the bundle, the leaf comes from it
         with open(self.f("live-bundle.pem.tmp"), "w") as o:
@@ -360,13 +354,38 @@ class MTLSTest(unittest.TestCase):
         self.assertEqual(http_get(f, s, "/after")[0], 200)
         s.close()
         # new connections get the new leaf (and the cross-signed chain)
-        shown = issuer_seen()
+        shown = self.showcerts(in_port)
         self.assertIn("i:CN = Weft CA new", shown)
         self.assertNotIn("i:CN = Weft CA old\n", shown.split("---")[1].split("1 s:")[0])
         s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
         self.assertEqual(http_get(s.makefile("rb"), s, "/new")[0], 200)
         s.close()
         self.assertEqual(App.seen, ["/before", "/after", "/new"])
+
+    def showcerts(self, port):
+        """The certificates an inbound port presents now (openssl s_client)."""
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                            "-showcerts", "-cert", self.f("client.pem"), "-key", self.f("client.key"),
+                            "-CAfile", self.f("old-root.pem")],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        return r.stdout.decode()
+
+    def test_reload_interval_picks_up_changed_files(self):
+        shutil.copy(self.f("api.crt"), self.f("live3.crt"))
+        shutil.copy(self.f("api-old.key"), self.f("live3.key"))
+        inb, in_port = self.inbound(cert="live3.crt", key="live3.key",
+                                    extra=["--reload-interval", "1"])
+        time.sleep(1.5)
+        self.assertEqual(inb.lines("tls reload"), [])   # nothing changed: no reload
+        shutil.copy(self.f("server.key"), self.f("live3.key.tmp"))
+        os.replace(self.f("live3.key.tmp"), self.f("live3.key"))
+        shutil.copy(self.f("api-new.crt"), self.f("live3.crt.tmp"))
+        os.replace(self.f("live3.crt.tmp"), self.f("live3.crt"))
+        deadline = time.monotonic() + 10
+        while "i:CN = Weft CA new" not in self.showcerts(in_port):
+            self.assertLess(time.monotonic(), deadline, inb.text())
+            time.sleep(0.2)
+        inb.wait_for(r"tls reloaded: listener=inbound")
 
     def test_bad_reload_keeps_old_certificates(self):
         shutil.copy(self.f("api.crt"), self.f("live2.crt"))
