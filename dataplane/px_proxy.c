@@ -337,15 +337,23 @@ static SSL *bev_ssl(struct bufferevent *bev)
 }
 
 /* One line per refused or failed handshake: who, what, why. */
-static void log_tls_failure(struct conn *c, struct bufferevent *bev, const char *side)
+/* The first OpenSSL error the bufferevent saw (0: none); clears them. */
+static unsigned long ssl_error(struct bufferevent *bev)
 {
 	unsigned long e, first = 0;
-	const char *reason, *presented;
-	char detail[256];
 
 	while ((e = bufferevent_get_openssl_error(bev)) != 0)
 		if (first == 0)
 			first = e;
+	return first;
+}
+
+static void log_tls_failure_err(struct conn *c, struct bufferevent *bev, const char *side,
+				unsigned long first)
+{
+	const char *reason, *presented;
+	char detail[256];
+
 	px_tls_failure(bev_ssl(bev), first, &reason, detail, sizeof(detail), &presented);
 	if (strcmp(side, "client") == 0)
 		log_warnx("proxy", "tls refused: listener=%s side=client peer=%s presented=\"%s\" "
@@ -355,6 +363,11 @@ static void log_tls_failure(struct conn *c, struct bufferevent *bev, const char 
 			  "presented=\"%s\" reason=%s detail=\"%s\" client=%s", c->l->cfg.name,
 			  c->l->cfg.upstream_name, c->l->cfg.upstream_id ? c->l->cfg.upstream_id : "",
 			  presented, reason, detail, c->peer);
+}
+
+static void log_tls_failure(struct conn *c, struct bufferevent *bev, const char *side)
+{
+	log_tls_failure_err(c, bev, side, ssl_error(bev));
 }
 
 /* The caller is known (or there is none to know): authorize, then open
@@ -574,6 +587,14 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 			log_warnx("proxy", "upstream %s: cannot connect: listener=%s", c->l->cfg.upstream_name,
 				  c->l->cfg.name);
 		goto fail;
+	}
+	if ((what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL) {
+		/* TLS 1.3: the upstream refuses our certificate after our side
+		 * of the handshake is done; its alert arrives here */
+		unsigned long e = ssl_error(bev);
+
+		if (e != 0)
+			log_tls_failure_err(c, bev, "upstream", e);
 	}
 	if (c->tunnel) {
 		close_after_flush(c);

@@ -291,6 +291,17 @@ class MTLSTest(unittest.TestCase):
         self.assertFalse(isinstance(got, bytes) and got.startswith(b"HTTP/"), got)
         self.assertRefused(inb, "expired", spiffe("web"))
 
+    def test_expired_leaf_on_outbound_refused(self):
+        inb, in_port = self.inbound()
+        out, out_port = self.outbound(in_port, cert="expired.pem", key="expired.key")
+        s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
+        status, _ = http_get(s.makefile("rb"), s, "/x")
+        s.close()
+        self.assertEqual(status, 502)
+        self.assertRefused(inb, "expired", spiffe("web"))
+        line = out.wait_for(r"tls refused: listener=outbound side=upstream")[0]
+        self.assertIn("reason=refused-by-peer", line)
+
     def test_no_client_cert_refused(self):
         inb, in_port = self.inbound()
         got = self.tls_client(in_port)
@@ -360,7 +371,15 @@ class MTLSTest(unittest.TestCase):
         s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
         self.assertEqual(http_get(s.makefile("rb"), s, "/new")[0], 200)
         s.close()
-        self.assertEqual(App.seen, ["/before", "/after", "/new"])
+        # the outbound reloads too, and forgets its session ticket
+        out.proc.send_signal(signal.SIGHUP)
+        out.wait_for(r"tls reloaded: listener=outbound id=%s" % re.escape(spiffe("web")))
+        handshakes = len(out.lines(r"side=upstream .* resumed=no"))
+        s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
+        self.assertEqual(http_get(s.makefile("rb"), s, "/newer")[0], 200)
+        s.close()
+        out.wait_for(r"side=upstream .* resumed=no", count=handshakes + 1)
+        self.assertEqual(App.seen, ["/before", "/after", "/new", "/newer"])
 
     def showcerts(self, port):
         """The certificates an inbound port presents now (openssl s_client)."""
