@@ -1,518 +1,43 @@
-/* weft-proxy, first cut: a plaintext HTTP/1.1 reverse proxy from one
- * loopback listener to one upstream, on libevent, built on px_http1. It
- * shows the parser's use in an event loop: each client connection gets
- * its own upstream connection; requests (pipelined too) are parsed, their
- * header section rewritten (docs/proxy-http.md), bodies streamed with the
- * framing they came with; responses likewise; Upgrade/CONNECT become a
- * byte tunnel. No TLS, workers, configuration or pools yet (issue 6).
+/* weft-proxy: the sidecar data plane (docs/proxy-http.md, docs/proxy-mtls.md).
+ * Flags and main loop; the relay is px_proxy, mTLS is px_tls.
  *
- *   weft-proxy --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT
+ *   weft-proxy --listen 127.0.0.1:PORT --upstream IP:PORT     plaintext
  *              [--via NAME] [--by-id SPIFFE-ID] [--peer-id SPIFFE-ID]
+ *   weft-proxy --inbound IP:PORT --app 127.0.0.1:PORT          mTLS in
+ *   weft-proxy --outbound 127.0.0.1:PORT --upstream IP:PORT    mTLS out
+ *              --upstream-id SPIFFE-ID [--sni NAME]
+ *   with --cert PEM --key PEM --trust-bundle PEM [--trust-domain TD]
+ *        [--mode http|tcp] [--reload-interval SECONDS] [--log-level LEVEL]
  *
- * --peer-id stands in for the identity the caller's certificate will give:
- * it is sent as X-Forwarded-Client-Cert URI=. */
+ * --inbound and --outbound may be given together (one sidecar). SIGHUP
+ * (and, with --reload-interval, a change of the files) reloads the
+ * certificates and trust bundle for new handshakes. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
-#include "buf.h"
 #include "log.h"
-#include "px_http1.h"
+#include "px_proxy.h"
+#include "px_tls.h"
 
-#define PIPELINE_MAX 32            /* requests in flight on one connection */
-#define HIGH_WATER (1u << 20)      /* stop reading a side when the other has this queued */
-#define HEAD_MAX (PX_HTTP1_DEFAULT_MAX_LINE + PX_HTTP1_DEFAULT_MAX_HEADER_BYTES + 1024)
-
-struct proxy {
-	struct event_base *base;
-	struct sockaddr_in upstream;
-	char upstream_name[64];
-	const char *via, *by_id, *peer_id;
-	struct conn *conns;             /* every live connection, freed at exit */
+struct main_state {
+	struct px_tls *tls[2];          /* server, client */
+	const char *names[2];
 };
 
-struct field {
-	size_t name, name_len, value, value_len;
-};
-
-/* One direction: its parser and the head being collected. */
-struct side {
-	struct px_http1 *p;
-	struct buf line;                /* request: method SP target; response: reason */
-	struct buf store;               /* header names and values */
-	struct field f[PX_HTTP1_DEFAULT_MAX_HEADERS + 1];
-	size_t nf;
-	bool in_value, in_target, chunked, head_only;
-	struct conn *c;
-};
-
-struct conn {
-	struct proxy *px;
-	struct bufferevent *cli, *up;
-	struct side rq, rs;
-	char client_addr[INET_ADDRSTRLEN];
-	enum px_http1_method q[PIPELINE_MAX];
-	bool q_keep[PIPELINE_MAX];
-	unsigned qh, qn;
-	int pending_error;              /* status to answer once earlier responses are out */
-	bool tunnel, closing, dead, response_started, up_connected;
-	struct conn *next, **pprev;     /* in px->conns */
-};
-
-static void conn_free_cb(evutil_socket_t fd, short what, void *arg);
-
-static void conn_close(struct conn *c)
+/* "A.B.C.D:PORT" (an IPv4 literal); loopback: only 127.0.0.1, for what
+ * carries plaintext from or to the local app. */
+static int parse_addr(const char *s, struct sockaddr_in *sa, bool loopback)
 {
-	if (c->dead)
-		return;
-	c->dead = true;
-	/* never free inside our own callbacks: from the loop, right after */
-	event_base_once(c->px->base, -1, EV_TIMEOUT, conn_free_cb, c, NULL);
-}
-
-static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->pprev) {
-		*c->pprev = c->next;
-		if (c->next)
-			c->next->pprev = c->pprev;
-	}
-	if (c->cli)
-		bufferevent_free(c->cli);
-	if (c->up)
-		bufferevent_free(c->up);
-	px_http1_free(c->rq.p);
-	px_http1_free(c->rs.p);
-	buf_free(&c->rq.line);
-	buf_free(&c->rq.store);
-	buf_free(&c->rs.line);
-	buf_free(&c->rs.store);
-	free(c);
-}
-
-/* Close the client once what we queued for it has been written. */
-static void close_after_flush(struct conn *c)
-{
-	c->closing = true;
-	bufferevent_disable(c->cli, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
-		conn_close(c);
-}
-
-static void send_error(struct conn *c, int status)
-{
-	const char *reason = status == 400 ? "Bad Request" : status == 414 ? "URI Too Long" :
-			     status == 417 ? "Expectation Failed" :
-			     status == 431 ? "Request Header Fields Too Large" :
-			     status == 501 ? "Not Implemented" : status == 505 ? "HTTP Version Not Supported" :
-			     status == 502 ? "Bad Gateway" : "Internal Server Error";
-
-	evbuffer_add_printf(bufferevent_get_output(c->cli),
-			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			    "Connection: close\r\n\r\n%s\n", status, reason, strlen(reason) + 1, reason);
-	close_after_flush(c);
-}
-
-/* ---- collecting a head from the parser's pieces ---- */
-
-static int side_append(struct side *s, struct buf *b, const char *at, size_t len)
-{
-	return buf_append(b, at, len) != 0;
-}
-
-static int on_method(void *ud, const char *at, size_t len)
-{
-	return side_append(ud, &((struct side *)ud)->line, at, len);
-}
-
-static int on_target(void *ud, const char *at, size_t len)
-{
-	struct side *s = ud;
-
-	if (!s->in_target && buf_append(&s->line, " ", 1) != 0)
-		return 1;
-	s->in_target = true;
-	return side_append(s, &s->line, at, len);
-}
-
-static int on_reason(void *ud, const char *at, size_t len)
-{
-	return side_append(ud, &((struct side *)ud)->line, at, len);
-}
-
-static int on_name(void *ud, const char *at, size_t len)
-{
-	struct side *s = ud;
-
-	if (s->in_value || s->nf == 0) {
-		if (s->nf == sizeof(s->f) / sizeof(s->f[0]))
-			return 1;
-		s->f[s->nf++] = (struct field){.name = s->store.len};
-		s->in_value = false;
-	}
-	s->f[s->nf - 1].name_len += len;
-	return side_append(s, &s->store, at, len);
-}
-
-static int on_value(void *ud, const char *at, size_t len)
-{
-	struct side *s = ud;
-
-	if (!s->in_value)
-		s->f[s->nf - 1].value = s->store.len;
-	s->in_value = true;
-	s->f[s->nf - 1].value_len += len;
-	return side_append(s, &s->store, at, len);
-}
-
-/* The forwarded header section of the head collected in s. */
-static int side_headers(struct side *s, const struct px_http1_msg *m,
-			const struct px_http1_forward *fwd, bool add_close, struct evbuffer *out)
-{
-	struct px_http1_header h[sizeof(s->f) / sizeof(s->f[0])];
-	struct buf b;
-	char *err = NULL;
-	int rc;
-
-	for (size_t i = 0; i < s->nf; i++)
-		h[i] = (struct px_http1_header){
-			s->store.data + s->f[i].name, s->f[i].name_len,
-			s->store.data + s->f[i].value, s->f[i].value_len,
-		};
-	buf_init(&b, HEAD_MAX);
-	rc = px_http1_forward_headers(m, h, s->nf, fwd, &b, &err);
-	if (rc != 0) {
-		log_warnx("proxy", "forward: %s", err ? err : "failed");
-		free(err);
-		buf_free(&b);
-		return -1;
-	}
-	/* "...\r\n\r\n": our own Connection: close goes before the empty line */
-	evbuffer_add(out, b.data, b.len - 2);
-	if (add_close)
-		evbuffer_add_printf(out, "Connection: close\r\n");
-	evbuffer_add(out, "\r\n", 2);
-	buf_free(&b);
-	s->nf = 0;
-	s->in_value = false;
-	buf_reset(&s->store);
-	return 0;
-}
-
-static int on_body(void *ud, const char *at, size_t len)
-{
-	struct side *s = ud;
-	struct bufferevent *to = s == &s->c->rq ? s->c->up : s->c->cli;
-	struct evbuffer *out = bufferevent_get_output(to);
-
-	if (s->chunked)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	evbuffer_add(out, at, len);
-	if (s->chunked)
-		evbuffer_add(out, "\r\n", 2);
-	return 0;
-}
-
-static int rq_headers_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-	struct conn *c = s->c;
-	struct evbuffer *out = bufferevent_get_output(c->up);
-	struct px_http1_forward fwd = {
-		.client_addr = c->client_addr, .xff_append = true, .proto = "http",
-		.via = c->px->via, .by_id = c->px->by_id, .peer_id = c->px->peer_id,
-		.host = c->px->upstream_name,
-	};
-
-	if (c->qn == PIPELINE_MAX)
-		return 1;
-	c->q[(c->qh + c->qn) % PIPELINE_MAX] = m->method;
-	c->q_keep[(c->qh + c->qn) % PIPELINE_MAX] = m->keep_alive;
-	c->qn++;
-	evbuffer_add_printf(out, "%.*s HTTP/1.1\r\n", (int)s->line.len, s->line.data);
-	buf_reset(&s->line);
-	s->in_target = false;
-	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
-	return side_headers(s, m, &fwd, false, out) != 0;
-}
-
-static int rq_message_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-
-	if (s->chunked)
-		evbuffer_add(bufferevent_get_output(s->c->up), "0\r\n\r\n", 5);
-	s->nf = 0; /* trailers are not forwarded */
-	buf_reset(&s->store);
-	return 0;
-}
-
-static int rs_headers_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-	struct conn *c = s->c;
-	struct evbuffer *out = bufferevent_get_output(c->cli);
-	struct px_http1_forward fwd = {0};
-	bool keep = c->qn > 0 && c->q_keep[c->qh];
-	bool final = m->status >= 200 || m->status == 101;
-
-	c->response_started = true;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", m->status, (int)s->line.len,
-			    s->line.data ? s->line.data : "");
-	buf_reset(&s->line);
-	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
-	return side_headers(s, m, &fwd, final && !m->tunnel && (!keep || !m->keep_alive), out) != 0;
-}
-
-static int rs_message_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-	struct conn *c = s->c;
-	bool keep;
-
-	if (s->chunked)
-		evbuffer_add(bufferevent_get_output(c->cli), "0\r\n\r\n", 5);
-	s->nf = 0;
-	buf_reset(&s->store);
-	if (m->status < 200 && m->status != 101)
-		return 0; /* interim: the final response follows */
-	c->response_started = false;
-	keep = c->qn > 0 && c->q_keep[c->qh];
-	if (c->qn > 0) {
-		c->qh = (c->qh + 1) % PIPELINE_MAX;
-		c->qn--;
-	}
-	if (m->tunnel) {
-		c->tunnel = true;
-	} else if (!keep || !m->keep_alive || (c->qn == 0 && px_http1_msg(c->rq.p)->tunnel)) {
-		/* (an upgrade the upstream refused: the client's next bytes were
-		 * already sent on as a tunnel, so this connection is done) */
-		close_after_flush(c);
-	} else if (c->qn == 0 && c->pending_error != 0) {
-		send_error(c, c->pending_error);
-	}
-	return 0;
-}
-
-static const struct px_http1_callbacks RQ_CB = {
-	.on_method = on_method, .on_target = on_target, .on_header_name = on_name,
-	.on_header_value = on_value, .on_headers_complete = rq_headers_complete,
-	.on_body = on_body, .on_message_complete = rq_message_complete,
-};
-static const struct px_http1_callbacks RS_CB = {
-	.on_reason = on_reason, .on_header_name = on_name, .on_header_value = on_value,
-	.on_headers_complete = rs_headers_complete, .on_body = on_body,
-	.on_message_complete = rs_message_complete,
-};
-
-/* ---- event callbacks ---- */
-
-static void backpressure(struct bufferevent *from, struct bufferevent *to)
-{
-	if (evbuffer_get_length(bufferevent_get_output(to)) > HIGH_WATER)
-		bufferevent_disable(from, EV_READ);
-}
-
-static void cli_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	while (!c->dead && !c->closing && c->pending_error == 0 && evbuffer_get_length(in) > 0) {
-		struct evbuffer_iovec v;
-		size_t used = 0;
-		int rc;
-
-		if (c->tunnel) {
-			bufferevent_write_buffer(c->up, in);
-			break;
-		}
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
-		rc = px_http1_feed(c->rq.p, v.iov_base, v.iov_len, &used);
-		evbuffer_drain(in, used);
-		if (rc == PX_HTTP1_EPASSTHROUGH) {
-			/* after an Upgrade or CONNECT request: bytes go on as they are */
-			bufferevent_write_buffer(c->up, in);
-			break;
-		}
-		if (rc < 0) {
-			int status = px_http1_status(PX_HTTP1_REQUEST, rc);
-
-			log_info("proxy", "request refused: client=%s status=%d error=\"%s\" offset=%llu",
-				 c->client_addr, status, px_http1_strerror(rc),
-				 (unsigned long long)px_http1_error_offset(c->rq.p));
-			if (c->qn == 0)
-				send_error(c, status);
-			else
-				c->pending_error = status; /* after the responses before it */
-			bufferevent_disable(c->cli, EV_READ);
-			break;
-		}
-	}
-	if (!c->dead)
-		backpressure(c->cli, c->up);
-}
-
-static void up_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	while (!c->dead && evbuffer_get_length(in) > 0) {
-		struct evbuffer_iovec v;
-		size_t used = 0;
-		int rc;
-
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
-		px_http1_expect(c->rs.p, c->qn > 0 ? c->q[c->qh] : PX_HTTP1_M_GET);
-		rc = px_http1_feed(c->rs.p, v.iov_base, v.iov_len, &used);
-		evbuffer_drain(in, used);
-		if (rc == PX_HTTP1_EPASSTHROUGH) {
-			bufferevent_write_buffer(c->cli, in);
-			break;
-		}
-		if (rc < 0) {
-			log_info("proxy", "upstream response refused: error=\"%s\"", px_http1_strerror(rc));
-			if (!c->response_started)
-				send_error(c, 502);
-			else
-				conn_close(c);
-			return;
-		}
-		if (c->closing)
-			break;
-	}
-	if (!c->dead)
-		backpressure(c->up, c->cli);
-}
-
-static void cli_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_close(c);
-	else if (!c->closing && c->up)
-		bufferevent_enable(c->up, EV_READ);
-}
-
-static void up_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	if (!c->closing && c->pending_error == 0)
-		bufferevent_enable(c->cli, EV_READ);
-}
-
-static void cli_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (c->tunnel && c->up != NULL && (what & BEV_EVENT_EOF)) {
-			/* half-close: the upstream still may answer */
-			shutdown(bufferevent_getfd(c->up), SHUT_WR);
-			bufferevent_disable(c->cli, EV_READ);
-			return;
-		}
-		conn_close(c);
-	}
-}
-
-static void up_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (what & BEV_EVENT_CONNECTED) {
-		c->up_connected = true;
-		return;
-	}
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
-	if (!c->up_connected) {
-		log_warnx("proxy", "upstream %s: cannot connect", c->px->upstream_name);
-		send_error(c, 502);
-		return;
-	}
-	if (c->tunnel) {
-		close_after_flush(c);
-		return;
-	}
-	/* a body read until close ends here */
-	if (px_http1_finish(c->rs.p) == PX_HTTP1_DONE || !c->response_started) {
-		if (c->qn > 0 && !c->response_started && !c->closing)
-			send_error(c, 502);
-		else
-			close_after_flush(c);
-		return;
-	}
-	conn_close(c);
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-		      void *arg)
-{
-	struct proxy *px = arg;
-	struct conn *c = calloc(1, sizeof(*c));
-
-	if (c == NULL) {
-		evutil_closesocket(fd);
-		return;
-	}
-	c->px = px;
-	c->next = px->conns;
-	if (c->next)
-		c->next->pprev = &c->next;
-	c->pprev = &px->conns;
-	px->conns = c;
-	inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->client_addr, sizeof(c->client_addr));
-	c->rq.c = c->rs.c = c;
-	buf_init(&c->rq.line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
-	buf_init(&c->rq.store, HEAD_MAX);
-	buf_init(&c->rs.line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
-	buf_init(&c->rs.store, HEAD_MAX);
-	c->rq.p = px_http1_new(PX_HTTP1_REQUEST, NULL, &RQ_CB, &c->rq);
-	c->rs.p = px_http1_new(PX_HTTP1_RESPONSE, NULL, &RS_CB, &c->rs);
-	c->cli = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->up = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->rq.p == NULL || c->rs.p == NULL || c->cli == NULL || c->up == NULL) {
-		if (c->cli == NULL)
-			evutil_closesocket(fd);
-		c->dead = true;
-		conn_free_cb(-1, 0, c);
-		return;
-	}
-	bufferevent_setcb(c->cli, cli_read, cli_write, cli_event, c);
-	bufferevent_setcb(c->up, up_read, up_write, up_event, c);
-	bufferevent_setwatermark(c->cli, EV_WRITE, HIGH_WATER / 4, 0);
-	bufferevent_setwatermark(c->up, EV_WRITE, HIGH_WATER / 4, 0);
-	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
-	bufferevent_enable(c->up, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&px->upstream, sizeof(px->upstream)) != 0) {
-		send_error(c, 502);
-		return;
-	}
-}
-
-/* Only loopback: "127.0.0.1:PORT". */
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	const char *colon = strrchr(s, ':');
+	const char *colon = s ? strrchr(s, ':') : NULL;
 	char host[32];
 	char *end;
 	long port;
@@ -522,13 +47,51 @@ static int parse_addr(const char *s, struct sockaddr_in *sa)
 	memcpy(host, s, (size_t)(colon - s));
 	host[colon - s] = '\0';
 	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port > 65535 || strcmp(host, "127.0.0.1") != 0)
+	if (*end != '\0' || port <= 0 || port > 65535)
 		return -1;
 	memset(sa, 0, sizeof(*sa));
 	sa->sin_family = AF_INET;
 	sa->sin_port = htons((uint16_t)port);
-	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return 0;
+	if (loopback && strcmp(host, "127.0.0.1") != 0)
+		return -1;
+	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* SNI for spiffe://TD/ns/MESH/dc/ZONE/svc/SERVICE: SERVICE.MESH.ZONE.TD. */
+static int derive_sni(const char *id, char *out, size_t size)
+{
+	char td[256], mesh[64], zone[64], svc[64];
+
+	if (sscanf(id, "spiffe://%255[^/]/ns/%63[^/]/dc/%63[^/]/svc/%63[^/]", td, mesh, zone, svc) != 4)
+		return -1;
+	return snprintf(out, size, "%s.%s.%s.%s", svc, mesh, zone, td) < (int)size ? 0 : -1;
+}
+
+static void reload(struct main_state *m, bool only_if_changed)
+{
+	for (int i = 0; i < 2; i++) {
+		char *err = NULL;
+
+		if (m->tls[i] == NULL || (only_if_changed && !px_tls_changed(m->tls[i])))
+			continue;
+		if (px_tls_reload(m->tls[i], &err) != 0)
+			log_warnx("proxy", "tls reload failed: listener=%s error=\"%s\" (the previous "
+				  "certificates stay in use)", m->names[i], err ? err : "?");
+		else
+			log_info("proxy", "tls reloaded: listener=%s id=%s", m->names[i],
+				 px_tls_self_id(m->tls[i]));
+		free(err);
+	}
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	reload(arg, false);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	reload(arg, true);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -536,60 +99,164 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: weft-proxy --listen 127.0.0.1:PORT --upstream IP:PORT [--via NAME] [--by-id ID] [--peer-id ID]\n"
+		"       weft-proxy [--inbound IP:PORT --app 127.0.0.1:PORT] [--outbound 127.0.0.1:PORT\n"
+		"                  --upstream IP:PORT --upstream-id ID [--sni NAME]] --cert PEM --key PEM\n"
+		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n"
+		"                  [--log-level error|warn|info|debug]\n");
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, 'l'}, {"upstream", required_argument, NULL, 'u'},
 		{"via", required_argument, NULL, 'v'}, {"by-id", required_argument, NULL, 'b'},
-		{"peer-id", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0},
+		{"peer-id", required_argument, NULL, 'p'}, {"inbound", required_argument, NULL, 'i'},
+		{"app", required_argument, NULL, 'a'}, {"outbound", required_argument, NULL, 'o'},
+		{"upstream-id", required_argument, NULL, 'U'}, {"sni", required_argument, NULL, 's'},
+		{"cert", required_argument, NULL, 'c'}, {"key", required_argument, NULL, 'k'},
+		{"trust-bundle", required_argument, NULL, 't'}, {"trust-domain", required_argument, NULL, 'T'},
+		{"mode", required_argument, NULL, 'm'}, {"reload-interval", required_argument, NULL, 'r'},
+		{"log-level", required_argument, NULL, 'L'},
+		{NULL, 0, NULL, 0},
 	};
-	struct proxy px = {.via = "weft-proxy"};
-	struct sockaddr_in listen_sa;
-	const char *listen_s = NULL, *up_s = NULL;
-	struct evconnlistener *l;
-	struct event *sigint, *sigterm;
-	int o;
+	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
+	const char *via = "weft-proxy", *by_id = NULL, *peer_id = NULL, *up_id = NULL, *sni = NULL;
+	struct px_tls_files files = {0};
+	enum px_mode mode = PX_MODE_HTTP;
+	long interval = 0;
+	struct px_listener_cfg cfg[3];
+	struct px_listener *l[3] = {NULL};
+	struct main_state m = {.names = {"inbound", "outbound"}};
+	struct event_base *base;
+	struct event *sigint, *sigterm, *sighup, *tick = NULL;
+	char sni_buf[300], *err = NULL, *end;
+	enum log_level lvl = LOG_LVL_INFO;
+	int o, n = 0;
 
 	log_setup(LOG_LVL_INFO, stderr);
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l': listen_s = optarg; break;
 		case 'u': up_s = optarg; break;
-		case 'v': px.via = optarg; break;
-		case 'b': px.by_id = optarg; break;
-		case 'p': px.peer_id = optarg; break;
+		case 'v': via = optarg; break;
+		case 'b': by_id = optarg; break;
+		case 'p': peer_id = optarg; break;
+		case 'i': in_s = optarg; break;
+		case 'a': app_s = optarg; break;
+		case 'o': out_s = optarg; break;
+		case 'U': up_id = optarg; break;
+		case 's': sni = optarg; break;
+		case 'c': files.cert = optarg; break;
+		case 'k': files.key = optarg; break;
+		case 't': files.bundle = optarg; break;
+		case 'T': files.trust_domain = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "http") == 0)
+				mode = PX_MODE_HTTP;
+			else if (strcmp(optarg, "tcp") == 0)
+				mode = PX_MODE_TCP;
+			else
+				fatalx("proxy", "--mode: want http or tcp, got \"%s\"", optarg);
+			break;
+		case 'r':
+			interval = strtol(optarg, &end, 10);
+			if (*end != '\0' || interval < 0 || interval > 86400)
+				fatalx("proxy", "--reload-interval: want 0..86400 seconds, got \"%s\"", optarg);
+			break;
+		case 'L':
+			if (log_parse_level(optarg, &lvl) != 0)
+				fatalx("proxy", "--log-level: want error, warn, info or debug, got \"%s\"", optarg);
+			log_setup(lvl, stderr);
+			break;
 		default:
-			fprintf(stderr, "usage: weft-proxy --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT "
-				"[--via NAME] [--by-id ID] [--peer-id ID]\n");
-			return 2;
+			usage();
 		}
 	}
-	if (listen_s == NULL || parse_addr(listen_s, &listen_sa) != 0)
-		fatalx("proxy", "--listen: want 127.0.0.1:PORT, got \"%s\"", listen_s ? listen_s : "");
-	if (up_s == NULL || parse_addr(up_s, &px.upstream) != 0)
-		fatalx("proxy", "--upstream: want 127.0.0.1:PORT, got \"%s\"", up_s ? up_s : "");
-	snprintf(px.upstream_name, sizeof(px.upstream_name), "%s", up_s);
+	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL))
+		usage();
+	if (listen_s != NULL && (in_s != NULL || out_s != NULL))
+		fatalx("proxy", "--listen (plaintext) cannot be combined with --inbound or --outbound");
+	memset(cfg, 0, sizeof(cfg));
+	if (listen_s != NULL) {
+		cfg[n] = (struct px_listener_cfg){.name = "listen", .mode = mode, .via = via,
+						  .by_id = by_id, .peer_id = peer_id};
+		if (parse_addr(listen_s, &cfg[n].listen, true) != 0)
+			fatalx("proxy", "--listen: want 127.0.0.1:PORT, got \"%s\"", listen_s);
+		if (parse_addr(up_s, &cfg[n].upstream, true) != 0)
+			fatalx("proxy", "--upstream: want 127.0.0.1:PORT, got \"%s\"", up_s ? up_s : "");
+		snprintf(cfg[n].upstream_name, sizeof(cfg[n].upstream_name), "%s", up_s);
+		n++;
+	}
+	if (in_s != NULL) {
+		if (px_tls_new(&m.tls[0], PX_TLS_SERVER, &files, &err) != 0)
+			fatalx("proxy", "inbound: %s", err);
+		cfg[n] = (struct px_listener_cfg){.name = "inbound", .mode = mode, .via = via,
+						  .tls_in = m.tls[0]};
+		if (parse_addr(in_s, &cfg[n].listen, false) != 0)
+			fatalx("proxy", "--inbound: want IP:PORT, got \"%s\"", in_s);
+		if (parse_addr(app_s, &cfg[n].upstream, true) != 0)
+			fatalx("proxy", "--app: want 127.0.0.1:PORT, got \"%s\"", app_s ? app_s : "");
+		snprintf(cfg[n].upstream_name, sizeof(cfg[n].upstream_name), "%s", app_s);
+		n++;
+	}
+	if (out_s != NULL) {
+		if (up_id == NULL || strncmp(up_id, "spiffe://", 9) != 0)
+			fatalx("proxy", "--upstream-id: want the upstream's spiffe:// ID, got \"%s\"",
+			       up_id ? up_id : "");
+		if (sni == NULL) {
+			if (derive_sni(up_id, sni_buf, sizeof(sni_buf)) != 0)
+				fatalx("proxy", "--sni: cannot derive one from \"%s\"; give --sni", up_id);
+			sni = sni_buf;
+		}
+		if (px_tls_new(&m.tls[1], PX_TLS_CLIENT, &files, &err) != 0)
+			fatalx("proxy", "outbound: %s", err);
+		cfg[n] = (struct px_listener_cfg){.name = "outbound", .mode = mode, .via = via,
+						  .tls_out = m.tls[1], .upstream_id = up_id, .sni = sni};
+		if (parse_addr(out_s, &cfg[n].listen, true) != 0)
+			fatalx("proxy", "--outbound: want 127.0.0.1:PORT, got \"%s\"", out_s);
+		if (parse_addr(up_s, &cfg[n].upstream, false) != 0)
+			fatalx("proxy", "--upstream: want IP:PORT, got \"%s\"", up_s ? up_s : "");
+		snprintf(cfg[n].upstream_name, sizeof(cfg[n].upstream_name), "%s", up_s);
+		n++;
+	}
 	signal(SIGPIPE, SIG_IGN);
-	px.base = event_base_new();
-	if (px.base == NULL)
+	base = event_base_new();
+	if (base == NULL)
 		fatalx("proxy", "event_base_new failed");
-	l = evconnlistener_new_bind(px.base, on_accept, &px, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 128,
-				    (struct sockaddr *)&listen_sa, sizeof(listen_sa));
-	if (l == NULL)
-		fatalx("proxy", "listen %s: %s", listen_s, strerror(errno));
-	sigint = evsignal_new(px.base, SIGINT, on_signal, px.base);
-	sigterm = evsignal_new(px.base, SIGTERM, on_signal, px.base);
+	for (int i = 0; i < n; i++) {
+		if (px_listener_new(&l[i], base, &cfg[i], &err) != 0)
+			fatalx("proxy", "%s", err);
+		log_info("proxy", "listening: listener=%s mode=%s upstream=%s%s%s", cfg[i].name,
+			 mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
+			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "");
+	}
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	sighup = evsignal_new(base, SIGHUP, on_hup, &m);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
-	log_info("proxy", "listening on %s, upstream %s", listen_s, up_s);
-	event_base_dispatch(px.base);
-	/* Connections still open (and those whose free was queued when the loop
-	 * stopped) go with the process, cleanly. */
-	while (px.conns)
-		conn_free_cb(-1, 0, px.conns);
-	evconnlistener_free(l);
+	event_add(sighup, NULL);
+	if (interval > 0) {
+		struct timeval tv = {interval, 0};
+
+		tick = event_new(base, -1, EV_PERSIST, on_tick, &m);
+		event_add(tick, &tv);
+	}
+	event_base_dispatch(base);
+	for (int i = 0; i < n; i++)
+		px_listener_free(l[i]);
+	if (tick)
+		event_free(tick);
 	event_free(sigint);
 	event_free(sigterm);
-	event_base_free(px.base);
+	event_free(sighup);
+	event_base_free(base);
+	px_tls_free(m.tls[0]);
+	px_tls_free(m.tls[1]);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* Writes a set of certificates made by lib/ca into a directory, for
  * tests/integration/test_ca_openssl.py to check with the openssl command
- * (verify, x509, s_server/s_client). Trust domain: weft-test.example.
+ * (verify, x509, s_server/s_client) and for test_proxy_mtls.py.
+ * Trust domain: weft-test.example.
  *
  *   old-root.pem new-root.pem        roots before and after a rotation
  *   cross.pem                        new root cross-signed by the old one
@@ -12,11 +13,15 @@
  *   evil.pem/.key                    service "web"; its CSR asked for the
  *                                    admin SPIFFE ID and a DNS name
  *   foreign-root.pem, foreign.pem/.key  another CA altogether
+ *   api-old.pem/.key                 service "api", from the old root
+ *   expired.pem/.key                 service "web", from the old root,
+ *                                    expired an hour and fifty minutes ago
  * Keys are written with mode 0600. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ca.h"
 #include "err.h"
@@ -43,7 +48,8 @@ static void put(const char *name, const char *text, unsigned mode)
 
 /* A key and CSR made locally, signed by ca for service: writes NAME.pem,
  * NAME.key and NAME-chain.pem. */
-static void leaf(const struct ca *ca, const char *name, const char *service, const char *san)
+static void leaf_at(const struct ca *ca, const char *name, const char *service, const char *san,
+		    int64_t now_s, int64_t ttl_s)
 {
 	char *key = NULL, *csr = NULL, *uri = NULL, *err = NULL, file[256];
 	struct ca_leaf l;
@@ -52,7 +58,7 @@ static void leaf(const struct ca *ca, const char *name, const char *service, con
 		die("csr", err);
 	if (ca_spiffe_service_uri(ca_trust_domain(ca), "default", "dc1", service, &uri, &err) != WEFT_OK)
 		die("uri", err);
-	if (ca_sign_leaf(ca, csr, strlen(csr), service, uri, 0, 0, &l, &err) != WEFT_OK)
+	if (ca_sign_leaf(ca, csr, strlen(csr), service, uri, ttl_s, now_s, &l, &err) != WEFT_OK)
 		die("sign", err);
 	snprintf(file, sizeof(file), "%s.pem", name);
 	put(file, l.cert_pem, 0644);
@@ -64,6 +70,11 @@ static void leaf(const struct ca *ca, const char *name, const char *service, con
 	ca_secret_free(key);
 	free(csr);
 	free(uri);
+}
+
+static void leaf(const struct ca *ca, const char *name, const char *service, const char *san)
+{
+	leaf_at(ca, name, service, san, 0, 0);
 }
 
 int main(int argc, char **argv)
@@ -101,6 +112,8 @@ int main(int argc, char **argv)
 	leaf(inter, "inter-leaf", "db", NULL);
 	leaf(old, "evil", "web", "URI:spiffe://" TD "/ns/default/dc/dc1/svc/admin,DNS:evil.example");
 	leaf(foreign, "foreign", "web", NULL);
+	leaf(old, "api-old", "api", NULL);
+	leaf_at(old, "expired", "web", NULL, (int64_t)time(NULL) - 7200, 600);
 	printf("old %s\nnew %s\n", ca_id(old), ca_id(new));
 
 	free(cross);

@@ -1,0 +1,55 @@
+/* px_proxy: a listener and its connections: accept, optional mTLS on
+ * either hop (px_tls, through libevent's public bufferevent_openssl API),
+ * then an HTTP/1.1 relay (px_http1) or a byte relay to one upstream.
+ * TLS stays below the relay: both see bufferevents (docs/proxy-mtls.md). */
+#ifndef WEFT_PX_PROXY_H
+#define WEFT_PX_PROXY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "px_http1.h"
+
+struct event_base;
+struct px_tls;
+
+enum px_mode { PX_MODE_HTTP, PX_MODE_TCP };
+
+/* The hook for intentions (not enforced here yet): called once the
+ * caller is known (L4: request NULL) and, in HTTP mode, for each request
+ * (request and its method/target). Return 0 to allow; a denial closes the
+ * connection (L4) or answers 403 (L7). peer_id is NULL on a plaintext
+ * listener. */
+struct px_request_info {
+	const struct px_http1_msg *msg;
+	const char *line;      /* "METHOD target" */
+	size_t line_len;
+};
+typedef int (*px_authorize_fn)(void *ud, const char *peer_id, const struct px_request_info *req);
+
+struct px_listener_cfg {
+	const char *name;               /* "inbound", "outbound", "listen": for log lines */
+	enum px_mode mode;
+	struct sockaddr_in listen;
+	struct sockaddr_in upstream;
+	char upstream_name[64];         /* "host:port", the Host added to HTTP/1.0 requests */
+	const char *via;
+	const char *peer_id;            /* plaintext listener: XFCC URI= stand-in (tests) */
+	const char *by_id;              /* plaintext listener: XFCC By= */
+	struct px_tls *tls_in;          /* inbound mTLS server, or NULL */
+	struct px_tls *tls_out;         /* outbound mTLS client, or NULL */
+	const char *upstream_id;        /* with tls_out: the SPIFFE ID required */
+	const char *sni;                /* with tls_out: server name sent */
+	px_authorize_fn authorize;      /* NULL: allow all */
+	void *authorize_ud;
+};
+
+struct px_listener;
+
+/* Binds and starts accepting on base. cfg is copied; its strings and
+ * px_tls objects must outlive the listener. */
+int px_listener_new(struct px_listener **out, struct event_base *base,
+		    const struct px_listener_cfg *cfg, char **err);
+void px_listener_free(struct px_listener *l);
+
+#endif

@@ -1,0 +1,430 @@
+/* px_tls: mTLS contexts, SPIFFE identity checks and reload (px_tls.h). */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "err.h"
+#include "px_tls.h"
+
+#define ID_MAX 512
+#define SESSION_TIMEOUT_S 300  /* tickets are re-verified after this */
+
+struct px_tls {
+	enum px_tls_role role;
+	char *cert, *key, *bundle, *td_opt;
+	SSL_CTX *ctx;               /* for new handshakes */
+	SSL_SESSION *session;       /* client: the last ticket from ctx */
+	char self_id[ID_MAX];
+	char td[256];
+	long long stamp;            /* the files' mtimes and sizes when built */
+};
+
+/* What one SSL checked, hung on it with ex_data. */
+struct peer {
+	char id[ID_MAX];            /* accepted SPIFFE ID */
+	char presented[ID_MAX];     /* what the peer showed, accepted or not */
+	char expect[ID_MAX];        /* client: the ID required */
+	char td[256];
+	const char *reason;         /* set by the verify callback on refusal */
+	char detail[200];
+};
+
+static int peer_idx = -1;
+
+static void peer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	free(ptr);
+}
+
+/* *err = "tls: <what> <file>: <detail or OpenSSL's last error>" */
+static int set_err(char **err, const char *what, const char *file, const char *detail)
+{
+	char buf[640], ossl[256] = "";
+	unsigned long e = ERR_peek_last_error();
+
+	if (e != 0)
+		ERR_error_string_n(e, ossl, sizeof(ossl));
+	ERR_clear_error();
+	snprintf(buf, sizeof(buf), "tls: %s %s: %s", what, file, detail ? detail : ossl);
+	if (err)
+		*err = strdup(buf);
+	return WEFT_EINVAL;
+}
+
+int px_tls_cert_spiffe_id(X509 *x, char *out, size_t size, const char **why)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int found = 0, rc = -1;
+
+	*why = "no spiffe:// URI SAN";
+	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		const unsigned char *u;
+		int len;
+
+		if (g->type != GEN_URI)
+			continue;
+		u = ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		len = ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		if (len < 9 || strncasecmp((const char *)u, "spiffe://", 9) != 0)
+			continue;
+		if (++found > 1) {
+			*why = "several spiffe:// URI SANs";
+			goto out;
+		}
+		if ((size_t)len >= size || memchr(u, '\0', (size_t)len) != NULL) {
+			*why = "spiffe:// URI SAN too long or malformed";
+			goto out;
+		}
+		memcpy(out, u, (size_t)len);
+		out[len] = '\0';
+	}
+	if (found == 1) {
+		*why = NULL;
+		rc = 0;
+	}
+out:
+	GENERAL_NAMES_free(names);
+	return rc;
+}
+
+/* "spiffe://TD/..." names trust domain td. */
+static bool in_domain(const char *id, const char *td)
+{
+	size_t n = strlen(td);
+
+	return strncmp(id, "spiffe://", 9) == 0 && strncmp(id + 9, td, n) == 0 &&
+	       (id[9 + n] == '/' || id[9 + n] == '\0');
+}
+
+/* Checks an end-entity certificate's identity; 0 or -1 with p->reason. */
+static int check_identity(struct peer *p, X509 *x)
+{
+	const char *why;
+
+	if (px_tls_cert_spiffe_id(x, p->presented, sizeof(p->presented), &why) != 0) {
+		p->reason = "bad-spiffe-id";
+		snprintf(p->detail, sizeof(p->detail), "%s", why);
+		return -1;
+	}
+	if (!in_domain(p->presented, p->td)) {
+		p->reason = "foreign-trust-domain";
+		snprintf(p->detail, sizeof(p->detail), "trust domain is not %.150s", p->td);
+		return -1;
+	}
+	if (p->expect[0] != '\0' && strcmp(p->presented, p->expect) != 0) {
+		p->reason = "wrong-spiffe-id";
+		snprintf(p->detail, sizeof(p->detail), "expected %.150s", p->expect);
+		return -1;
+	}
+	memcpy(p->id, p->presented, sizeof(p->id));
+	return 0;
+}
+
+static const char *verify_reason(int e)
+{
+	switch (e) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return "expired";
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "not-yet-valid";
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return "foreign-ca";
+	default:
+		return "untrusted";
+	}
+}
+
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct peer *p = ssl ? SSL_get_ex_data(ssl, peer_idx) : NULL;
+	const char *why;
+
+	if (p == NULL)
+		return 0;
+	if (!ok) {
+		if (p->reason == NULL) {
+			int e = X509_STORE_CTX_get_error(xs);
+			X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+
+			p->reason = verify_reason(e);
+			snprintf(p->detail, sizeof(p->detail), "%s (depth %d)",
+				 X509_verify_cert_error_string(e), X509_STORE_CTX_get_error_depth(xs));
+			if (leaf != NULL)
+				(void)px_tls_cert_spiffe_id(leaf, p->presented, sizeof(p->presented), &why);
+		}
+		return 0;
+	}
+	if (X509_STORE_CTX_get_error_depth(xs) != 0)
+		return 1;
+	if (check_identity(p, X509_STORE_CTX_get_current_cert(xs)) != 0) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	return 1;
+}
+
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct px_tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+
+	if (t == NULL || t->ctx != SSL_get_SSL_CTX(ssl) || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	SSL_SESSION_free(t->session);
+	t->session = sess;
+	return 1; /* we keep the reference */
+}
+
+static long long files_stamp(const struct px_tls *t)
+{
+	const char *files[] = {t->cert, t->key, t->bundle};
+	long long sum = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < 3; i++)
+		if (stat(files[i], &st) == 0)
+			sum = sum * 31 + (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec +
+			      (long long)st.st_size + (long long)st.st_ino;
+	return sum;
+}
+
+static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char **err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(t->role == PX_TLS_SERVER ? TLS_server_method() : TLS_client_method());
+	STACK_OF(X509_OBJECT) *objs;
+	const char *why;
+	X509 *leaf;
+	int rc = WEFT_EINVAL;
+
+	ERR_clear_error();
+	t->stamp = files_stamp(t);
+	if (ctx == NULL) {
+		rc = set_err(err, "SSL_CTX_new", "", NULL);
+		goto out;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
+		rc = set_err(err, "--cert", t->cert, NULL);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
+		rc = set_err(err, "--key", t->key, NULL);
+		goto out;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		rc = set_err(err, "--key", t->key, "does not match the certificate");
+		goto out;
+	}
+	if (SSL_CTX_load_verify_file(ctx, t->bundle) != 1) {
+		rc = set_err(err, "--trust-bundle", t->bundle, NULL);
+		goto out;
+	}
+	objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	if (objs == NULL || sk_X509_OBJECT_num(objs) == 0) {
+		rc = set_err(err, "--trust-bundle", t->bundle, "no certificate");
+		goto out;
+	}
+	leaf = SSL_CTX_get0_certificate(ctx);
+	if (leaf == NULL || px_tls_cert_spiffe_id(leaf, self_id, ID_MAX, &why) != 0) {
+		rc = set_err(err, "--cert", t->cert, leaf ? why : "no certificate");
+		goto out;
+	}
+	if (t->td_opt != NULL) {
+		snprintf(td, 256, "%s", t->td_opt);
+	} else {
+		const char *s = self_id + 9, *slash = strchr(s, '/');
+		size_t n = slash ? (size_t)(slash - s) : strlen(s);
+
+		if (n == 0 || n >= 256) {
+			rc = set_err(err, "--cert", t->cert, "no trust domain in its SPIFFE ID");
+			goto out;
+		}
+		memcpy(td, s, n);
+		td[n] = '\0';
+	}
+	if (!in_domain(self_id, td)) {
+		rc = set_err(err, "--cert", t->cert, "its SPIFFE ID is outside the trust domain");
+		goto out;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+			   (t->role == PX_TLS_SERVER ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), verify_cb);
+	SSL_CTX_set_app_data(ctx, t);
+	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
+	if (t->role == PX_TLS_SERVER) {
+		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"weft-proxy", 10);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+	}
+	*out = ctx;
+	ctx = NULL;
+	rc = WEFT_OK;
+out:
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+int px_tls_new(struct px_tls **out, enum px_tls_role role, const struct px_tls_files *f, char **err)
+{
+	struct px_tls *t = NULL;
+	int rc = WEFT_ENOMEM;
+
+	*out = NULL;
+	if (peer_idx < 0)
+		peer_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, peer_free);
+	if (f->cert == NULL || f->key == NULL || f->bundle == NULL) {
+		if (err)
+			*err = strdup("tls: --cert, --key and --trust-bundle are all required");
+		return WEFT_EINVAL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL || peer_idx < 0)
+		goto out;
+	t->role = role;
+	t->cert = strdup(f->cert);
+	t->key = strdup(f->key);
+	t->bundle = strdup(f->bundle);
+	t->td_opt = f->trust_domain ? strdup(f->trust_domain) : NULL;
+	if (t->cert == NULL || t->key == NULL || t->bundle == NULL ||
+	    (f->trust_domain != NULL && t->td_opt == NULL))
+		goto out;
+	rc = build(t, &t->ctx, t->self_id, t->td, err);
+	if (rc != WEFT_OK)
+		goto out;
+	*out = t;
+	t = NULL;
+out:
+	px_tls_free(t);
+	return rc;
+}
+
+void px_tls_free(struct px_tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_SESSION_free(t->session);
+	SSL_CTX_free(t->ctx);
+	free(t->cert);
+	free(t->key);
+	free(t->bundle);
+	free(t->td_opt);
+	free(t);
+}
+
+int px_tls_reload(struct px_tls *t, char **err)
+{
+	char self_id[ID_MAX], td[256];
+	SSL_CTX *ctx = NULL;
+	int rc = build(t, &ctx, self_id, td, err);
+
+	if (rc != WEFT_OK)
+		return rc;
+	/* open connections hold their own reference to the old context */
+	SSL_CTX_free(t->ctx);
+	t->ctx = ctx;
+	SSL_SESSION_free(t->session);
+	t->session = NULL;
+	memcpy(t->self_id, self_id, sizeof(self_id));
+	memcpy(t->td, td, sizeof(td));
+	return WEFT_OK;
+}
+
+int px_tls_changed(const struct px_tls *t)
+{
+	return files_stamp(t) != t->stamp;
+}
+
+const char *px_tls_self_id(const struct px_tls *t)
+{
+	return t->self_id;
+}
+
+const char *px_tls_trust_domain(const struct px_tls *t)
+{
+	return t->td;
+}
+
+SSL *px_tls_ssl_new(struct px_tls *t, const char *expect_id, const char *sni)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	struct peer *p = calloc(1, sizeof(*p));
+
+	if (ssl == NULL || p == NULL || SSL_set_ex_data(ssl, peer_idx, p) != 1)
+		goto fail;
+	snprintf(p->td, sizeof(p->td), "%s", t->td);
+	if (t->role == PX_TLS_CLIENT) {
+		if (expect_id == NULL || strlen(expect_id) >= sizeof(p->expect))
+			goto fail_set;
+		strcpy(p->expect, expect_id);
+		if (sni != NULL && SSL_set_tlsext_host_name(ssl, sni) != 1)
+			goto fail_set;
+		if (t->session != NULL)
+			SSL_set_session(ssl, t->session);
+	}
+	return ssl;
+fail:
+	free(p);
+fail_set:
+	SSL_free(ssl); /* frees p once attached */
+	return NULL;
+}
+
+const char *px_tls_peer_id(SSL *ssl)
+{
+	struct peer *p = SSL_get_ex_data(ssl, peer_idx);
+	X509 *x;
+
+	if (p == NULL)
+		return NULL;
+	if (p->id[0] != '\0')
+		return p->id;
+	/* a resumed session: the verify callback did not run; check again */
+	x = SSL_get0_peer_certificate(ssl);
+	if (x == NULL || SSL_get_verify_result(ssl) != X509_V_OK) {
+		p->reason = x == NULL ? "no-client-cert" : "untrusted";
+		return NULL;
+	}
+	return check_identity(p, x) == 0 ? p->id : NULL;
+}
+
+void px_tls_failure(SSL *ssl, unsigned long errcode, const char **reason, char *detail,
+		    size_t detail_size, const char **presented)
+{
+	struct peer *p = ssl ? SSL_get_ex_data(ssl, peer_idx) : NULL;
+	int r = ERR_GET_REASON(errcode);
+
+	*presented = p ? p->presented : "";
+	if (p != NULL && p->reason != NULL) {
+		*reason = p->reason;
+		snprintf(detail, detail_size, "%s", p->detail);
+		return;
+	}
+	if (errcode == 0) {
+		*reason = "handshake";
+		snprintf(detail, detail_size, "connection closed during the handshake");
+		return;
+	}
+	ERR_error_string_n(errcode, detail, detail_size);
+	if (r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+		*reason = "no-client-cert";
+	else if (r == SSL_R_HTTP_REQUEST || r == SSL_R_WRONG_VERSION_NUMBER ||
+		 r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_PACKET_LENGTH_TOO_LONG)
+		*reason = "not-tls";
+	else if (r == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED || r == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
+		 r == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE || r == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED ||
+		 r == SSL_R_TLSV1_ALERT_ACCESS_DENIED || r == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE)
+		*reason = "refused-by-peer";
+	else
+		*reason = "handshake";
+}
