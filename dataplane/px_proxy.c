@@ -596,6 +596,17 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 		if (e != 0)
 			log_tls_failure_err(c, bev, "upstream", e);
 	}
+	if (bev_ssl(bev) != NULL && !c->response_started && c->qn > 0 &&
+	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && ERR_peek_error() == 0) {
+		/* The alert can be lost when our write meets the reset first:
+		 * say what is known rather than nothing. */
+		log_warnx("proxy", "tls refused: listener=%s side=upstream upstream=%s expected=\"%s\" "
+			  "presented=\"%s\" reason=closed-after-handshake detail=\"the upstream closed "
+			  "the connection after the TLS handshake without answering: it may have "
+			  "refused this proxy's certificate (see its log)\" client=%s", c->l->cfg.name,
+			  c->l->cfg.upstream_name, c->l->cfg.upstream_id ? c->l->cfg.upstream_id : "",
+			  px_tls_peer_id(bev_ssl(bev)) ? px_tls_peer_id(bev_ssl(bev)) : "", c->peer);
+	}
 	if (c->tunnel) {
 		close_after_flush(c);
 		return;

@@ -189,14 +189,15 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 static long long files_stamp(const struct px_tls *t)
 {
 	const char *files[] = {t->cert, t->key, t->bundle};
-	long long sum = 0;
+	unsigned long long sum = 0;   /* unsigned: wrapping is the point */
 	struct stat st;
 
 	for (size_t i = 0; i < 3; i++)
 		if (stat(files[i], &st) == 0)
-			sum = sum * 31 + (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec +
-			      (long long)st.st_size + (long long)st.st_ino;
-	return sum;
+			sum = sum * 31 + (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+			      (unsigned long long)st.st_mtim.tv_nsec + (unsigned long long)st.st_size +
+			      (unsigned long long)st.st_ino;
+	return (long long)(sum >> 1);
 }
 
 static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char **err)

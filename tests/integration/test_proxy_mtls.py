@@ -300,7 +300,9 @@ class MTLSTest(unittest.TestCase):
         self.assertEqual(status, 502)
         self.assertRefused(inb, "expired", spiffe("web"))
         line = out.wait_for(r"tls refused: listener=outbound side=upstream")[0]
-        self.assertIn("reason=refused-by-peer", line)
+        # TLS 1.3: the inbound refuses our leaf after our side of the
+        # handshake; its alert is read, or lost to the reset that follows.
+        self.assertRegex(line, r"reason=(refused-by-peer|closed-after-handshake)")
 
     def test_no_client_cert_refused(self):
         inb, in_port = self.inbound()
