@@ -811,9 +811,9 @@ static int emit_value(yaml_emitter_t *em, const json_t *v)
 {
 	yaml_event_t ev;
 	const char *key;
+	size_t i, klen;
 	json_t *item;
 	char num[64];
-	size_t i;
 
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -822,8 +822,8 @@ static int emit_value(yaml_emitter_t *em, const json_t *v)
 									       YAML_FLOW_MAPPING_STYLE) ||
 		    !yaml_emitter_emit(em, &ev))
 			return 0;
-		json_object_foreach((json_t *)v, key, item) {
-			if (!emit_scalar(em, key, strlen(key), 1) || !emit_value(em, item))
+		json_object_keylen_foreach((json_t *)v, key, klen, item) {
+			if (!emit_scalar(em, key, klen, 1) || !emit_value(em, item))
 				return 0;
 		}
 		return yaml_mapping_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
