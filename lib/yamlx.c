@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 /* Positions form a tree beside the json values: one ypos per value, and for
@@ -734,4 +735,164 @@ char *yamlx_error(const struct yamlx_doc *doc, size_t i, const char *msg)
 		out = NULL;
 	free(path);
 	return out;
+}
+
+/* ---- Emitting ---- */
+
+struct outbuf {
+	char *data;
+	size_t len, cap;
+};
+
+static int out_write(void *arg, unsigned char *buf, size_t n)
+{
+	struct outbuf *o = arg;
+
+	if (o->len + n + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap : 256;
+		char *p;
+
+		while (cap < o->len + n + 1)
+			cap *= 2;
+		if ((p = realloc(o->data, cap)) == NULL)
+			return 0;
+		o->data = p;
+		o->cap = cap;
+	}
+	memcpy(o->data + o->len, buf, n);
+	o->len += n;
+	o->data[o->len] = '\0';
+	return 1;
+}
+
+/* 1 when s, written plain, would read back as the string s: not a null,
+ * boolean or number of the core schema, nor a YAML 1.1 boolean that other
+ * readers would take for one. */
+static int plain_is_string(const char *s, size_t len)
+{
+	static const char *const yaml11[] = { "y", "n", "yes", "no", "on", "off", NULL };
+	const char *bad = NULL;
+	json_t *v;
+	int is_str;
+	size_t i;
+
+	if (len == 0 || strlen(s) != len)
+		return 0;
+	for (i = 0; yaml11[i]; i++) {
+		if (strcasecmp(s, yaml11[i]) == 0)
+			return 0;
+	}
+	v = resolve_plain(s, len, &bad);
+	is_str = v != NULL && json_is_string(v);
+	json_decref(v);
+	return is_str && bad == NULL;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *s, size_t len, int is_string)
+{
+	yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
+	int plain = 1;
+	yaml_event_t ev;
+
+	if (is_string && !plain_is_string(s, len)) {
+		style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+		plain = 0;
+	} else if (is_string && memchr(s, '\n', len)) {
+		/* libyaml falls back to quoting when a literal block cannot hold s. */
+		style = YAML_LITERAL_SCALAR_STYLE;
+	}
+	if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)len, plain,
+					  is_string, style))
+		return 0;
+	return yaml_emitter_emit(em, &ev);
+}
+
+static int emit_value(yaml_emitter_t *em, const json_t *v)
+{
+	yaml_event_t ev;
+	const char *key;
+	size_t i, klen;
+	json_t *item;
+	char num[64];
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+							 json_object_size(v) ? YAML_BLOCK_MAPPING_STYLE :
+									       YAML_FLOW_MAPPING_STYLE) ||
+		    !yaml_emitter_emit(em, &ev))
+			return 0;
+		json_object_keylen_foreach((json_t *)v, key, klen, item) {
+			if (!emit_scalar(em, key, klen, 1) || !emit_value(em, item))
+				return 0;
+		}
+		return yaml_mapping_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
+	case JSON_ARRAY:
+		if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							  json_array_size(v) ? YAML_BLOCK_SEQUENCE_STYLE :
+									       YAML_FLOW_SEQUENCE_STYLE) ||
+		    !yaml_emitter_emit(em, &ev))
+			return 0;
+		json_array_foreach(v, i, item) {
+			if (!emit_value(em, item))
+				return 0;
+		}
+		return yaml_sequence_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
+	case JSON_STRING:
+		return emit_scalar(em, json_string_value(v), json_string_length(v), 1);
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return emit_scalar(em, num, strlen(num), 0);
+	case JSON_REAL: {
+		/* The shortest form that reads back as the same double, with a
+		 * '.' or an exponent so that it stays a float. */
+		double f = json_real_value(v);
+		int prec;
+
+		for (prec = 1; prec < 17; prec++) {
+			snprintf(num, sizeof(num), "%.*g", prec, f);
+			if (strtod(num, NULL) == f)
+				break;
+		}
+		snprintf(num, sizeof(num), "%.*g", prec, f);
+		if (strpbrk(num, ".eE") == NULL)
+			strcat(num, ".0");
+		return emit_scalar(em, num, strlen(num), 0);
+	}
+	case JSON_TRUE:
+		return emit_scalar(em, "true", 4, 0);
+	case JSON_FALSE:
+		return emit_scalar(em, "false", 5, 0);
+	case JSON_NULL:
+		return emit_scalar(em, "null", 4, 0);
+	}
+	return 0;
+}
+
+char *yamlx_dump(const json_t *v)
+{
+	struct outbuf o = { NULL, 0, 0 };
+	yaml_emitter_t em;
+	yaml_event_t ev;
+	int ok;
+
+	if (v == NULL || !yaml_emitter_initialize(&em))
+		return NULL;
+	yaml_emitter_set_output(&em, out_write, &o);
+	yaml_emitter_set_unicode(&em, 1);
+	yaml_emitter_set_width(&em, -1);
+	yaml_emitter_set_indent(&em, 2);
+	ok = yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) &&
+	     yaml_emitter_emit(&em, &ev) &&
+	     yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) &&
+	     yaml_emitter_emit(&em, &ev) && emit_value(&em, v) &&
+	     yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(&em, &ev) &&
+	     yaml_stream_end_event_initialize(&ev) && yaml_emitter_emit(&em, &ev) &&
+	     yaml_emitter_flush(&em);
+	yaml_emitter_delete(&em);
+	if (!ok) {
+		free(o.data);
+		return NULL;
+	}
+	return o.data;
 }

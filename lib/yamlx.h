@@ -51,4 +51,15 @@ int yamlx_locate(const struct yamlx_doc *doc, size_t i, const char *path, int *l
  * Caller frees. */
 char *yamlx_error(const struct yamlx_doc *doc, size_t i, const char *msg);
 
+/* Serialises a JSON value as one YAML document in block style (empty
+ * containers as {} and []), object keys in their order, no line folding,
+ * text of the Basic Multilingual Plane unescaped (libyaml writes other
+ * characters as \U escapes in a quoted string). Strings that would read back as another type
+ * ("true", "1.0", "null", "", and YAML 1.1's yes/no/on/off) are quoted, and
+ * multi-line strings are literal blocks where YAML allows, so parsing the
+ * output with yamlx_parse gives back an equal value. Returns a new
+ * NUL-terminated string, or NULL (out of memory, or a real that is not
+ * finite). */
+char *yamlx_dump(const json_t *v);
+
 #endif

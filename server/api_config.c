@@ -3,7 +3,12 @@
  * concurrent writes cannot together break a discovery chain. A
  * service-intentions entry is also the storage of its destination's
  * intentions: its sources are checked with the intention engine's decoder,
- * so the two APIs accept exactly the same rules. */
+ * so the two APIs accept exactly the same rules.
+ *
+ * Entries are written as JSON or, with Content-Type: application/yaml (or
+ * text/yaml, application/x-yaml), as one YAML document; a single entry is
+ * read as YAML when Accept prefers application/yaml. A 400 about a field of
+ * the body also gives the "line" and "column" of that field in it. */
 #include "api.h"
 #include "config_entry.h"
 #include "config_store.h"
@@ -11,10 +16,12 @@
 #include "http.h"
 #include "intention.h"
 #include "server.h"
+#include "yamlx.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* config_validate_fn: runs inside the write, on the writer's connection. */
 static int validate_cross(void *ctx, struct db *db, const char *mesh, json_t *entry, char **err)
@@ -72,41 +79,203 @@ static int parse_cas(struct req *r, struct config_op *op)
 	return 0;
 }
 
+static int is_yaml_type(const char *t, size_t len)
+{
+	static const char *const types[] = { "application/yaml", "text/yaml", "application/x-yaml",
+					     NULL };
+	size_t i;
+
+	while (len > 0 && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+		len--;
+	for (i = 0; types[i]; i++) {
+		if (strlen(types[i]) == len && strncasecmp(t, types[i], len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int body_is_yaml(struct req *r)
+{
+	const char *ct = req_header(r, "Content-Type");
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return is_yaml_type(ct, strcspn(ct, ";"));
+}
+
+/* 1 when Accept ranks a YAML type above application/json (at equal
+ * quality, the one listed first wins). Wildcards favour neither. */
+static int accept_yaml(struct req *r)
+{
+	const char *a = req_header(r, "Accept"), *p, *q;
+	double yq = 0, jq = 0;
+	int yfirst = 0, seen_json = 0;
+
+	for (p = a; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+		size_t n = strcspn(p, ",;"), range = strcspn(p, ",");
+		double quality = 1;
+
+		while (*p == ' ' || *p == '\t') {
+			p++;
+			n--;
+			range--;
+		}
+		q = strstr(p, "q=");
+		if (q && (size_t)(q - p) < range)
+			quality = strtod(q + 2, NULL);
+		if (is_yaml_type(p, n) && quality > yq) {
+			yq = quality;
+			yfirst = yfirst || !seen_json;
+		} else if (n == 16 && strncasecmp(p, "application/json", n) == 0 && quality > jq) {
+			jq = quality;
+			seen_json = 1;
+		}
+	}
+	return yq > 0 && (yq > jq || (yq == jq && yfirst));
+}
+
+/* Replies 400 with {"error", "field", "line", "column"}: the field that msg
+ * starts with ("Sources[0].Action: ...") located in document k of doc. Other
+ * errors (code not EINVAL, or no doc) go through api_bad. Frees msg. */
+static int bad_located(struct req *r, int code, char *msg, struct yamlx_doc *doc, size_t k)
+{
+	const char *sep = msg ? strstr(msg, ": ") : NULL;
+	int line = 1, col = 1;
+	char *field = NULL;
+	json_t *body;
+
+	if (code != WEFT_EINVAL || doc == NULL)
+		return api_bad(r, code, msg);
+	if (sep && strcspn(msg, " \"'") > (size_t)(sep - msg))
+		field = strndup(msg, (size_t)(sep - msg));
+	yamlx_locate(doc, k, field ? field : "", &line, &col);
+	body = json_pack("{s:s,s:i,s:i}", "error", msg, "line", line, "column", col);
+	if (body && field)
+		json_object_set_new(body, "field", json_string(field));
+	free(field);
+	free(msg);
+	if (body == NULL)
+		return req_error(r, 500, "out of memory");
+	return req_reply_json(r, 400, body);
+}
+
+/* A syntax error of the body, at its position. */
+static int bad_syntax(struct req *r, const char *what, int line, int col, const char *problem)
+{
+	json_t *body = json_object();
+	char *msg = NULL;
+
+	if (body == NULL || asprintf(&msg, "body: invalid %s at line %d column %d: %s", what, line,
+				     col, problem) < 0) {
+		json_decref(body);
+		return req_error(r, 500, "out of memory");
+	}
+	json_object_set_new(body, "error", json_string(msg));
+	json_object_set_new(body, "field", json_string("body"));
+	json_object_set_new(body, "line", json_integer(line));
+	json_object_set_new(body, "column", json_integer(col));
+	free(msg);
+	return req_reply_json(r, 400, body);
+}
+
+/* Reads the body as one YAML document (or JSON, which positions come from
+ * the same parser for). *doc keeps the positions for errors. Returns the
+ * entry as the client wrote it (borrowed from *doc), or NULL with a 400
+ * sent. */
+static json_t *body_yaml(struct req *r, const char *data, size_t len, struct yamlx_doc **doc,
+			 size_t *k)
+{
+	size_t i, n = 0;
+	char *err = NULL;
+	int line = 0, col = 0, off = 0;
+
+	if (yamlx_parse(data, len, "body", doc, &err) != WEFT_OK) {
+		if (err && sscanf(err, "body:%d:%d: %n", &line, &col, &off) == 2 && off > 0)
+			bad_syntax(r, "YAML", line, col, err + off);
+		else
+			req_error(r, 400, "body: %s", err ? err : "invalid YAML");
+		free(err);
+		return NULL;
+	}
+	for (i = 0; i < yamlx_count(*doc); i++) {
+		if (!json_is_null(yamlx_root(*doc, i))) {
+			n++;
+			*k = i;
+		}
+	}
+	if (n != 1) {
+		req_error(r, 400, n == 0 ? "body: a config entry is required" :
+					   "body: one config entry per request, the body has %zu", n);
+		return NULL;
+	}
+	return yamlx_root(*doc, *k);
+}
+
 static int h_put(struct req *r)
 {
-	const char *mesh = api_mesh_param(r);
-	json_t *doc, *entry = NULL;
+	const char *mesh = api_mesh_param(r), *data;
+	struct yamlx_doc *doc = NULL;
+	json_t *in = NULL, *entry = NULL;
 	struct config_op *op;
+	json_error_t jerr;
 	char *err = NULL;
-	int rc;
+	size_t len, k = 0;
+	int rc, status;
 
 	if (mesh == NULL)
 		return 400;
-	if ((doc = req_body_json(r)) == NULL)
-		return 400;
-	rc = config_entry_decode(doc, &entry, &err);
-	json_decref(doc);
+	data = req_body(r, &len);
+	if (data == NULL || len == 0)
+		return req_error(r, 400, "body: a config entry is required");
+	if (body_is_yaml(r)) {
+		if ((in = body_yaml(r, data, len, &doc, &k)) == NULL) {
+			status = 400;
+			goto out;
+		}
+		json_incref(in);
+	} else if ((in = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+				    &jerr)) == NULL) {
+		return bad_syntax(r, "JSON", jerr.line, jerr.column, jerr.text);
+	}
+	rc = config_entry_decode(in, &entry, &err);
 	if (rc == WEFT_OK && strcmp(config_entry_kind(entry), "service-intentions") == 0)
 		rc = check_intention_sources(entry, &err);
 	if (rc != WEFT_OK) {
-		json_decref(entry);
-		return api_bad(r, rc, err);
+		/* JSON is YAML: its positions come from the same parser. */
+		if (doc == NULL && rc == WEFT_EINVAL) {
+			char *perr = NULL;
+
+			if (yamlx_parse(data, len, "body", &doc, &perr) != WEFT_OK)
+				doc = NULL;
+			free(perr);
+		}
+		status = bad_located(r, rc, err, doc, k);
+		goto out;
 	}
 	if (!req_authorize(r, AUTH_POLICY_WRITE, config_entry_name(entry))) {
-		json_decref(entry);
-		return 403;
+		status = 403;
+		goto out;
 	}
 	op = config_op_new(mesh, config_entry_kind(entry), config_entry_name(entry), entry);
-	json_decref(entry);
-	if (op == NULL)
-		return req_error(r, 500, "out of memory");
+	if (op == NULL) {
+		status = req_error(r, 500, "out of memory");
+		goto out;
+	}
 	if (parse_cas(r, op) != 0) {
 		config_op_free(op);
-		return 400;
+		status = 400;
+		goto out;
 	}
 	op->validate = validate_cross;
 	op->validate_ctx = op;
-	return req_write(r, config_store_apply_put, op, config_op_free);
+	status = req_write(r, config_store_apply_put, op, config_op_free);
+out:
+	json_decref(in);
+	json_decref(entry);
+	yamlx_free(doc);
+	return status;
 }
 
 /* Splits "/v1/config/KIND[/NAME]"; replies 400 and returns -1 when bad. */
@@ -180,6 +349,15 @@ static int h_kind(struct req *r)
 		return req_error(r, 500, "store: cannot list %s entries", kind);
 	if (name == NULL && (out = api_filter(r, out)) == NULL)
 		return 400;
+	req_add_header(r, "Vary", "Accept");
+	if (name && accept_yaml(r)) {
+		char *yaml = yamlx_dump(out);
+
+		json_decref(out);
+		if (yaml == NULL)
+			return req_error(r, 500, "cannot encode %s/%s as YAML", kind, name);
+		return req_reply_raw(r, 200, "application/yaml", yaml, strlen(yaml));
+	}
 	return req_reply_json(r, 200, out);
 }
 

@@ -82,27 +82,29 @@ static void publish(const char *mesh, const char *kind, const char *name, json_t
 }
 
 /* Drops the key fields and indexes a client may have sent in any case, and
- * sets Kind and Name from the key. */
+ * sets Kind and Name from the key, first, as the canonical entry has them. */
 static json_t *normalise(json_t *entry, const char *kind, const char *name)
 {
 	static const char *const drop[] = { "Kind", "Name", "CreateIndex", "ModifyIndex" };
-	json_t *out = json_deep_copy(entry);
+	json_t *out = json_pack("{s:s,s:s}", "Kind", kind, "Name", name);
 	const char *k;
 	json_t *v;
-	void *tmp;
 
 	if (out == NULL)
 		return NULL;
-	json_object_foreach_safe(out, tmp, k, v) {
-		for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-			if (strcasecmp(k, drop[i]) == 0) {
-				json_object_del(out, k);
+	json_object_foreach(entry, k, v) {
+		size_t i;
+
+		for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+			if (strcasecmp(k, drop[i]) == 0)
 				break;
-			}
+		}
+		if (i == sizeof(drop) / sizeof(drop[0]) &&
+		    json_object_set_new(out, k, json_deep_copy(v)) != 0) {
+			json_decref(out);
+			return NULL;
 		}
 	}
-	json_object_set_new(out, "Kind", json_string(kind));
-	json_object_set_new(out, "Name", json_string(name));
 	return out;
 }
 

@@ -17,29 +17,39 @@ export function setToken(token, self) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message, field) {
+  // where: the error's {field, line, column} in the request body, as far
+  // as the server gives them (line and column are 1-based, 0 when absent).
+  constructor(status, message, where = {}) {
     super(message);
     this.status = status;
-    this.field = field || '';
+    this.field = where.field || '';
+    this.line = where.line || 0;
+    this.column = where.column || 0;
   }
 }
 
 // Answers {data, index, headers}; throws ApiError with the server's
-// message ({"error": ...}) on a non-2xx status.
-export async function api(method, path, body, { signal } = {}) {
+// message ({"error": ...}) on a non-2xx status. A body is sent as JSON,
+// unless contentType is given and body is a string (sent as it is); accept
+// sets the Accept header. A reply that is not JSON is data as text.
+export async function api(method, path, body, { signal, accept, contentType } = {}) {
   const headers = {};
+  const raw = typeof body === 'string' && contentType;
   if (session.token) headers['X-Consul-Token'] = session.token;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (accept) headers.Accept = accept;
+  if (body !== undefined) headers['Content-Type'] = raw ? contentType : 'application/json';
   const res = await fetch(path, {
     method, headers, signal, cache: 'no-store', credentials: 'omit',
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
   });
   const text = await res.text();
   let data = text;
-  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: keep the text */ }
+  if (!/yaml/.test(res.headers.get('Content-Type') || '')) {
+    try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: keep the text */ }
+  }
   if (!res.ok) {
-    const msg = (data && typeof data === 'object' && data.error) || text || res.statusText;
-    throw new ApiError(res.status, msg, data && typeof data === 'object' ? data.field : '');
+    const obj = data && typeof data === 'object' ? data : {};
+    throw new ApiError(res.status, obj.error || text || res.statusText, obj);
   }
   return { data, index: Number(res.headers.get('X-Consul-Index') || 0), headers: res.headers };
 }

@@ -1,8 +1,11 @@
 // Config entries: listed by kind (live, one blocking loop on the chosen
-// kind), an entry viewed as JSON (live), edited or created as JSON and
-// written with PUT /v1/config. The server's 400s name a field path
-// ("Routes[0].Match.HTTP.PathPrefix"): the editor marks the line of the
-// text that holds it, and the message names the line.
+// kind), an entry viewed (live), edited or created as JSON or YAML (a switch,
+// the choice kept in sessionStorage) and written with PUT /v1/config (YAML
+// with Content-Type: application/yaml; read with Accept: application/yaml).
+// The server's 400s name a field path ("Routes[0].Match.HTTP.PathPrefix")
+// and its line in the body: in JSON the editor marks the line of the text
+// that holds the path, in YAML the line the server gives; the message names
+// the line.
 import { api, watch, q } from './api.js';
 import { h, fill } from './dom.js';
 
@@ -18,6 +21,50 @@ const TEMPLATES = {
   'service-intentions': { Kind: 'service-intentions', Name: 'api', Sources: [{ Name: 'web', Action: 'allow' }] },
   mesh: { Kind: 'mesh', Name: 'mesh' },
 };
+
+// The same templates as YAML, as the server writes entries.
+const TEMPLATES_YAML = {
+  'service-defaults': 'Kind: service-defaults\nName: web\nProtocol: http\n',
+  'proxy-defaults': 'Kind: proxy-defaults\nName: global\nConfig: {}\n',
+  'service-router': 'Kind: service-router\nName: web\nRoutes:\n- Match:\n    HTTP:\n      PathPrefix: /api/\n  Destination:\n    Service: api\n',
+  'service-splitter': 'Kind: service-splitter\nName: web\nSplits:\n- Weight: 100\n  Service: web\n',
+  'service-resolver': 'Kind: service-resolver\nName: web\nConnectTimeout: 5s\n',
+  'service-intentions': 'Kind: service-intentions\nName: api\nSources:\n- Name: web\n  Action: allow\n',
+  mesh: 'Kind: mesh\nName: mesh\n',
+};
+
+const YAML = 'application/yaml';
+const FORMAT_KEY = 'weft.configFormat';
+export const configFormat = () => (sessionStorage.getItem(FORMAT_KEY) === 'yaml' ? 'yaml' : 'json');
+
+// JSON | YAML radio buttons; onChange(format) after the choice is stored.
+// Returns {el, setDisabled}.
+function formatSwitch(onChange) {
+  const now = configFormat();
+  const radios = ['json', 'yaml'].map((f) => h('input', {
+    type: 'radio', name: 'cfg-format', id: `cfg-format-${f}`, value: f, checked: f === now,
+    onchange: () => { sessionStorage.setItem(FORMAT_KEY, f); onChange(f); },
+  }));
+  const el = h('fieldset', { class: 'format-switch', id: 'cfg-format' }, h('legend', {}, 'Format'),
+    radios.map((r) => h('label', { for: r.id }, r, ` ${r.value.toUpperCase()}`)));
+  return {
+    el,
+    setDisabled(off) {
+      el.disabled = off;
+      el.title = off ? 'Save or cancel the edit to switch formats' : '';
+    },
+  };
+}
+
+// A top-level "Key: value" of a YAML entry as the server writes it.
+function yamlTop(text, key) {
+  const m = text.match(new RegExp(`^${key}:[ \\t]*(.*?)[ \\t]*$`, 'mi'));
+  if (!m) return '';
+  const v = m[1];
+  return /^(["']).*\1$/.test(v) ? v.slice(1, -1) : v;
+}
+// The server's fields a client does not send back.
+const stripIndexes = (yaml) => yaml.replace(/^(CreateIndex|ModifyIndex):.*\n/gm, '');
 
 const enc = encodeURIComponent;
 const meshQ = (mesh) => (mesh === 'default' ? '' : `mesh=${mesh}`);
@@ -126,8 +173,9 @@ export function fieldLine(text, field) {
 
 // ---- the editor: a textarea with a line-number gutter ----
 
-function editor(text, { onSave, onCancel, saveLabel }) {
-  const area = h('textarea', { id: 'cfg-json', class: 'json', spellcheck: 'false', wrap: 'off', rows: 18, 'aria-label': 'Config entry (JSON)' });
+// format 'json': onSave gets the parsed object; 'yaml': the text.
+function editor(text, { onSave, onCancel, saveLabel, format = 'json' }) {
+  const area = h('textarea', { id: `cfg-${format}`, class: 'json', spellcheck: 'false', wrap: 'off', rows: 18, 'aria-label': `Config entry (${format.toUpperCase()})` });
   area.value = text;
   const gutter = h('div', { class: 'gutter', 'aria-hidden': 'true' });
   const msg = h('div', { id: 'cfg-error', 'aria-live': 'polite' });
@@ -148,7 +196,10 @@ function editor(text, { onSave, onCancel, saveLabel }) {
     h('div', { class: 'actions' }, save, ' ', cancel));
 
   function showError(e) {
-    bad = e.field ? fieldLine(area.value, e.field) : 0;
+    const nlines = area.value.split('\n').length;
+    bad = format === 'json' && e.field ? fieldLine(area.value, e.field) : 0;
+    // YAML (or JSON the path does not lead into): the server's line.
+    if (!bad && e.line > 0 && e.line <= nlines) bad = e.line;
     renderGutter();
     area.setAttribute('aria-invalid', 'true');
     area.setAttribute('aria-describedby', 'cfg-error');
@@ -175,12 +226,14 @@ function editor(text, { onSave, onCancel, saveLabel }) {
     area.removeAttribute('aria-invalid');
     bad = 0;
     renderGutter();
-    let body;
-    try {
-      body = JSON.parse(area.value);
-    } catch (e) {
-      showError({ message: `Not JSON: ${e.message}`, field: '' });
-      return;
+    let body = area.value;
+    if (format === 'json') {
+      try {
+        body = JSON.parse(area.value);
+      } catch (e) {
+        showError({ message: `Not JSON: ${e.message}`, field: '' });
+        return;
+      }
     }
     try {
       await onSave(body);
@@ -243,23 +296,33 @@ export function configPage(scope, main, kind, mesh) {
   }
   const slot = h('div');
   const newBtn = h('button', { type: 'button', id: 'cfg-new' }, `New ${kind} entry`);
+  const fmt = formatSwitch(() => {});
   newBtn.addEventListener('click', () => {
-    const ed = editor(JSON.stringify(TEMPLATES[kind], null, 2), {
+    const format = configFormat();
+    const ed = editor(format === 'yaml' ? TEMPLATES_YAML[kind] : JSON.stringify(TEMPLATES[kind], null, 2), {
       saveLabel: 'Create',
-      onCancel: () => { fill(slot); newBtn.hidden = false; newBtn.focus(); },
+      format,
+      onCancel: () => { fill(slot); newBtn.hidden = false; fmt.setDisabled(false); newBtn.focus(); },
       onSave: async (body) => {
-        await api('PUT', `/v1/config${q({ mesh: mesh === 'default' ? '' : mesh })}`, body);
+        const path = `/v1/config${q({ mesh: mesh === 'default' ? '' : mesh })}`;
+        if (format === 'yaml') {
+          await api('PUT', path, body, { contentType: YAML });
+          location.hash = configHref(mesh, yamlTop(body, 'Kind') || kind, yamlTop(body, 'Name'));
+          return;
+        }
+        await api('PUT', path, body);
         location.hash = configHref(mesh, body.Kind || kind, body.Name || '');
       },
     });
     newBtn.hidden = true;
+    fmt.setDisabled(true);
     fill(slot, h('h2', {}, `New ${kind} entry`), ed.form);
     ed.area.focus();
   });
   main.append(h('h1', {}, 'Config entries'),
     meshPicker(scope, mesh, (m) => configHref(m, kind)),
     h('p', { class: 'muted' }, 'Consul\'s config entries: service defaults, routing (router, splitter, resolver), intentions and mesh settings, per mesh.'),
-    tabs, status, list, h('div', { class: 'actions' }, newBtn), slot);
+    tabs, status, list, h('div', { class: 'actions' }, newBtn, fmt.el), slot);
   scope.add(watch(`/v1/config/${kind}${q({ mesh: mesh === 'default' ? '' : mesh })}`, (data) => {
     fill(status);
     data = data || [];
@@ -280,26 +343,60 @@ export function configEntryPage(scope, main, kind, name, mesh) {
   const view = h('pre', { id: 'cfg-view', class: 'json-view', tabindex: '0' }, 'Loading…');
   const slot = h('div');
   const note = h('div', { 'aria-live': 'polite' });
-  let current = null, editing = null;
+  let current = null, editing = null, shown = 0;
   const edit = h('button', { type: 'button', id: 'cfg-edit' }, 'Edit');
   const del = h('button', { type: 'button', class: 'danger', id: 'cfg-delete' }, 'Delete');
   const delErr = h('span', { class: 'row-error', role: 'alert' });
   const mq = q({ mesh: mesh === 'default' ? '' : mesh });
-  edit.addEventListener('click', () => {
+  const entryPath = `/v1/config/${enc(kind)}/${enc(name)}${mq}`;
+  const getYaml = async () => (await api('GET', entryPath, undefined, { accept: YAML })).data;
+  // Shows current in the chosen format (YAML as the server writes it); a
+  // later call wins over an earlier one still waiting for its YAML.
+  const render = async () => {
     if (!current) return;
+    const n = ++shown;
+    if (configFormat() === 'json') { view.textContent = JSON.stringify(current, null, 2); return; }
+    try {
+      const text = await getYaml();
+      if (n === shown && !scope.closed) view.textContent = text;
+    } catch (e) {
+      if (n === shown) fill(status, h('p', { class: 'error', role: 'alert' }, e.message));
+    }
+  };
+  const fmt = formatSwitch(render);
+  edit.addEventListener('click', async () => {
+    if (!current) return;
+    const format = configFormat();
+    let text;
+    try {
+      text = format === 'yaml' ? stripIndexes(await getYaml()) : editable(current);
+    } catch (e) {
+      fill(status, h('p', { class: 'error', role: 'alert' }, e.message));
+      return;
+    }
     editing = current;
-    const ed = editor(editable(current), {
-      onCancel: () => { editing = null; fill(slot); fill(note); view.hidden = false; edit.focus(); },
+    const ed = editor(text, {
+      format,
+      onCancel: () => { editing = null; fill(slot); fill(note); view.hidden = false; fmt.setDisabled(false); edit.focus(); },
       onSave: async (body) => {
-        await api('PUT', `/v1/config${mq}`, body);
+        let k = body.Kind, n = body.Name;
+        if (format === 'yaml') {
+          await api('PUT', `/v1/config${mq}`, body, { contentType: YAML });
+          k = yamlTop(body, 'Kind');
+          n = yamlTop(body, 'Name');
+        } else {
+          await api('PUT', `/v1/config${mq}`, body);
+        }
         editing = null;
         fill(slot);
         view.hidden = false;
+        fmt.setDisabled(false);
         fill(note, h('p', { class: 'ok' }, 'Saved.'));
-        if ((body.Kind && body.Kind !== kind) || (body.Name && body.Name !== name)) location.hash = configHref(mesh, body.Kind || kind, body.Name || name);
+        if ((k && k !== kind) || (n && n !== name)) location.hash = configHref(mesh, k || kind, n || name);
       },
     });
     view.hidden = true;
+    fmt.setDisabled(true);
     fill(slot, ed.form);
     ed.area.focus();
   });
@@ -307,17 +404,17 @@ export function configEntryPage(scope, main, kind, name, mesh) {
     if (!confirm(`Delete the ${kind} entry ${name}?`)) return;
     delErr.textContent = '';
     try {
-      await api('DELETE', `/v1/config/${enc(kind)}/${enc(name)}${mq}`);
+      await api('DELETE', entryPath);
       location.hash = configHref(mesh, kind);
     } catch (e) { delErr.textContent = e.message; }
   });
   main.append(h('p', { class: 'crumbs' }, h('a', { href: configHref(mesh, kind) }, `Config entries · ${kind}`)),
     h('h1', {}, `${kind} `, h('code', {}, name)), status, note,
-    h('div', { class: 'actions' }, edit, ' ', del, delErr), view, slot);
-  scope.add(watch(`/v1/config/${enc(kind)}/${enc(name)}${mq}`, (data) => {
+    h('div', { class: 'actions' }, edit, ' ', del, delErr, fmt.el), view, slot);
+  scope.add(watch(entryPath, (data) => {
     fill(status);
     current = data;
-    view.textContent = JSON.stringify(data, null, 2);
+    render();
     if (editing && editing.ModifyIndex !== data.ModifyIndex) {
       fill(note, h('p', { class: 'warning' }, `Changed on the server (index ${data.ModifyIndex}) since you started editing: saving replaces that change.`));
     }

@@ -423,6 +423,50 @@ test('config entries: a bad field is named, on its line; create, view and live u
   await page.context().close();
 });
 
+test('config entries in YAML: the server\'s error on its line, fixed and saved; the format is remembered', async () => {
+  await srv.call('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'yweb', Protocol: 'http', MeshGateway: { Mode: 'local' }, Meta: { owner: 'team-a' } });
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.getByRole('link', { name: 'Config' }).click();
+  await page.locator('#config-entries tr[data-entry="yweb"] a').click();
+  await page.waitForURL(/#\/config\/service-defaults\/yweb$/);
+  await page.locator('#cfg-view', { hasText: '"Protocol": "http"' }).waitFor();
+  // The switch: YAML as the server writes it, Kind and Name first.
+  await page.getByLabel('YAML', { exact: true }).check();
+  await page.locator('#cfg-view', { hasText: 'Kind: service-defaults\nName: yweb\nProtocol: http\n' }).waitFor();
+  // Remembered for the session: a reload shows YAML again.
+  await page.reload();
+  assert.equal(await page.getByLabel('YAML', { exact: true }).isChecked(), true);
+  await page.locator('#cfg-view', { hasText: 'Mode: local' }).waitFor();
+  await page.getByRole('button', { name: 'Edit' }).click();
+  const area = page.getByLabel('Config entry (YAML)');
+  const text = await area.inputValue();
+  assert.match(text, /^Kind: service-defaults\nName: yweb\n/);
+  assert.doesNotMatch(text, /ModifyIndex/);
+  assert.equal(await page.getByLabel('JSON', { exact: true }).isDisabled(), true);
+  // A bad field: the server's message, on the line it names.
+  const bad = text.replace('Mode: local', 'Mode: sideways');
+  await area.fill(bad);
+  await page.getByRole('button', { name: 'Save' }).click();
+  const err = page.locator('#cfg-error .field-error');
+  await err.waitFor();
+  const line = bad.split('\n').findIndex((l) => l.includes('sideways')) + 1;
+  assert.ok(line > 3);
+  assert.match(await err.textContent(), new RegExp(`^Line ${line}: MeshGateway\\.Mode: `));
+  assert.deepEqual(await page.locator('.gutter .bad').allTextContents(), [String(line)]);
+  assert.equal(await area.evaluate((t) => t.value.slice(t.selectionStart, t.selectionEnd).trim()), 'Mode: sideways');
+  await shot(page, 'config-yaml-error');
+  // Fixed and saved as YAML.
+  await area.fill(bad.replace('Mode: sideways', 'Mode: remote'));
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#cfg-view', { hasText: 'Mode: remote' }).waitFor();
+  assert.equal(await page.getByLabel('JSON', { exact: true }).isDisabled(), false);
+  const saved = await srv.call('GET', '/v1/config/service-defaults/yweb');
+  assert.deepEqual([saved.MeshGateway.Mode, saved.Meta.owner], ['remote', 'team-a']);
+  await shot(page, 'config-yaml');
+  await page.context().close();
+});
+
 test('topology: allowed and denied edges from intentions; a node opens its service', async () => {
   await srv.call('PUT', '/v1/connect/intentions/exact?source=api&destination=db', { Action: 'allow' });
   const page = await newPage();

@@ -1,8 +1,10 @@
 /* libFuzzer target: bytes -> yamlx (YAML/JSON to json with positions),
- * then serialisation, path lookups and error formatting on every document. */
+ * then serialisation (JSON, and YAML that must parse back equal), path
+ * lookups and error formatting on every document. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "yamlx.h"
 
@@ -27,6 +29,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int line, col;
 
 		free(s);
+		if ((s = yamlx_dump(yamlx_root(doc, i))) != NULL) {
+			struct yamlx_doc *back = NULL;
+
+			if (yamlx_parse(s, strlen(s), "dump.yaml", &back, &err) != 0 ||
+			    yamlx_count(back) != 1 || !json_equal(yamlx_root(back, 0), yamlx_root(doc, i)))
+				abort();
+			yamlx_free(back);
+			free(s);
+		}
 		for (j = 0; paths[j]; j++)
 			yamlx_locate(doc, i, paths[j], &line, &col);
 		s = yamlx_error(doc, i, "Routes[0].Match: fuzz");

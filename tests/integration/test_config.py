@@ -171,5 +171,101 @@ class ConfigTest(harness.ServerTest):
                                           token=None).status, 403)
 
 
+YAML = {"Content-Type": "application/yaml"}
+
+
+class ConfigYamlTest(harness.ServerTest):
+    """The same entries written and read as YAML, errors at their line."""
+
+    def put_yaml(self, text, ctype="application/yaml"):
+        return self.srv.put("/v1/config", text, headers={"Content-Type": ctype})
+
+    def test_yaml_put(self):
+        r = self.put_yaml("Kind: service-defaults\nName: yweb\nProtocol: http\n"
+                          "Meta:\n  owner: team-a\n  tier: \"1\"\n")
+        self.assertEqual((r.status, r.json()), (200, True), r.body)
+        e = self.srv.get("/v1/config/service-defaults/yweb").json()
+        self.assertEqual((e["Protocol"], e["Meta"]), ("http", {"owner": "team-a", "tier": "1"}))
+        # text/yaml with a charset, snake_case keys, a "---" start.
+        r = self.put_yaml("---\nkind: service-resolver\nname: yweb\nconnect_timeout: 5s\n",
+                          "text/yaml; charset=utf-8")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.srv.get("/v1/config/service-resolver/yweb").json()["ConnectTimeout"],
+                         "5s")
+        # One entry per request.
+        r = self.put_yaml("Kind: mesh\nName: mesh\n---\nKind: mesh\nName: mesh\n",
+                          "application/x-yaml")
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["field"], "body")
+        self.assertIn("one config entry", r.json()["error"])
+        # Without a YAML content type, the body is JSON.
+        r = self.srv.put("/v1/config", "Kind: mesh\nName: mesh\n")
+        self.assertEqual(r.status, 400)
+        self.assertIn("invalid JSON", r.json()["error"])
+
+    def test_yaml_error_line_column(self):
+        text = ("Kind: service-intentions\n"
+                "Name: ydb\n"
+                "Sources:\n"
+                "  - Name: web\n"
+                "    Action: allow\n"
+                "  - Name: api\n"
+                "    Action: maybe\n")
+        r = self.put_yaml(text)
+        self.assertEqual(r.status, 400, r.body)
+        e = r.json()
+        self.assertEqual(e["field"], "Sources[1].Action")
+        self.assertTrue(e["error"].startswith("Sources[1].Action: "), e)
+        self.assertEqual((e["line"], e["column"]), (7, 5))
+        # A syntax error at its position.
+        r = self.put_yaml("Kind: service-defaults\nName: [unclosed\n")
+        self.assertEqual(r.status, 400)
+        e = r.json()
+        self.assertEqual(e["field"], "body")
+        self.assertIn("invalid YAML", e["error"])
+        self.assertGreaterEqual(e["line"], 2)
+        # JSON bodies get positions too: for a field, and for a syntax error.
+        r = self.srv.put("/v1/config", '{\n  "Kind": "service-defaults",\n  "Name": "x",\n'
+                                       '  "Protocol": "smtp"\n}')
+        self.assertEqual(r.status, 400)
+        e = r.json()
+        self.assertEqual((e["field"], e["line"], e["column"]), ("Protocol", 4, 3))
+        r = self.srv.put("/v1/config", '{\n  "Kind": "mesh",\n  "Name" "mesh"\n}')
+        self.assertEqual(r.status, 400)
+        self.assertEqual((r.json()["field"], r.json()["line"]), ("body", 3))
+
+    def test_accept_yaml_round_trip(self):
+        entry = {"Kind": "service-router", "Name": "yapi", "Routes": [
+            {"Match": {"HTTP": {"PathPrefix": "/admin", "Methods": ["GET", "POST"]}},
+             "Destination": {"Service": "admin", "RequestTimeout": "2s"}}]}
+        self.assertEqual(self.srv.put("/v1/config", {"Kind": "service-defaults", "Name": "yapi",
+                                                     "Protocol": "http"}).status, 200)
+        self.assertEqual(self.srv.put("/v1/config", {"Kind": "service-defaults", "Name": "admin",
+                                                     "Protocol": "http"}).status, 200)
+        self.assertEqual(self.srv.put("/v1/config", entry).status, 200)
+        as_json = self.srv.get("/v1/config/service-router/yapi").json()
+        r = self.srv.get("/v1/config/service-router/yapi",
+                         headers={"Accept": "application/yaml, application/json;q=0.5"})
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["Content-Type"].startswith("application/yaml"))
+        self.assertTrue(r.body.startswith("Kind: service-router\nName: yapi\n"), r.body)
+        self.assertIn("PathPrefix: /admin", r.body)
+        # Written back as it was read: the same entry.
+        r = self.put_yaml(r.body.replace("RequestTimeout: 2s", "RequestTimeout: 3s"))
+        self.assertEqual(r.status, 200, r.body)
+        again = self.srv.get("/v1/config/service-router/yapi").json()
+        self.assertEqual(again["Routes"][0]["Destination"]["RequestTimeout"], "3s")
+        again["Routes"][0]["Destination"]["RequestTimeout"] = "2s"
+        for k in ("CreateIndex", "ModifyIndex"):
+            self.assertEqual(again.pop(k) >= as_json.pop(k), True)
+        self.assertEqual(again, as_json)
+        # JSON stays the answer unless YAML is preferred.
+        for accept in ("application/json", "*/*", "application/json, application/yaml",
+                       "application/yaml;q=0.1, application/json"):
+            r = self.srv.get("/v1/config/service-router/yapi", headers={"Accept": accept})
+            self.assertTrue(r.headers["Content-Type"].startswith("application/json"), accept)
+            self.assertEqual(r.json()["Name"], "yapi")
+
+
 if __name__ == "__main__":
     harness.main()

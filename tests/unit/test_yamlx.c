@@ -1,6 +1,7 @@
 /* YAML to json with positions: scalar types, line/column of nested fields,
  * syntax errors, several documents, alias bombs and deep nesting refused,
- * JSON read through the YAML path equal to jansson's reading. */
+ * JSON read through the YAML path equal to jansson's reading; yamlx_dump
+ * output parsed back equal, keys in order, tricky strings quoted. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,10 @@
 #include <string.h>
 
 #include "err.h"
+#include "util.h"
 #include "yamlx.h"
+
+#include <dirent.h>
 
 static struct yamlx_doc *parse_ok(const char *text)
 {
@@ -316,6 +320,130 @@ static void test_json_positions(void **state)
 	yamlx_free(d);
 }
 
+/* ---- yamlx_dump ---- */
+
+/* Dumps v, parses the text back and requires an equal value; returns the
+ * text (caller frees). */
+static char *round_trip(const json_t *v)
+{
+	struct yamlx_doc *d = NULL;
+	char *text = yamlx_dump(v), *err = NULL;
+
+	assert_non_null(text);
+	if (yamlx_parse(text, strlen(text), "dump.yaml", &d, &err) != WEFT_OK)
+		fail_msg("dump does not parse: %s\n%s", err, text);
+	assert_int_equal(yamlx_count(d), 1);
+	if (!json_equal(yamlx_root(d, 0), (json_t *)v)) {
+		char *a = json_dumps(v, JSON_ENCODE_ANY), *b = json_dumps(yamlx_root(d, 0), JSON_ENCODE_ANY);
+
+		fail_msg("round trip differs: %s became %s via\n%s", a, b, text);
+	}
+	yamlx_free(d);
+	return text;
+}
+
+static void test_dump_tricky_scalars(void **state)
+{
+	json_t *v = json_pack(
+		"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}",
+		"t", "true", "f", "False", "r", "1.0", "i", "42", "h", "0x1F", "nn", "null",
+		"tilde", "~", "e", "", "yy", "yes", "off", "Off", "ml", "line one\nline two\n",
+		"mlnoeol", "a\n  indented\nb", "trail", "ends with spaces  \nx", "u",
+		"caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x9a\x80", "colon", "a: b", "dash", "- x",
+		"hash", "# not a comment", "quote", "\"'\\");
+	char *text;
+
+	(void)state;
+	json_object_set_new(v, "bmp", json_string("caf\xc3\xa9 \xe2\x86\x92"));
+	json_object_set_new(v, "int", json_integer(-7));
+	json_object_set_new(v, "real", json_real(0.1));
+	json_object_set_new(v, "big", json_real(1e300));
+	json_object_set_new(v, "whole", json_real(2.0));
+	json_object_set_new(v, "bool", json_true());
+	json_object_set_new(v, "nul", json_null());
+	json_object_set_new(v, "emptyo", json_object());
+	json_object_set_new(v, "emptya", json_array());
+	json_object_set_new(v, "nested", json_pack("[{s:[i,s]},[],s]", "k", 1, "2", "true"));
+	json_object_set_new(v, "nul\x01key", json_string("ctl\x01" "char"));
+	text = round_trip(v);
+	/* Strings that read as another type are quoted, others stay plain,
+	 * text is not escaped, a multi-line string is a literal block. */
+	assert_non_null(strstr(text, "t: \"true\"\n"));
+	assert_non_null(strstr(text, "r: \"1.0\"\n"));
+	assert_non_null(strstr(text, "nn: \"null\"\n"));
+	assert_non_null(strstr(text, "e: \"\"\n"));
+	assert_non_null(strstr(text, "yy: \"yes\"\n"));
+	assert_non_null(strstr(text, "\"off\": \"Off\"\n"));
+	assert_non_null(strstr(text, "real: 0.1\n"));
+	assert_non_null(strstr(text, "bool: true\n"));
+	assert_non_null(strstr(text, "nul: null\n"));
+	/* libyaml writes characters beyond the BMP as \U escapes. */
+	assert_non_null(strstr(text, "u: \"caf\xc3\xa9 \xe2\x86\x92 \\U0001F680\"\n"));
+	assert_non_null(strstr(text, "bmp: caf\xc3\xa9 \xe2\x86\x92\n"));
+	assert_non_null(strstr(text, "ml: |\n  line one\n  line two\n"));
+	assert_non_null(strstr(text, "emptyo: {}\n"));
+	free(text);
+	json_decref(v);
+
+	/* Scalars and containers at the top level too. */
+	v = json_string("");
+	free(round_trip(v));
+	json_decref(v);
+	v = json_pack("[s,i,b,n]", "null", 3, 0);
+	free(round_trip(v));
+	json_decref(v);
+}
+
+static void test_dump_key_order(void **state)
+{
+	json_t *v = json_object();
+	char *text;
+
+	(void)state;
+	json_object_set_new(v, "Kind", json_string("service-defaults"));
+	json_object_set_new(v, "Name", json_string("web"));
+	json_object_set_new(v, "Protocol", json_string("http"));
+	json_object_set_new(v, "Meta", json_pack("{s:s,s:s}", "z", "1", "a", "2"));
+	text = round_trip(v);
+	assert_string_equal(text, "Kind: service-defaults\nName: web\nProtocol: http\n"
+				  "Meta:\n  z: \"1\"\n  a: \"2\"\n");
+	free(text);
+	json_decref(v);
+}
+
+/* Every example policy file: each document dumped reads back equal. */
+static void test_dump_examples(void **state)
+{
+	const char *src = getenv("WEFT_SRCDIR");
+	char dir[1024], path[1400];
+	struct dirent *de;
+	size_t ndocs = 0;
+	DIR *dh;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/examples/policy", src ? src : ".");
+	assert_non_null(dh = opendir(dir));
+	while ((de = readdir(dh)) != NULL) {
+		struct yamlx_doc *d = NULL;
+		char *data, *err = NULL;
+		size_t len, k;
+
+		if (de->d_name[0] == '.' || (!strstr(de->d_name, ".yaml") && !strstr(de->d_name, ".json")))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if ((data = file_read_all(path, 1 << 20, &len)) == NULL)
+			fail_msg("cannot read %s", path);
+		if (yamlx_parse(data, len, de->d_name, &d, &err) != WEFT_OK)
+			fail_msg("%s", err);
+		for (k = 0; k < yamlx_count(d); k++, ndocs++)
+			free(round_trip(yamlx_root(d, k)));
+		yamlx_free(d);
+		free(data);
+	}
+	closedir(dh);
+	assert_true(ndocs >= 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +459,9 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_json_same_as_jansson),
 		cmocka_unit_test(test_json_positions),
+		cmocka_unit_test(test_dump_tricky_scalars),
+		cmocka_unit_test(test_dump_key_order),
+		cmocka_unit_test(test_dump_examples),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
