@@ -92,6 +92,7 @@ static bool flush(struct px_accesslog *a)
 		size_t first = a->cap - a->head < a->len ? a->cap - a->head : a->len;
 		int nv = 1;
 		ssize_t w;
+		uint64_t lost = 0;
 
 		v[0] = (struct iovec){a->ring + a->head, first};
 		if (first < a->len) {
@@ -107,8 +108,10 @@ static bool flush(struct px_accesslog *a)
 				if (!a->warned)
 					log_warn("proxy", "access log: write failed; lines are dropped");
 				a->warned = true;
-				a->dropped++;
-				px_stats_accesslog_dropped(a->stats, 1);
+				for (size_t i = 0; i < a->len; i++)
+					lost += a->ring[(a->head + i) % a->cap] == '\n';
+				a->dropped += lost;
+				px_stats_accesslog_dropped(a->stats, lost);
 				a->head = a->len = 0;
 				return true;
 			}

@@ -43,7 +43,7 @@ struct aconn {
 	struct px_http1 *p;
 	struct buf method, target;
 	const char *allow;              /* for a 405: the method allowed (default GET) */
-	bool answered, dead;
+	bool answered, dead, head;      /* head: a HEAD request, no body in the answer */
 };
 
 static void aconn_free(struct aconn *c)
@@ -91,7 +91,8 @@ static void reply(struct aconn *c, int status, const char *ctype, const char *bo
 			    "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s\r\n", status, reason,
 			    ctype, len, status == 405 ? "Allow: " : "",
 			    status == 405 ? (c->allow ? c->allow : "GET") : "", status == 405 ? "\r\n" : "");
-	evbuffer_add(out, body, len);
+	if (!c->head)
+		evbuffer_add(out, body, len);
 	bufferevent_disable(c->bev, EV_READ);
 }
 
@@ -221,6 +222,7 @@ static void route(struct aconn *c, const struct px_http1_msg *m)
 	bool get = m->method == PX_HTTP1_M_GET || m->method == PX_HTTP1_M_HEAD;
 	char *s;
 
+	c->head = m->method == PX_HTTP1_M_HEAD;
 #define IS(p) (plen == strlen(p) && strncmp(path, (p), plen) == 0)
 	if (IS("/ready")) {
 		if (!get)

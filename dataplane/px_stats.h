@@ -19,8 +19,9 @@ struct buf;
 struct px_stats;
 
 #define PX_STATS_MAX_LISTENERS 8
-/* Distinct (source, destination, intention) triples counted one by one;
- * denials past that are counted under source="_other". */
+/* The denial table's slots: up to 3/4 of them (768) distinct (source,
+ * destination, intention) triples are counted one by one; denials of
+ * further new triples are counted in one series labelled "_other". */
 #define PX_STATS_MAX_DENIALS 1024
 /* Latency histogram upper bounds, in seconds (then +Inf). */
 #define PX_STATS_BUCKETS 14

@@ -248,6 +248,13 @@ class AdminTest(unittest.TestCase):
             s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
             self.assertIn(read_response(s.makefile("rb"))[0], (400, 431))
         self.assertEqual(p.admin("GET", "/ready")[0], 200)  # still serving, still ready
+        # HEAD: the status and length of GET, no body
+        with socket.create_connection(("127.0.0.1", p.admin_port), timeout=10) as s:
+            s.sendall(b"HEAD /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = s.makefile("rb").read()
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got)
+        self.assertIn(b"Content-Length: 6\r\n", got)
+        self.assertTrue(got.endswith(b"\r\n\r\n"), got)
 
     def test_drain(self):
         p, port = self.plain(["--drain-timeout", "10000"])
