@@ -326,7 +326,9 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 
 				if (d->source == NULL)
 					continue;
-				for (size_t k2 = 0; k2 < n && !seen; k2++)
+				if (n == 1)     /* one instance: each triple is in one slot */
+					total = d->n;
+				for (size_t k2 = 0; n > 1 && k2 < n && !seen; k2++)
 					for (size_t j2 = 0; j2 < PX_STATS_MAX_DENIALS; j2++) {
 						const struct denial *e = &s[k2]->d[j2];
 
