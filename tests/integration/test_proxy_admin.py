@@ -235,6 +235,21 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(proc.wait(10), 0)
             proc.stdout.close()
 
+    def test_upstream_connect_failure(self):
+        port = free_port()
+        p = Proxy(self.tmp, ["--listen", "127.0.0.1:%d" % port,
+                             "--upstream", "127.0.0.1:%d" % free_port(), "--access-log",
+                             os.path.join(self.tmp, "down.log")])
+        self.procs.append(p)
+        self.assertEqual(request(port, "GET", "/x")[0], 502)
+        text = p.stats()
+        self.assertEqual(sample(text, 'weft_proxy_upstream_connect_failures_total{listener="listen"}'), 1)
+        self.assertEqual(sample(text, 'weft_proxy_requests_total{listener="listen",code="5xx"}'), 1)
+        deadline = time.monotonic() + 5   # the connection is freed right after its close
+        while sample(p.stats(), 'weft_proxy_connections_active{listener="listen"}') != 0:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+
     def test_not_found_and_method_not_allowed(self):
         p, _ = self.plain()
         self.assertEqual(p.admin("GET", "/nope")[0], 404)
