@@ -361,7 +361,7 @@ static int rs_headers_complete(void *ud, const struct px_http1_msg *m)
 	buf_reset(&s->line);
 	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
 	return side_headers(s, m, &fwd, final && !m->tunnel &&
-			    (!keep || !m->keep_alive || c->l->draining), out) != 0;
+			    (!keep || !m->keep_alive || (c->l->draining && c->qn <= 1)), out) != 0;
 }
 
 static int rs_message_complete(void *ud, const struct px_http1_msg *m)
@@ -378,7 +378,7 @@ static int rs_message_complete(void *ud, const struct px_http1_msg *m)
 		return 0; /* interim: the final response follows */
 	c->response_started = false;
 	req_end(c, m->status, m->body_bytes);
-	keep = c->qn > 0 && c->q_keep[c->qh] && !c->l->draining;
+	keep = c->qn > 0 && c->q_keep[c->qh] && !(c->l->draining && c->qn <= 1);
 	if (c->qn > 0) {
 		c->qh = (c->qh + 1) % PIPELINE_MAX;
 		c->qn--;

@@ -295,6 +295,22 @@ class AdminTest(unittest.TestCase):
         idle.close()
         busy.close()
 
+    def test_drain_finishes_pipelined_requests(self):
+        p, port = self.plain()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(App.started.wait(5))
+        self.assertEqual(p.admin("POST", "/drain")[0], 202)
+        f = s.makefile("rb")
+        status, headers, body = read_response(f)
+        self.assertEqual((status, body), (200, b"slow done"))
+        self.assertNotEqual(headers.get("connection"), "close")
+        status, headers, body = read_response(f)
+        self.assertEqual((status, body, headers.get("connection")), (200, b"hello", "close"))
+        self.assertEqual(f.read(), b"")
+        self.assertEqual(p.proc.wait(10), 0)
+        s.close()
+
     def test_drain_deadline(self):
         p, port = self.plain(["--drain-timeout", "300"])
         stuck = socket.create_connection(("127.0.0.1", port), timeout=10)
