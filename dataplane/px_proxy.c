@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -22,7 +23,9 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "px_accesslog.h"
 #include "px_proxy.h"
+#include "px_stats.h"
 #include "px_tls.h"
 
 #define PIPELINE_MAX 32            /* requests in flight on one connection */
@@ -35,6 +38,8 @@ struct px_listener {
 	struct evconnlistener *ev;
 	struct px_listener_cfg cfg;
 	struct conn *conns;             /* open ones (and closed ones not yet freed) */
+	int sid;                        /* px_stats listener index */
+	bool draining;                  /* px_listener_drain() */
 };
 
 struct field {
@@ -67,7 +72,69 @@ struct conn {
 	int pending_error;              /* status to answer once earlier responses are out */
 	bool tunnel, closing, dead, response_started, up_connected, cli_ready, denied;
 	bool shut_up_pending;           /* half-close the upstream once its output drains */
+	/* stats and access log (px_stats, px_accesslog): per request in flight */
+	uint64_t q_start[PIPELINE_MAX], q_in[PIPELINE_MAX];
+	char *q_line[PIPELINE_MAX];
+	bool stats_open;
 };
+
+/* ---- stats and access log hooks ---- */
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void count_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	/* client input: what arrived; client output: what was written */
+	if (b == bufferevent_get_input(c->cli))
+		px_stats_bytes(c->l->cfg.stats, c->l->sid, info->n_added, 0);
+	else
+		px_stats_bytes(c->l->cfg.stats, c->l->sid, 0, info->n_deleted);
+}
+
+/* The request just queued (slot (qh + qn - 1)) has its head. */
+static void req_begin(struct conn *c, const char *line, size_t len)
+{
+	unsigned i = (c->qh + c->qn - 1) % PIPELINE_MAX;
+
+	c->q_start[i] = now_us();
+	c->q_in[i] = 0;
+	free(c->q_line[i]);
+	c->q_line[i] = c->l->cfg.access_log ? strndup(line, len < 4096 ? len : 4096) : NULL;
+}
+
+/* A response of status went to the client: for the oldest request in
+ * flight, or for one refused before it was queued (qn == 0). */
+static void req_end(struct conn *c, int status, uint64_t bytes_out)
+{
+	unsigned i = c->qh % PIPELINE_MAX;
+	uint64_t dur = c->qn > 0 && c->q_start[i] ? now_us() - c->q_start[i] : 0;
+
+	px_stats_request(c->l->cfg.stats, c->l->sid, status, dur);
+	if (c->l->cfg.access_log != NULL) {
+		const char *line = c->qn > 0 ? c->q_line[i] : c->rq.line.data;
+		struct px_accesslog_entry e = {
+			.listener = c->l->cfg.name, .source = c->peer_id[0] ? c->peer_id : c->client_addr,
+			.line = line, .line_len = line ? strlen(line) : 0, .status = status,
+			.bytes_in = c->qn > 0 ? c->q_in[i] : 0, .bytes_out = bytes_out,
+			.duration_us = dur, .upstream = c->l->cfg.upstream_name,
+		};
+
+		px_accesslog_write(c->l->cfg.access_log, &e);
+	}
+	if (c->qn > 0) {
+		free(c->q_line[i]);
+		c->q_line[i] = NULL;
+		c->q_start[i] = 0;
+	}
+}
 
 static void conn_free_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -90,6 +157,10 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 		c->l->conns = c->_next;
 	if (c->_next)
 		c->_next->_prev = c->_prev;
+	if (c->stats_open)
+		px_stats_conn_close(c->l->cfg.stats, c->l->sid);
+	for (unsigned i = 0; i < PIPELINE_MAX; i++)
+		free(c->q_line[i]);
 
 	if (c->cli)
 		bufferevent_free(c->cli);
@@ -125,6 +196,7 @@ static void send_error(struct conn *c, int status)
 	evbuffer_add_printf(bufferevent_get_output(c->cli),
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 			    "Connection: close\r\n\r\n%s\n", status, reason, strlen(reason) + 1, reason);
+	req_end(c, status, strlen(reason) + 1);
 	close_after_flush(c);
 }
 
@@ -253,6 +325,7 @@ static int rq_headers_complete(void *ud, const struct px_http1_msg *m)
 	c->q[(c->qh + c->qn) % PIPELINE_MAX] = m->method;
 	c->q_keep[(c->qh + c->qn) % PIPELINE_MAX] = m->keep_alive;
 	c->qn++;
+	req_begin(c, s->line.data, s->line.len);
 	evbuffer_add_printf(out, "%.*s HTTP/1.1\r\n", (int)s->line.len, s->line.data);
 	buf_reset(&s->line);
 	s->in_target = false;
@@ -266,6 +339,8 @@ static int rq_message_complete(void *ud, const struct px_http1_msg *m)
 
 	if (s->chunked)
 		evbuffer_add(bufferevent_get_output(s->c->up), "0\r\n\r\n", 5);
+	if (s->c->qn > 0)
+		s->c->q_in[(s->c->qh + s->c->qn - 1) % PIPELINE_MAX] = m->body_bytes;
 	s->nf = 0; /* trailers are not forwarded */
 	buf_reset(&s->store);
 	return 0;
@@ -285,7 +360,8 @@ static int rs_headers_complete(void *ud, const struct px_http1_msg *m)
 			    s->line.data ? s->line.data : "");
 	buf_reset(&s->line);
 	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
-	return side_headers(s, m, &fwd, final && !m->tunnel && (!keep || !m->keep_alive), out) != 0;
+	return side_headers(s, m, &fwd, final && !m->tunnel &&
+			    (!keep || !m->keep_alive || (c->l->draining && c->qn <= 1)), out) != 0;
 }
 
 static int rs_message_complete(void *ud, const struct px_http1_msg *m)
@@ -301,7 +377,8 @@ static int rs_message_complete(void *ud, const struct px_http1_msg *m)
 	if (m->status < 200 && m->status != 101)
 		return 0; /* interim: the final response follows */
 	c->response_started = false;
-	keep = c->qn > 0 && c->q_keep[c->qh];
+	req_end(c, m->status, m->body_bytes);
+	keep = c->qn > 0 && c->q_keep[c->qh] && !(c->l->draining && c->qn <= 1);
 	if (c->qn > 0) {
 		c->qh = (c->qh + 1) % PIPELINE_MAX;
 		c->qn--;
@@ -355,6 +432,8 @@ static void log_tls_failure_err(struct conn *c, struct bufferevent *bev, const c
 	char detail[256];
 
 	px_tls_failure(bev_ssl(bev), first, &reason, detail, sizeof(detail), &presented);
+	px_stats_tls(c->l->cfg.stats, c->l->sid, strcmp(side, "client") == 0 ? PX_STATS_CLIENT :
+		     PX_STATS_UPSTREAM, reason);
 	if (strcmp(side, "client") == 0)
 		log_warnx("proxy", "tls refused: listener=%s side=client peer=%s presented=\"%s\" "
 			  "reason=%s detail=\"%s\"", c->l->cfg.name, c->peer, presented, reason, detail);
@@ -385,6 +464,7 @@ static void conn_start(struct conn *c)
 		return;
 	}
 	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&cfg->upstream, sizeof(cfg->upstream)) != 0) {
+		px_stats_upstream_connect_failure(cfg->stats, c->l->sid);
 		log_warnx("proxy", "upstream %s: cannot connect: listener=%s", cfg->upstream_name, cfg->name);
 		if (cfg->mode == PX_MODE_HTTP)
 			send_error(c, 502);
@@ -530,6 +610,7 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s", id);
+		px_stats_tls(c->l->cfg.stats, c->l->sid, PX_STATS_CLIENT, NULL);
 		log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
 			  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
 			  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
@@ -569,6 +650,8 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 			goto fail;
 		}
 		if (bev_ssl(bev) != NULL)
+			px_stats_tls(c->l->cfg.stats, c->l->sid, PX_STATS_UPSTREAM, NULL);
+		if (bev_ssl(bev) != NULL)
 			log_debug("proxy", "tls handshake: listener=%s side=upstream upstream=%s id=%s "
 				  "version=%s resumed=%s", c->l->cfg.name, c->l->cfg.upstream_name,
 				  px_tls_peer_id(bev_ssl(bev)), SSL_get_version(bev_ssl(bev)),
@@ -586,6 +669,8 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 		else
 			log_warnx("proxy", "upstream %s: cannot connect: listener=%s", c->l->cfg.upstream_name,
 				  c->l->cfg.name);
+		if (bev_ssl(bev) == NULL || SSL_in_before(bev_ssl(bev)))
+			px_stats_upstream_connect_failure(c->l->cfg.stats, c->l->sid);
 		goto fail;
 	}
 	if ((what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL) {
@@ -684,6 +769,12 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	if (l->conns)
 		l->conns->_prev = c;
 	l->conns = c;
+	c->stats_open = true;
+	px_stats_conn_open(cfg->stats, l->sid);
+	if (cfg->stats != NULL) {
+		evbuffer_add_cb(bufferevent_get_input(c->cli), count_bytes, c);
+		evbuffer_add_cb(bufferevent_get_output(c->cli), count_bytes, c);
+	}
 	if (bev_ssl(c->cli) != NULL)
 		bufferevent_openssl_set_allow_dirty_shutdown(c->cli, 1);
 	if (bev_ssl(c->up) != NULL)
@@ -709,6 +800,7 @@ int px_listener_new(struct px_listener **out, struct event_base *base,
 		return WEFT_ENOMEM;
 	l->base = base;
 	l->cfg = *cfg;
+	l->sid = px_stats_listener(cfg->stats, cfg->name);
 	l->ev = evconnlistener_new_bind(base, on_accept, l, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 128,
 					(struct sockaddr *)&l->cfg.listen, sizeof(l->cfg.listen));
 	if (l->ev == NULL) {
@@ -729,6 +821,30 @@ void px_listener_free(struct px_listener *l)
 	/* the loop has stopped: pending frees will not run, do them here */
 	while (l->conns != NULL)
 		conn_free_cb(-1, 0, l->conns);
-	evconnlistener_free(l->ev);
+	if (l->ev)
+		evconnlistener_free(l->ev);
 	free(l);
+}
+
+void px_listener_drain(struct px_listener *l)
+{
+	if (l->draining)
+		return;
+	l->draining = true;
+	evconnlistener_free(l->ev);     /* the socket closes: new connections are refused */
+	l->ev = NULL;
+	for (struct conn *c = l->conns; c != NULL; c = c->_next)
+		if (!c->dead && !c->closing && !c->tunnel && c->qn == 0 && c->rq.line.len == 0 &&
+		    c->rq.nf == 0 && c->cli_ready)
+			close_after_flush(c);   /* idle between requests */
+}
+
+size_t px_listener_conns(const struct px_listener *l)
+{
+	size_t n = 0;
+
+	for (const struct conn *c = l->conns; c != NULL; c = c->_next)
+		if (!c->dead)
+			n++;
+	return n;
 }

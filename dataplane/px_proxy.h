@@ -12,6 +12,8 @@
 
 struct event_base;
 struct px_tls;
+struct px_stats;
+struct px_accesslog;
 
 enum px_mode { PX_MODE_HTTP, PX_MODE_TCP };
 
@@ -42,6 +44,8 @@ struct px_listener_cfg {
 	const char *sni;                /* with tls_out: server name sent */
 	px_authorize_fn authorize;      /* NULL: allow all */
 	void *authorize_ud;
+	struct px_stats *stats;         /* NULL: none kept (px_stats.h) */
+	struct px_accesslog *access_log; /* NULL: none written (px_accesslog.h) */
 };
 
 struct px_listener;
@@ -51,5 +55,13 @@ struct px_listener;
 int px_listener_new(struct px_listener **out, struct event_base *base,
 		    const struct px_listener_cfg *cfg, char **err);
 void px_listener_free(struct px_listener *l);
+
+/* Graceful shutdown (px_admin's /drain): closes the listening socket (new
+ * connections are refused), closes idle keep-alive connections, and ends
+ * the others after the response in flight (sent with Connection: close).
+ * TCP-mode connections go on until either side closes. */
+void px_listener_drain(struct px_listener *l);
+/* Connections still open. */
+size_t px_listener_conns(const struct px_listener *l);
 
 #endif

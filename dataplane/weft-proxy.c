@@ -8,6 +8,8 @@
  *              --upstream-id SPIFFE-ID [--sni NAME]
  *   with --cert PEM --key PEM --trust-bundle PEM [--trust-domain TD]
  *        [--mode http|tcp] [--reload-interval SECONDS] [--log-level LEVEL]
+ *   and [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]
+ *   (docs/proxy-admin.md)
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
@@ -25,7 +27,10 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "px_accesslog.h"
+#include "px_admin.h"
 #include "px_proxy.h"
+#include "px_stats.h"
 #include "px_tls.h"
 
 struct main_state {
@@ -106,7 +111,8 @@ static void usage(void)
 		"       weft-proxy [--inbound IP:PORT --app 127.0.0.1:PORT] [--outbound 127.0.0.1:PORT\n"
 		"                  --upstream IP:PORT --upstream-id ID [--sni NAME]] --cert PEM --key PEM\n"
 		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n"
-		"                  [--log-level error|warn|info|debug]\n");
+		"                  [--log-level error|warn|info|debug]\n"
+		"       with [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]\n");
 	exit(2);
 }
 
@@ -122,6 +128,8 @@ int main(int argc, char **argv)
 		{"trust-bundle", required_argument, NULL, 't'}, {"trust-domain", required_argument, NULL, 'T'},
 		{"mode", required_argument, NULL, 'm'}, {"reload-interval", required_argument, NULL, 'r'},
 		{"log-level", required_argument, NULL, 'L'},
+		{"admin", required_argument, NULL, 'A'}, {"access-log", required_argument, NULL, 'g'},
+		{"drain-timeout", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -137,6 +145,13 @@ int main(int argc, char **argv)
 	char sni_buf[300], *err = NULL, *end;
 	enum log_level lvl = LOG_LVL_INFO;
 	int o, n = 0;
+	/* admin, stats, access log (px_admin.h) */
+	const char *admin_s = NULL, *alog_s = NULL;
+	long drain_ms = 30000;
+	struct px_stats *stats = px_stats_new();
+	struct px_accesslog *alog = NULL;
+	struct px_admin *admin = NULL;
+	struct px_admin_cfg acfg = {.stats = &stats, .nstats = 1};
 
 	log_setup(LOG_LVL_INFO, stderr);
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -173,6 +188,13 @@ int main(int argc, char **argv)
 				fatalx("proxy", "--log-level: want error, warn, info or debug, got \"%s\"", optarg);
 			log_setup(lvl, stderr);
 			break;
+		case 'A': admin_s = optarg; break;
+		case 'g': alog_s = optarg; break;
+		case 'D':
+			drain_ms = strtol(optarg, &end, 10);
+			if (*end != '\0' || drain_ms < 0 || drain_ms > 3600000)
+				fatalx("proxy", "--drain-timeout: want 0..3600000 ms, got \"%s\"", optarg);
+			break;
 		default:
 			usage();
 		}
@@ -182,6 +204,11 @@ int main(int argc, char **argv)
 	if (listen_s != NULL && (in_s != NULL || out_s != NULL))
 		fatalx("proxy", "--listen (plaintext) cannot be combined with --inbound or --outbound");
 	memset(cfg, 0, sizeof(cfg));
+	if (stats == NULL)
+		fatalx("proxy", "out of memory");
+	if (admin_s != NULL && parse_addr(admin_s, &acfg.listen, true) != 0)
+		fatalx("proxy", "--admin: want 127.0.0.1:PORT (the admin listener is loopback only), "
+		       "got \"%s\"", admin_s);
 	if (listen_s != NULL) {
 		cfg[n] = (struct px_listener_cfg){.name = "listen", .mode = mode, .via = via,
 						  .by_id = by_id, .peer_id = peer_id};
@@ -228,12 +255,27 @@ int main(int argc, char **argv)
 	base = event_base_new();
 	if (base == NULL)
 		fatalx("proxy", "event_base_new failed");
+	if (alog_s != NULL && px_accesslog_open(&alog, base, alog_s, 0, stats, &err) != 0)
+		fatalx("proxy", "%s", err);
 	for (int i = 0; i < n; i++) {
+		cfg[i].stats = stats;
+		cfg[i].access_log = alog;
 		if (px_listener_new(&l[i], base, &cfg[i], &err) != 0)
 			fatalx("proxy", "%s", err);
 		log_info("proxy", "listening: listener=%s mode=%s upstream=%s%s%s", cfg[i].name,
 			 mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
 			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "");
+	}
+	if (admin_s != NULL) {
+		acfg.listeners = l;
+		acfg.lcfg = cfg;
+		acfg.nlisteners = (size_t)n;
+		acfg.tls = m.tls[0] || m.tls[1] ? &files : NULL;
+		acfg.access_log = alog_s;
+		acfg.drain_timeout_ms = (unsigned)drain_ms;
+		if (px_admin_new(&admin, base, &acfg, &err) != 0)
+			fatalx("proxy", "%s", err);
+		log_info("proxy", "admin listening: %s", admin_s);
 	}
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -248,8 +290,11 @@ int main(int argc, char **argv)
 		event_add(tick, &tv);
 	}
 	event_base_dispatch(base);
+	px_admin_free(admin);
 	for (int i = 0; i < n; i++)
 		px_listener_free(l[i]);
+	px_accesslog_free(alog);
+	px_stats_free(stats);
 	if (tick)
 		event_free(tick);
 	event_free(sigint);

@@ -1,0 +1,48 @@
+/* px_admin: the proxy's admin listener (docs/proxy-admin.md), on
+ * 127.0.0.1 only, on the data listeners' event loop, parsed with px_http1.
+ *
+ *   GET  /ready   200 "ready" while the listeners accept, 503 "draining" after
+ *   GET  /stats   Prometheus text (px_stats, summed over every instance)
+ *   GET  /config  the effective settings as JSON: paths, never key material
+ *   POST /drain   202: stop accepting, let in-flight requests finish, exit the
+ *                 loop when no connection is left or after the deadline
+ *   anything else 404 (unknown path) or 405 (known path, other method).
+ *
+ * One request per connection, heads up to 8 KiB, bodies up to 4 KiB, a
+ * 10 s limit to send the request. */
+#ifndef WEFT_PX_ADMIN_H
+#define WEFT_PX_ADMIN_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+
+#include "px_proxy.h"
+
+struct event_base;
+struct px_stats;
+struct px_tls_files;
+struct px_admin;
+
+struct px_admin_cfg {
+	struct sockaddr_in listen;          /* must be 127.0.0.1 */
+	struct px_stats *const *stats;      /* every instance, summed by /stats */
+	size_t nstats;
+	struct px_listener *const *listeners;
+	const struct px_listener_cfg *lcfg; /* their settings, for /config */
+	size_t nlisteners;
+	const struct px_tls_files *tls;     /* NULL: no TLS */
+	const char *access_log;             /* NULL: none */
+	unsigned drain_timeout_ms;          /* after /drain, exit after this at most */
+};
+
+/* Binds and serves on base. cfg is copied; what it points to must outlive
+ * the admin. Refuses an address other than 127.0.0.1. */
+int px_admin_new(struct px_admin **out, struct event_base *base, const struct px_admin_cfg *cfg,
+		 char **err);
+void px_admin_free(struct px_admin *a);
+
+/* What /drain does (also for a caller's own signal): idempotent. */
+void px_admin_drain(struct px_admin *a);
+int px_admin_draining(const struct px_admin *a);
+
+#endif

@@ -1,0 +1,68 @@
+/* px_stats: the proxy's counters and histograms (docs/proxy-admin.md).
+ *
+ * One struct px_stats per event loop (worker thread); nothing in it is
+ * shared or locked: the hot-path calls are plain increments. A scrape sums
+ * every instance (px_stats_render() takes them all) from the admin
+ * listener's loop; with several workers the caller must make the reads
+ * safe (each worker publishing at a tick, or reads of aligned 64-bit words,
+ * which may be a moment stale but never torn on the platforms we build for).
+ *
+ * Listeners are registered by name (px_stats_listener()) in the same order
+ * on every instance, so that index i means the same listener everywhere. */
+#ifndef WEFT_PX_STATS_H
+#define WEFT_PX_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct px_stats;
+
+#define PX_STATS_MAX_LISTENERS 8
+/* The denial table's slots: up to 3/4 of them (768) distinct (source,
+ * destination, intention) triples are counted one by one; denials of
+ * further new triples are counted in one series labelled "_other". */
+#define PX_STATS_MAX_DENIALS 1024
+/* Latency histogram upper bounds, in seconds (then +Inf). */
+#define PX_STATS_BUCKETS 14
+extern const double px_stats_bucket_le[PX_STATS_BUCKETS];
+
+enum px_stats_side { PX_STATS_CLIENT, PX_STATS_UPSTREAM };
+
+struct px_stats *px_stats_new(void);
+void px_stats_free(struct px_stats *s);
+
+/* Registers a listener (name is copied, at most 31 bytes); returns its
+ * index, or -1 when PX_STATS_MAX_LISTENERS are taken. */
+int px_stats_listener(struct px_stats *s, const char *name);
+
+/* Hot path. li is a listener index; s may be NULL (no stats kept), and an
+ * out-of-range li is ignored. */
+void px_stats_conn_open(struct px_stats *s, int li);
+void px_stats_conn_close(struct px_stats *s, int li);
+/* A response sent to the client: its status (1xx..5xx, others count as
+ * "other") and how long since the request's head arrived. */
+void px_stats_request(struct px_stats *s, int li, int status, uint64_t duration_us);
+void px_stats_bytes(struct px_stats *s, int li, uint64_t in, uint64_t out);
+/* A handshake: reason NULL when it succeeded, else px_tls_failure()'s
+ * reason ("foreign-ca", "expired", "wrong-spiffe-id", ...; an unknown one
+ * counts as "other"). */
+void px_stats_tls(struct px_stats *s, int li, enum px_stats_side side, const char *reason);
+void px_stats_upstream_connect_failure(struct px_stats *s, int li);
+
+/* An intention denial: the caller's SPIFFE ID (or service name), the
+ * destination service, and the deciding intention's ID ("" for the
+ * default policy). Strings are copied (at most 255 bytes each). Exported
+ * as weft_proxy_intention_denials_total{source,destination,intention}. */
+void px_stats_denial(struct px_stats *s, const char *source, const char *destination,
+		     const char *intention);
+
+/* Access log lines dropped because the sink could not keep up. */
+void px_stats_accesslog_dropped(struct px_stats *s, uint64_t n);
+
+/* Appends the Prometheus text exposition (version 0.0.4) of the sum of
+ * the n instances (which registered the same listeners). draining is
+ * exported as weft_proxy_draining. Returns 0 or WEFT_ETOOBIG/WEFT_ENOMEM. */
+int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct buf *out);
+
+#endif
