@@ -21,10 +21,8 @@ struct px_enforce {
 	size_t n, cap;
 };
 
-void px_enforce_label(const struct px_authz *a, char *out, size_t size)
+static void label(const struct px_authz *a, const struct intention *ix, char *out, size_t size)
 {
-	const struct intention *ix = a->decision.intention;
-
 	if (a->reason != PX_AUTHZ_INTENTIONS)
 		snprintf(out, size, "%s", px_authz_reason_string(a->reason));
 	else if (ix == NULL)
@@ -34,6 +32,18 @@ void px_enforce_label(const struct px_authz *a, char *out, size_t size)
 	else
 		snprintf(out, size, "%s/%s > %s/%s", intention_source_ns(ix), intention_source_name(ix),
 			 intention_destination_ns(ix), intention_destination_name(ix));
+}
+
+void px_enforce_label(const struct px_authz *a, char *out, size_t size)
+{
+	const struct intention *ix = a->decision.intention;
+
+	label(a, ix, out, size);
+	/* IDs and names come from the snapshot: keep the header and log line
+	 * safe whatever they hold */
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\')
+			*p = '?';
 }
 
 int px_enforce_new(struct px_enforce **out, struct px_config_slot *slot, int http, char **err)

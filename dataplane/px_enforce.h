@@ -25,7 +25,9 @@ struct px_enforce;
 /* The label of a decision: the deciding intention's ID, or
  * "SourceNS/SourceName > DestinationNS/DestinationName" when it has none,
  * "default" when no intention matched, or the px_authz reason
- * ("foreign-mesh", ...) when the caller was refused before the intentions. */
+ * ("foreign-mesh", ...) when the caller was refused before the intentions.
+ * Bytes outside printable ASCII, '"' and '\\' become '?' (header- and
+ * log-safe). */
 void px_enforce_label(const struct px_authz *a, char *out, size_t size);
 
 /* http: whether the listener relays HTTP (then the decision is per request

@@ -46,6 +46,7 @@ struct main_state {
 	const char *names[2];
 	const char *config_path;        /* --config, or NULL */
 	struct px_config_slot slot;
+	const struct px_config *boot;   /* the snapshot the listeners were built from */
 	struct stat config_st;          /* as of the last (attempted) load */
 };
 
@@ -143,6 +144,29 @@ static int load_config(struct main_state *m, char **err)
 	return rc == WEFT_OK ? 0 : -1;
 }
 
+/* Whether the listeners of b differ from those of a (built at start). */
+static bool listeners_differ(const struct px_config *a, const struct px_config *b)
+{
+	if (strcmp(a->inbound.bind_address, b->inbound.bind_address) != 0 ||
+	    a->inbound.bind_port != b->inbound.bind_port ||
+	    strcmp(a->inbound.app_address, b->inbound.app_address) != 0 ||
+	    a->inbound.app_port != b->inbound.app_port || a->inbound.protocol != b->inbound.protocol ||
+	    a->n_upstreams != b->n_upstreams)
+		return true;
+	for (size_t i = 0; i < a->n_upstreams; i++) {
+		const struct px_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
+
+		if (strcmp(x->bind_address, y->bind_address) != 0 || x->bind_port != y->bind_port ||
+		    x->protocol != y->protocol || x->n_endpoints != y->n_endpoints ||
+		    (x->n_endpoints > 0 &&
+		     (strcmp(x->endpoints[0].address, y->endpoints[0].address) != 0 ||
+		      x->endpoints[0].port != y->endpoints[0].port ||
+		      strcmp(x->endpoints[0].spiffe_id, y->endpoints[0].spiffe_id) != 0)))
+			return true;
+	}
+	return false;
+}
+
 static void reload_config(struct main_state *m, bool only_if_changed)
 {
 	struct px_config *cfg;
@@ -160,6 +184,9 @@ static void reload_config(struct main_state *m, bool only_if_changed)
 	log_info("proxy", "config reloaded: file=%s index=%llu intentions=%zu default=%s",
 		 m->config_path, (unsigned long long)cfg->index, intention_set_count(cfg->intentions),
 		 cfg->default_action == INTENTION_ALLOW ? "allow" : "deny");
+	if (listeners_differ(m->boot, cfg))
+		log_warnx("proxy", "config: Inbound or Upstreams listeners changed: they take effect "
+			  "on restart (the intentions are in force now)");
 	px_config_unref(cfg);
 }
 
@@ -382,6 +409,7 @@ int main(int argc, char **argv)
 		if (load_config(&m, &err) != 0)
 			fatalx("proxy", "config: %s", err);
 		boot = px_config_slot_get(&m.slot);
+		m.boot = boot;
 		if (px_enforce_new(&enf, &m.slot, boot->inbound.protocol == PX_PROTO_HTTP, &err) != 0)
 			fatalx("proxy", "%s", err);
 		log_info("proxy", "config loaded: file=%s index=%llu service=%s intentions=%zu default=%s",

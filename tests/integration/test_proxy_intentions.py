@@ -296,6 +296,14 @@ class IntentionsTest(unittest.TestCase):
         p.wait_for(r'denied: source=.* intention="ixn-1"', count=2)
         time.sleep(0.2)
         self.assertEqual(self.echo.accepted, before, "the app saw a denied caller")
+        self.assertEqual(p.lines(r"listeners changed"), [])
+        # a listener change is reported: it needs a restart
+        snap["Index"] = 4
+        snap["Inbound"]["AppPort"] = self.app.server_address[1]
+        self.write(path, snap)
+        p.proc.send_signal(signal.SIGHUP)
+        p.wait_for(r"config reloaded: file=.* index=4")
+        p.wait_for(r"Inbound or Upstreams listeners changed: they take effect on restart")
 
     def test_reload_on_file_change(self):
         allow = {"ID": "ixn-1", "SourceName": "web", "DestinationName": "api", "Action": "allow"}

@@ -132,6 +132,12 @@ static void test_l7(void **state)
 	assert_int_not_equal(req(e, ID("db"), "GET /v1/x", NULL, 0, by), 0);
 	assert_string_equal(by, "default");
 	assert_int_equal(counted(e, ID("web"), "ixn-l7"), 3);
+	/* an ID from the snapshot cannot break the 403's header */
+	load(&slot, " \"Intentions\": {\"DefaultAction\": \"allow\", \"Items\": ["
+	     "{\"ID\": \"a\\r\\nSet-Cookie: x\\\"\", \"SourceName\": \"web\","
+	     " \"DestinationName\": \"api\", \"Action\": \"deny\"}]}", 2, "http");
+	assert_int_not_equal(req(e, ID("web"), "GET /v1/x", NULL, 0, by), 0);
+	assert_string_equal(by, "a??Set-Cookie: x?");
 	assert_int_equal(counted(e, ID("db"), "default"), 1);
 	px_enforce_free(e);
 	px_config_slot_destroy(&slot);
