@@ -9,6 +9,7 @@
  *   with --cert PEM --key PEM --trust-bundle PEM [--trust-domain TD]
  *        [--mode http|tcp] [--reload-interval SECONDS] [--log-level LEVEL]
  *   weft-proxy --config SNAPSHOT.json [--reload-interval SECONDS] [--log-level LEVEL]
+ *   weft-proxy --config SNAPSHOT.json --check     validate, print, exit 0 or 1
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
@@ -321,7 +322,8 @@ static void usage(void)
 		"                  --upstream IP:PORT --upstream-id ID [--sni NAME]] --cert PEM --key PEM\n"
 		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n"
 		"                  [--log-level error|warn|info|debug]\n"
-		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n");
+		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n"
+		"       weft-proxy --config SNAPSHOT.json --check\n");
 	exit(2);
 }
 
@@ -337,6 +339,7 @@ int main(int argc, char **argv)
 		{"trust-bundle", required_argument, NULL, 't'}, {"trust-domain", required_argument, NULL, 'T'},
 		{"mode", required_argument, NULL, 'm'}, {"reload-interval", required_argument, NULL, 'r'},
 		{"log-level", required_argument, NULL, 'L'}, {"config", required_argument, NULL, 'C'},
+		{"check", no_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -354,6 +357,7 @@ int main(int argc, char **argv)
 	struct event *sigint, *sigterm, *sighup, *tick = NULL;
 	char sni_buf[300], *err = NULL, *end;
 	enum log_level lvl = LOG_LVL_INFO;
+	bool check = false;
 	int o, n = 0;
 
 	log_setup(LOG_LVL_INFO, stderr);
@@ -370,6 +374,7 @@ int main(int argc, char **argv)
 		case 'U': up_id = optarg; break;
 		case 's': sni = optarg; break;
 		case 'C': m.config_path = optarg; break;
+		case 'K': check = true; break;
 		case 'c': files.cert = optarg; break;
 		case 'k': files.key = optarg; break;
 		case 't': files.bundle = optarg; break;
@@ -404,7 +409,20 @@ int main(int argc, char **argv)
 				      files.cert || files.key || files.bundle || files.trust_domain))
 		fatalx("proxy", "--config: the snapshot gives the listeners and certificates; "
 		       "give only --reload-interval and --log-level with it");
+	if (check && m.config_path == NULL)
+		fatalx("proxy", "--check: give --config FILE");
 	px_config_slot_init(&m.slot);
+	if (check) {
+		int rc = load_config(&m, &err);
+
+		if (rc != 0)
+			fprintf(stderr, "%s: %s\n", m.config_path, err);
+		else
+			printf("%s: ok\n", m.config_path);
+		free(err);
+		px_config_slot_destroy(&m.slot);
+		return rc == 0 ? 0 : 1;
+	}
 	if (m.config_path != NULL) {
 		if (load_config(&m, &err) != 0)
 			fatalx("proxy", "config: %s", err);

@@ -305,6 +305,19 @@ class IntentionsTest(unittest.TestCase):
         p.wait_for(r"config reloaded: file=.* index=4")
         p.wait_for(r"Inbound or Upstreams listeners changed: they take effect on restart")
 
+    def test_check_mode(self):
+        snap = self.snapshot("api", "api.crt", "api-old.key", 1)
+        path = self.f("check.json")
+        self.write(path, snap)
+        bin_ = os.path.join(BUILDDIR, "dataplane", "weft-proxy")
+        r = subprocess.run([bin_, "--config", path, "--check"], capture_output=True, timeout=10)
+        self.assertEqual((r.returncode, r.stdout.decode()), (0, path + ": ok\n"))
+        snap["Inbound"]["BindPort"] = 70000
+        self.write(path, snap)
+        r = subprocess.run([bin_, "--config", path, "--check"], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr.decode(), r"^%s: Inbound\.BindPort: .*70000" % re.escape(path))
+
     def test_reload_on_file_change(self):
         allow = {"ID": "ixn-1", "SourceName": "web", "DestinationName": "api", "Action": "allow"}
         p, port, path, snap = self.api_proxy(index=1, items=[allow], app_port=self.echo.port,
