@@ -5,8 +5,9 @@ L4 (Protocol tcp): an allowed caller (web, through an outbound listener
 built from its own snapshot) reaches the app; a denied caller (db) is
 closed right after the handshake and the app never sees a connection.
 L7 (Protocol http): GET /v1/x passes, DELETE /v1/x gets the proxy's 403
-with X-Weft-Denied-By naming the intention, and the app never sees it; a
-caller no intention matches gets the default action. A reload (SIGHUP, or
+with X-Weft-Denied-By naming the intention, and the app never sees it
+(also after a pipelined allowed request, whose response comes first); a
+caller no intention matches gets the default action. --check validates. A reload (SIGHUP, or
 a changed file with --reload-interval) flips allow to deny for new
 connections without a restart; a bad snapshot is refused with one log
 line naming the field and the old policy holds. Every denial is one log
@@ -260,13 +261,30 @@ class IntentionsTest(unittest.TestCase):
         # nothing matches db: the default action (deny) decides
         status, headers, _, _ = self.http(port, "db.crt", "inter-leaf.key", "GET", "/v1/x")
         self.assertEqual((status, headers.get("x-weft-denied-by")), (403, "default"))
-        self.assertEqual(App.seen, ["GET /v1/x"])
-        p.wait_for(r"denied: ", count=2)
+        # pipelined: the allowed request's response first, then the 403
+        s = self.tls(port, "web.crt", "client.key")
+        s.sendall(b"GET /v1/a HTTP/1.1\r\nHost: api\r\n\r\n"
+                  b"DELETE /v1/a HTTP/1.1\r\nHost: api\r\n\r\n"
+                  b"GET /v1/b HTTP/1.1\r\nHost: api\r\n\r\n")
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        s.close()
+        self.assertRegex(got, rb"^HTTP/1.1 200 OK\r\n.*\r\n\r\napp"
+                              rb"HTTP/1.1 403 Forbidden\r\n.*X-Weft-Denied-By: ixn-web-api-l7\r\n"
+                              rb".*\r\n\r\ndenied by weft-proxy: ixn-web-api-l7\n$"
+                         .replace(rb".*", rb"(?s:.*?)"))
+        self.assertEqual(App.seen, ["GET /v1/x", "GET /v1/a"])
+        p.wait_for(r"denied: ", count=3)
         line = self.denials(p, "web", "ixn-web-api-l7", "permission", 7)
-        self.assertEqual(len(line), 1, p.text())
+        self.assertEqual(len(line), 2, p.text())
         self.assertIn('method=DELETE path="/v1/x"', line[0])
+        self.assertIn('method=DELETE path="/v1/a"', line[1])
         self.assertEqual(len(self.denials(p, "db", "default", "default", 7)), 1)
-        self.assertEqual(len(p.lines(r"denied: ")), 2)
+        self.assertEqual(len(p.lines(r"denied: ")), 3)
 
     def test_reload_flips_allow_to_deny_and_refuses_a_bad_snapshot(self):
         allow = {"ID": "ixn-1", "SourceName": "web", "DestinationName": "api", "Action": "allow"}
