@@ -175,9 +175,12 @@ int px_enforce_authorize(void *ud, const char *peer_id, const struct px_request_
 		return 0;  /* decided per request */
 	cfg = px_config_slot_get(e->slot);
 	if (cfg == NULL) {
-		snprintf(denied_by, denied_by_size, "no-config");
+		/* no snapshot yet: nothing is allowed */
+		log_safe(peer_id ? peer_id : "", peer_id ? strlen(peer_id) : 0, src, sizeof(src));
 		log_warnx("proxy", "denied: source=\"%s\" destination=\"\" intention=\"no-config\" "
-			  "reason=\"no-config\" layer=%d", peer_id ? peer_id : "", req ? 7 : 4);
+			  "reason=\"no-config\" layer=%d", src, req ? 7 : 4);
+		count(e, src, "", "no-config");
+		snprintf(denied_by, denied_by_size, "no-config");
 		return -1;
 	}
 	what[0] = '\0';
