@@ -850,7 +850,7 @@ static int decode_pem(json_t *obj, const char *ctx, const char *name, int key,
 	return WEFT_OK;
 }
 
-static int decode_tls(json_t *root, struct px_tls *t, char **err)
+static int decode_tls(json_t *root, struct px_tls_cfg *t, char **err)
 {
 	json_t *o;
 

@@ -135,7 +135,7 @@ struct px_upstream {
 	const struct px_endpoint *endpoints;
 };
 
-struct px_tls {
+struct px_tls_cfg {
 	struct px_pem_ref certificate;   /* leaf, then intermediates */
 	struct px_pem_ref private_key;   /* file only: never from the server */
 	struct px_pem_ref trust_bundle;
@@ -161,7 +161,7 @@ struct px_config {
 	const struct px_upstream *upstreams;
 	enum intention_action default_action;
 	const struct intention_set *intentions;  /* those whose destination is us or "*" */
-	struct px_tls tls;
+	struct px_tls_cfg tls;
 	struct px_admin admin;
 	struct px_access_log access_log;
 	/* private */

@@ -70,6 +70,7 @@ struct conn {
 	bool q_keep[PIPELINE_MAX];
 	unsigned qh, qn;
 	int pending_error;              /* status to answer once earlier responses are out */
+	char denied_by[PX_DENIED_BY_MAX];   /* with a 403: what decided (X-Weft-Denied-By) */
 	bool tunnel, closing, dead, response_started, up_connected, cli_ready, denied;
 	bool shut_up_pending;           /* half-close the upstream once its output drains */
 	/* stats and access log (px_stats, px_accesslog): per request in flight */
@@ -193,10 +194,20 @@ static void send_error(struct conn *c, int status)
 			     status == 502 ? "Bad Gateway" : status == 403 ? "Forbidden" :
 			     "Internal Server Error";
 
-	evbuffer_add_printf(bufferevent_get_output(c->cli),
-			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			    "Connection: close\r\n\r\n%s\n", status, reason, strlen(reason) + 1, reason);
-	req_end(c, status, strlen(reason) + 1);
+	if (status == 403 && c->denied) {
+		/* an intention denied the request: say so, and by which */
+		evbuffer_add_printf(bufferevent_get_output(c->cli),
+				    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+				    "Content-Length: %zu\r\nX-Weft-Denied-By: %s\r\nConnection: close\r\n\r\n"
+				    "denied by weft-proxy: %s\n", strlen(c->denied_by) + 23, c->denied_by,
+				    c->denied_by);
+		req_end(c, status, strlen(c->denied_by) + 23);
+	} else {
+		evbuffer_add_printf(bufferevent_get_output(c->cli),
+				    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+				    "Connection: close\r\n\r\n%s\n", status, reason, strlen(reason) + 1, reason);
+		req_end(c, status, strlen(reason) + 1);
+	}
 	close_after_flush(c);
 }
 
@@ -314,10 +325,16 @@ static int rq_headers_complete(void *ud, const struct px_http1_msg *m)
 	if (c->qn == PIPELINE_MAX)
 		return 1;
 	if (c->l->cfg.authorize != NULL) {
-		struct px_request_info ri = {m, s->line.data, s->line.len};
+		struct px_http1_header h[sizeof(s->f) / sizeof(s->f[0])];
+		struct px_request_info ri = {m, s->line.data, s->line.len, h, s->nf};
 
+		for (size_t i = 0; i < s->nf; i++)
+			h[i] = (struct px_http1_header){
+				s->store.data + s->f[i].name, s->f[i].name_len,
+				s->store.data + s->f[i].value, s->f[i].value_len,
+			};
 		if (c->l->cfg.authorize(c->l->cfg.authorize_ud, c->peer_id[0] ? c->peer_id : NULL,
-					&ri) != 0) {
+					&ri, c->denied_by, sizeof(c->denied_by)) != 0) {
 			c->denied = true;
 			return 1;
 		}
@@ -457,9 +474,10 @@ static void conn_start(struct conn *c)
 
 	c->cli_ready = true;
 	if (cfg->authorize != NULL &&
-	    cfg->authorize(cfg->authorize_ud, c->peer_id[0] ? c->peer_id : NULL, NULL) != 0) {
-		log_warnx("proxy", "denied: listener=%s peer=%s source=\"%s\" layer=4", cfg->name, c->peer,
-			  c->peer_id);
+	    cfg->authorize(cfg->authorize_ud, c->peer_id[0] ? c->peer_id : NULL, NULL, c->denied_by,
+			   sizeof(c->denied_by)) != 0) {
+		log_debug("proxy", "closed after denial: listener=%s peer=%s layer=4 denied-by=\"%s\"",
+			  cfg->name, c->peer, c->denied_by);
 		conn_close(c);
 		return;
 	}
@@ -520,8 +538,8 @@ static void cli_read(struct bufferevent *bev, void *arg)
 			int status = c->denied ? 403 : px_http1_status(PX_HTTP1_REQUEST, rc);
 
 			if (c->denied)
-				log_warnx("proxy", "denied: listener=%s peer=%s source=\"%s\" layer=7",
-					  c->l->cfg.name, c->peer, c->peer_id);
+				log_debug("proxy", "403 after denial: listener=%s peer=%s layer=7 "
+					  "denied-by=\"%s\"", c->l->cfg.name, c->peer, c->denied_by);
 			else
 				log_info("proxy", "request refused: client=%s status=%d error=\"%s\" offset=%llu",
 					 c->client_addr, status, px_http1_strerror(rc),

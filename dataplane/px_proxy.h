@@ -17,17 +17,23 @@ struct px_accesslog;
 
 enum px_mode { PX_MODE_HTTP, PX_MODE_TCP };
 
-/* The hook for intentions (not enforced here yet): called once the
- * caller is known (L4: request NULL) and, in HTTP mode, for each request
- * (request and its method/target). Return 0 to allow; a denial closes the
- * connection (L4) or answers 403 (L7). peer_id is NULL on a plaintext
- * listener. */
+/* The hook for intentions (px_enforce implements it): called once the
+ * caller is known (L4: req NULL; nothing has reached the upstream yet) and,
+ * in HTTP mode, for each request (its line and header fields). Return 0 to
+ * allow. A denial writes what decided into denied_by (NUL-terminated, at
+ * most denied_by_size bytes, header-safe) and closes the connection (L4)
+ * or answers 403 with an X-Weft-Denied-By header carrying it and closes
+ * (L7). peer_id is NULL on a plaintext listener. The hook logs the denial. */
 struct px_request_info {
 	const struct px_http1_msg *msg;
 	const char *line;      /* "METHOD target" */
 	size_t line_len;
+	const struct px_http1_header *headers;
+	size_t n_headers;
 };
-typedef int (*px_authorize_fn)(void *ud, const char *peer_id, const struct px_request_info *req);
+#define PX_DENIED_BY_MAX 256
+typedef int (*px_authorize_fn)(void *ud, const char *peer_id, const struct px_request_info *req,
+			       char *denied_by, size_t denied_by_size);
 
 struct px_listener_cfg {
 	const char *name;               /* "inbound", "outbound", "listen": for log lines */

@@ -10,10 +10,20 @@
  *        [--mode http|tcp] [--reload-interval SECONDS] [--log-level LEVEL]
  *   and [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]
  *   (docs/proxy-admin.md)
+ *   weft-proxy --config SNAPSHOT.json [--reload-interval SECONDS] [--log-level LEVEL]
+ *   weft-proxy --config SNAPSHOT.json --check     validate, print, exit 0 or 1
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
- * certificates and trust bundle for new handshakes. */
+ * certificates and trust bundle for new handshakes.
+ *
+ * --config (docs/proxy-config.md): the listeners come from the snapshot
+ * (Inbound, and one outbound per upstream to its first endpoint), and the
+ * inbound enforces its intentions (px_enforce). SIGHUP (or a change of the
+ * file, with --reload-interval) reloads the snapshot through a
+ * px_config_slot: a bad one is refused with one log line and the old one
+ * stays in force; new connections and requests are decided by the new one.
+ * Listener addresses are read at start only. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -23,12 +33,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
+#include "err.h"
 #include "log.h"
 #include "px_accesslog.h"
 #include "px_admin.h"
+#include "px_config.h"
+#include "px_enforce.h"
 #include "px_proxy.h"
 #include "px_stats.h"
 #include "px_tls.h"
@@ -36,6 +50,10 @@
 struct main_state {
 	struct px_tls *tls[2];          /* server, client */
 	const char *names[2];
+	const char *config_path;        /* --config, or NULL */
+	struct px_config_slot slot;
+	const struct px_config *boot;   /* the snapshot the listeners were built from */
+	struct stat config_st;          /* as of the last (attempted) load */
 };
 
 /* "A.B.C.D:PORT" (an IPv4 literal); loopback: only 127.0.0.1, for what
@@ -72,8 +90,115 @@ static int derive_sni(const char *id, char *out, size_t size)
 	return snprintf(out, size, "%s.%s.%s.%s", svc, mesh, zone, td) < (int)size ? 0 : -1;
 }
 
+static int read_file(const char *path, char **data, size_t *len, char **err)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = NULL;
+	size_t n;
+	int rc = WEFT_OK;
+
+	*data = NULL;
+	if (f == NULL)
+		return weft_errf(err, WEFT_EIO, "%s: %s", path, strerror(errno));
+	b = malloc(PX_CONFIG_MAX_BYTES + 1);
+	if (b == NULL) {
+		rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	n = fread(b, 1, PX_CONFIG_MAX_BYTES + 1, f);
+	if (ferror(f)) {
+		rc = weft_errf(err, WEFT_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (n > PX_CONFIG_MAX_BYTES) {
+		rc = weft_errf(err, WEFT_ETOOBIG, "%s: larger than %u bytes", path, PX_CONFIG_MAX_BYTES);
+		goto out;
+	}
+	*data = b;
+	*len = n;
+	b = NULL;
+out:
+	free(b);
+	fclose(f);
+	return rc;
+}
+
+static bool config_changed(struct main_state *m)
+{
+	struct stat st;
+
+	if (stat(m->config_path, &st) != 0)
+		return false;
+	return st.st_mtim.tv_sec != m->config_st.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != m->config_st.st_mtim.tv_nsec ||
+	       st.st_size != m->config_st.st_size || st.st_ino != m->config_st.st_ino;
+}
+
+/* Loads --config into the slot: 0, or -1 with *err naming the field. */
+static int load_config(struct main_state *m, char **err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (stat(m->config_path, &m->config_st) != 0)
+		memset(&m->config_st, 0, sizeof(m->config_st));
+	rc = read_file(m->config_path, &data, &len, err);
+	if (rc == WEFT_OK)
+		rc = px_config_slot_load(&m->slot, data, len, err);
+	free(data);
+	return rc == WEFT_OK ? 0 : -1;
+}
+
+/* Whether the listeners of b differ from those of a (built at start). */
+static bool listeners_differ(const struct px_config *a, const struct px_config *b)
+{
+	if (strcmp(a->inbound.bind_address, b->inbound.bind_address) != 0 ||
+	    a->inbound.bind_port != b->inbound.bind_port ||
+	    strcmp(a->inbound.app_address, b->inbound.app_address) != 0 ||
+	    a->inbound.app_port != b->inbound.app_port || a->inbound.protocol != b->inbound.protocol ||
+	    a->n_upstreams != b->n_upstreams)
+		return true;
+	for (size_t i = 0; i < a->n_upstreams; i++) {
+		const struct px_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
+
+		if (strcmp(x->bind_address, y->bind_address) != 0 || x->bind_port != y->bind_port ||
+		    x->protocol != y->protocol || x->n_endpoints != y->n_endpoints ||
+		    (x->n_endpoints > 0 &&
+		     (strcmp(x->endpoints[0].address, y->endpoints[0].address) != 0 ||
+		      x->endpoints[0].port != y->endpoints[0].port ||
+		      strcmp(x->endpoints[0].spiffe_id, y->endpoints[0].spiffe_id) != 0)))
+			return true;
+	}
+	return false;
+}
+
+static void reload_config(struct main_state *m, bool only_if_changed)
+{
+	struct px_config *cfg;
+	char *err = NULL;
+
+	if (m->config_path == NULL || (only_if_changed && !config_changed(m)))
+		return;
+	if (load_config(m, &err) != 0) {
+		log_warnx("proxy", "config reload refused: file=%s error=\"%s\" (the previous snapshot "
+			  "stays in force)", m->config_path, err ? err : "?");
+		free(err);
+		return;
+	}
+	cfg = px_config_slot_get(&m->slot);
+	log_info("proxy", "config reloaded: file=%s index=%llu intentions=%zu default=%s",
+		 m->config_path, (unsigned long long)cfg->index, intention_set_count(cfg->intentions),
+		 cfg->default_action == INTENTION_ALLOW ? "allow" : "deny");
+	if (listeners_differ(m->boot, cfg))
+		log_warnx("proxy", "config: Inbound or Upstreams listeners changed: they take effect "
+			  "on restart (the intentions are in force now)");
+	px_config_unref(cfg);
+}
+
 static void reload(struct main_state *m, bool only_if_changed)
 {
+	reload_config(m, only_if_changed);
 	for (int i = 0; i < 2; i++) {
 		char *err = NULL;
 
@@ -104,6 +229,96 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* Per outbound listener built from the snapshot: its strings. */
+struct up_names {
+	char name[PX_CONFIG_NAME_MAX + 16];
+	char sni[300];
+};
+
+static const char *pem_file(const struct px_pem_ref *r, const char *field)
+{
+	if (r->file == NULL)
+		fatalx("proxy", "config: TLS.%s: weft-proxy --config takes File, not inline PEM", field);
+	return r->file;
+}
+
+static void addr_port(const char *addr, uint16_t port, struct sockaddr_in *sa, const char *field)
+{
+	char s[PX_CONFIG_ADDR_MAX + 8];
+
+	snprintf(s, sizeof(s), "%s:%u", addr, port);
+	if (parse_addr(s, sa, false) != 0)
+		fatalx("proxy", "config: %s: \"%s\": this proxy listens and connects on IPv4 only",
+		       field, addr);
+}
+
+/* The listeners of the snapshot c into cfg[*n..]: the inbound (with
+ * intentions enforced by enf) and one outbound per upstream with an
+ * endpoint (its first one). */
+static void from_config(struct main_state *m, const struct px_config *c, const char *via,
+			struct px_enforce *enf, struct up_names *names, struct px_listener_cfg *cfg,
+			int *n)
+{
+	struct px_tls_files files = {0};
+
+	if (c->tls.configured) {
+		files.cert = pem_file(&c->tls.certificate, "Certificate");
+		files.key = pem_file(&c->tls.private_key, "PrivateKey");
+		files.bundle = pem_file(&c->tls.trust_bundle, "TrustBundle");
+		files.trust_domain = c->identity.trust_domain;
+	}
+	cfg[*n] = (struct px_listener_cfg){
+		.name = "inbound", .via = via, .authorize = px_enforce_authorize, .authorize_ud = enf,
+		.mode = c->inbound.protocol == PX_PROTO_HTTP ? PX_MODE_HTTP : PX_MODE_TCP,
+	};
+	if (c->tls.configured) {
+		char *err = NULL;
+
+		if (px_tls_new(&m->tls[0], PX_TLS_SERVER, &files, &err) != 0)
+			fatalx("proxy", "config: TLS: %s", err);
+		cfg[*n].tls_in = m->tls[0];
+	}
+	addr_port(c->inbound.bind_address, c->inbound.bind_port, &cfg[*n].listen, "Inbound.BindAddress");
+	addr_port(c->inbound.app_address, c->inbound.app_port, &cfg[*n].upstream, "Inbound.AppAddress");
+	snprintf(cfg[*n].upstream_name, sizeof(cfg[*n].upstream_name), "%s:%u", c->inbound.app_address,
+		 c->inbound.app_port);
+	(*n)++;
+	for (size_t i = 0; i < c->n_upstreams; i++) {
+		const struct px_upstream *u = &c->upstreams[i];
+		const struct px_endpoint *e = u->endpoints;
+		struct px_listener_cfg *lc = &cfg[*n];
+		char field[64];
+
+		if (u->n_endpoints == 0) {
+			log_warnx("proxy", "config: Upstreams[%zu] (%s): no endpoint, no listener", i, u->name);
+			continue;
+		}
+		if (!c->tls.configured)
+			fatalx("proxy", "config: TLS: required for Upstreams[%zu] (%s)", i, u->name);
+		if (m->tls[1] == NULL) {
+			char *err = NULL;
+
+			if (px_tls_new(&m->tls[1], PX_TLS_CLIENT, &files, &err) != 0)
+				fatalx("proxy", "config: TLS: %s", err);
+		}
+		snprintf(names[i].name, sizeof(names[i].name), "outbound:%s", u->name);
+		if (derive_sni(e->spiffe_id, names[i].sni, sizeof(names[i].sni)) != 0)
+			fatalx("proxy", "config: Upstreams[%zu].Endpoints[0].SpiffeID: no server name from "
+			       "\"%s\"", i, e->spiffe_id);
+		*lc = (struct px_listener_cfg){
+			.name = names[i].name, .via = via, .tls_out = m->tls[1],
+			.mode = u->protocol == PX_PROTO_HTTP ? PX_MODE_HTTP : PX_MODE_TCP,
+			.upstream_id = e->spiffe_id, .sni = names[i].sni,
+		};
+		snprintf(field, sizeof(field), "Upstreams[%zu].BindAddress", i);
+		addr_port(u->bind_address, u->bind_port, &lc->listen, field);
+		snprintf(field, sizeof(field), "Upstreams[%zu].Endpoints[0].Address", i);
+		addr_port(e->address, e->port, &lc->upstream, field);
+		snprintf(lc->upstream_name, sizeof(lc->upstream_name), "%s:%u", e->address, e->port);
+		(*n)++;
+	}
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -112,7 +327,9 @@ static void usage(void)
 		"                  --upstream IP:PORT --upstream-id ID [--sni NAME]] --cert PEM --key PEM\n"
 		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n"
 		"                  [--log-level error|warn|info|debug]\n"
-		"       with [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]\n");
+		"       with [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]\n"
+		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n"
+		"       weft-proxy --config SNAPSHOT.json --check\n");
 	exit(2);
 }
 
@@ -127,7 +344,8 @@ int main(int argc, char **argv)
 		{"cert", required_argument, NULL, 'c'}, {"key", required_argument, NULL, 'k'},
 		{"trust-bundle", required_argument, NULL, 't'}, {"trust-domain", required_argument, NULL, 'T'},
 		{"mode", required_argument, NULL, 'm'}, {"reload-interval", required_argument, NULL, 'r'},
-		{"log-level", required_argument, NULL, 'L'},
+		{"log-level", required_argument, NULL, 'L'}, {"config", required_argument, NULL, 'C'},
+		{"check", no_argument, NULL, 'K'},
 		{"admin", required_argument, NULL, 'A'}, {"access-log", required_argument, NULL, 'g'},
 		{"drain-timeout", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
@@ -137,13 +355,17 @@ int main(int argc, char **argv)
 	struct px_tls_files files = {0};
 	enum px_mode mode = PX_MODE_HTTP;
 	long interval = 0;
-	struct px_listener_cfg cfg[3];
-	struct px_listener *l[3] = {NULL};
+	struct px_listener_cfg *cfg;
+	struct px_listener **l;
+	struct px_config *boot = NULL;
+	struct px_enforce *enf = NULL;
+	struct up_names *up_names = NULL;
 	struct main_state m = {.names = {"inbound", "outbound"}};
 	struct event_base *base;
 	struct event *sigint, *sigterm, *sighup, *tick = NULL;
 	char sni_buf[300], *err = NULL, *end;
 	enum log_level lvl = LOG_LVL_INFO;
+	bool check = false;
 	int o, n = 0;
 	/* admin, stats, access log (px_admin.h) */
 	const char *admin_s = NULL, *alog_s = NULL;
@@ -166,6 +388,8 @@ int main(int argc, char **argv)
 		case 'o': out_s = optarg; break;
 		case 'U': up_id = optarg; break;
 		case 's': sni = optarg; break;
+		case 'C': m.config_path = optarg; break;
+		case 'K': check = true; break;
 		case 'c': files.cert = optarg; break;
 		case 'k': files.key = optarg; break;
 		case 't': files.bundle = optarg; break;
@@ -199,16 +423,52 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL))
+	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL && m.config_path == NULL))
 		usage();
 	if (listen_s != NULL && (in_s != NULL || out_s != NULL))
 		fatalx("proxy", "--listen (plaintext) cannot be combined with --inbound or --outbound");
-	memset(cfg, 0, sizeof(cfg));
 	if (stats == NULL)
 		fatalx("proxy", "out of memory");
 	if (admin_s != NULL && parse_addr(admin_s, &acfg.listen, true) != 0)
 		fatalx("proxy", "--admin: want 127.0.0.1:PORT (the admin listener is loopback only), "
 		       "got \"%s\"", admin_s);
+	if (m.config_path != NULL && (listen_s || in_s || out_s || up_s || app_s || up_id || sni ||
+				      files.cert || files.key || files.bundle || files.trust_domain))
+		fatalx("proxy", "--config: the snapshot gives the listeners and certificates; "
+		       "give only --reload-interval and --log-level with it");
+	if (check && m.config_path == NULL)
+		fatalx("proxy", "--check: give --config FILE");
+	px_config_slot_init(&m.slot);
+	if (check) {
+		int rc = load_config(&m, &err);
+
+		if (rc != 0)
+			fprintf(stderr, "%s: %s\n", m.config_path, err);
+		else
+			printf("%s: ok\n", m.config_path);
+		free(err);
+		px_config_slot_destroy(&m.slot);
+		return rc == 0 ? 0 : 1;
+	}
+	if (m.config_path != NULL) {
+		if (load_config(&m, &err) != 0)
+			fatalx("proxy", "config: %s", err);
+		boot = px_config_slot_get(&m.slot);
+		m.boot = boot;
+		if (px_enforce_new(&enf, &m.slot, boot->inbound.protocol == PX_PROTO_HTTP, &err) != 0)
+			fatalx("proxy", "%s", err);
+		log_info("proxy", "config loaded: file=%s index=%llu service=%s intentions=%zu default=%s",
+			 m.config_path, (unsigned long long)boot->index, boot->identity.service,
+			 intention_set_count(boot->intentions),
+			 boot->default_action == INTENTION_ALLOW ? "allow" : "deny");
+	}
+	cfg = calloc(3 + (boot ? boot->n_upstreams : 0), sizeof(*cfg));
+	l = calloc(3 + (boot ? boot->n_upstreams : 0), sizeof(*l));
+	up_names = calloc(boot ? boot->n_upstreams + 1 : 1, sizeof(*up_names));
+	if (cfg == NULL || l == NULL || up_names == NULL)
+		fatalx("proxy", "out of memory");
+	if (boot != NULL)
+		from_config(&m, boot, via, enf, up_names, cfg, &n);
 	if (listen_s != NULL) {
 		cfg[n] = (struct px_listener_cfg){.name = "listen", .mode = mode, .via = via,
 						  .by_id = by_id, .peer_id = peer_id};
@@ -263,7 +523,7 @@ int main(int argc, char **argv)
 		if (px_listener_new(&l[i], base, &cfg[i], &err) != 0)
 			fatalx("proxy", "%s", err);
 		log_info("proxy", "listening: listener=%s mode=%s upstream=%s%s%s", cfg[i].name,
-			 mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
+			 cfg[i].mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
 			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "");
 	}
 	if (admin_s != NULL) {
@@ -303,5 +563,11 @@ int main(int argc, char **argv)
 	event_base_free(base);
 	px_tls_free(m.tls[0]);
 	px_tls_free(m.tls[1]);
+	px_enforce_free(enf);
+	px_config_unref(boot);
+	px_config_slot_destroy(&m.slot);
+	free(cfg);
+	free(l);
+	free(up_names);
 	return 0;
 }
