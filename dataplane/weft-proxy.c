@@ -448,6 +448,7 @@ int main(int argc, char **argv)
 			printf("%s: ok\n", m.config_path);
 		free(err);
 		px_config_slot_destroy(&m.slot);
+		px_stats_free(stats);
 		return rc == 0 ? 0 : 1;
 	}
 	if (m.config_path != NULL) {
