@@ -9,12 +9,14 @@
 #include "intention.h"
 #include "log.h"
 #include "px_enforce.h"
+#include "px_stats.h"
 
 #define LOG_VALUE_MAX 256   /* bytes of a peer-sent value in a log line */
 #define LABEL_KEEP (PX_ENFORCE_LABEL_MAX - 1)  /* what a counter label keeps */
 
 struct px_enforce {
 	struct px_config_slot *slot;
+	struct px_stats *stats;       /* /stats counts denials too; may be NULL */
 	int http;
 	pthread_mutex_t lock;
 	struct px_denial_count *c;
@@ -109,6 +111,9 @@ static struct px_denial_count *find(struct px_enforce *e, const char *src, const
 static void count(struct px_enforce *e, const char *src, const char *dst, const char *ix)
 {
 	struct px_denial_count *d = NULL;
+
+	if (e->stats)
+		px_stats_denial(e->stats, src, dst, strcmp(ix, "default") == 0 ? "" : ix);
 
 	pthread_mutex_lock(&e->lock);
 	d = find(e, src, dst, ix);
@@ -270,4 +275,9 @@ int px_enforce_counters(struct px_enforce *e, struct px_denial_count **out, size
 out:
 	pthread_mutex_unlock(&e->lock);
 	return rc;
+}
+
+void px_enforce_set_stats(struct px_enforce *e, struct px_stats *stats)
+{
+	e->stats = stats;
 }

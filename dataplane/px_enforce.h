@@ -34,6 +34,10 @@ void px_enforce_label(const struct px_authz *a, char *out, size_t size);
  * and the connection-level call is allowed). slot must outlive it. */
 int px_enforce_new(struct px_enforce **out, struct px_config_slot *slot, int http, char **err);
 void px_enforce_free(struct px_enforce *e);
+/* Counts every denial in stats as well (weft_proxy_intention_denials_total
+ * on the admin /stats); stats must outlive e and belong to its event loop. */
+struct px_stats;
+void px_enforce_set_stats(struct px_enforce *e, struct px_stats *stats);
 
 /* A px_authorize_fn; ud is the struct px_enforce. */
 int px_enforce_authorize(void *ud, const char *peer_id, const struct px_request_info *req,

@@ -458,6 +458,7 @@ int main(int argc, char **argv)
 		m.boot = boot;
 		if (px_enforce_new(&enf, &m.slot, boot->inbound.protocol == PX_PROTO_HTTP, &err) != 0)
 			fatalx("proxy", "%s", err);
+		px_enforce_set_stats(enf, stats);
 		log_info("proxy", "config loaded: file=%s index=%llu service=%s intentions=%zu default=%s",
 			 m.config_path, (unsigned long long)boot->index, boot->identity.service,
 			 intention_set_count(boot->intentions),

@@ -22,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import urllib.request
 import tempfile
 import threading
 import time
@@ -213,7 +214,9 @@ class IntentionsTest(unittest.TestCase):
     def test_l4_allow_deny_and_default(self):
         allow_web = {"ID": "ixn-web-api", "SourceName": "web", "DestinationName": "api",
                      "Action": "allow"}
-        p, port, _, _ = self.api_proxy(index=1, items=[allow_web], app_port=self.echo.port)
+        admin_port = free_port()
+        p, port, _, _ = self.api_proxy(["--admin", "127.0.0.1:%d" % admin_port], index=1,
+                                       items=[allow_web], app_port=self.echo.port)
         out_port = self.web_outbound(port)
         before = self.echo.accepted
         self.assertEqual(self.echo_call(out_port), b"PING")
@@ -225,6 +228,15 @@ class IntentionsTest(unittest.TestCase):
         self.assertEqual(len(p.lines(r"denied: ")), 1)
         time.sleep(0.2)
         self.assertEqual(self.echo.accepted, before + 1, "the app saw the denied caller")
+        # The admin /stats counts the denial too (the mesh default decided: no intention).
+        with urllib.request.urlopen("http://127.0.0.1:%d/stats" % admin_port, timeout=5) as r:
+            stats = r.read().decode()
+        rows = [l for l in stats.splitlines()
+                if l.startswith("weft_proxy_intention_denials_total{") and "/svc/db" in l]
+        self.assertEqual(len(rows), 1, stats)
+        self.assertIn('destination="api"', rows[0])
+        self.assertIn('intention=""', rows[0])
+        self.assertTrue(rows[0].endswith(" 1"), rows[0])
 
         # default allow: a caller no intention matches gets through; an
         # intention without an ID is named by its pair
