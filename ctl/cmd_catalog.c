@@ -194,18 +194,13 @@ static int run_catalog_register(struct ctl *g, const struct ctl_command *cmd, in
 		{ "meta", ARG_LIST, &f.meta, "KEY=VALUE", "service metadata (repeat for more)", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	json_t *doc = NULL, *reply = NULL;
 	char *err = NULL;
-	int npos, rc;
+	int rc;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		goto out;
-	if (npos > 0) {
-		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
-		goto out;
-	}
 	if (file && (f.node || f.address || f.service || f.service_id || f.service_address ||
 		     f.port >= 0 || f.tags.n || f.meta.n)) {
 		rc = ctl_usage(cmd, "give either -file or -node/-address/-service flags, not both");
@@ -238,7 +233,6 @@ static int run_catalog_register(struct ctl *g, const struct ctl_command *cmd, in
 	else
 		printf("Registered node %s\n", node);
 out:
-	free(pos);
 	free(err);
 	args_list_free(&f.tags);
 	args_list_free(&f.meta);
@@ -257,17 +251,12 @@ static int run_catalog_deregister(struct ctl *g, const struct ctl_command *cmd, 
 		{ "check-id", ARG_STR, &check_id, "ID", "remove only this check of the node", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	json_t *doc = NULL, *reply = NULL;
-	int npos, rc;
+	int rc;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		goto out;
-	if (npos > 0) {
-		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
-		goto out;
-	}
 	if (node == NULL || node[0] == '\0') {
 		rc = ctl_usage(cmd, "-node is required");
 		goto out;
@@ -289,7 +278,6 @@ static int run_catalog_deregister(struct ctl *g, const struct ctl_command *cmd, 
 	else
 		printf("Deregistered node %s\n", node);
 out:
-	free(pos);
 	json_decref(doc);
 	json_decref(reply);
 	return rc;

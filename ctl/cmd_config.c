@@ -137,18 +137,13 @@ static int run_read(struct ctl *g, const struct ctl_command *cmd, int argc, char
 		{ "name", ARG_STR, &name, "NAME", "the entry's name", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	char *path = NULL;
 	json_t *e = NULL;
-	int npos, rc;
+	int rc;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		goto out;
-	if (npos > 0) {
-		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
-		goto out;
-	}
 	if ((rc = need(cmd, kind, name, 1)) != CTL_CONTINUE)
 		goto out;
 	rc = CTL_ERR;
@@ -161,7 +156,6 @@ static int run_read(struct ctl *g, const struct ctl_command *cmd, int argc, char
 out:
 	json_decref(e);
 	free(path);
-	free(pos);
 	return rc;
 }
 
@@ -172,19 +166,14 @@ static int run_list(struct ctl *g, const struct ctl_command *cmd, int argc, char
 		{ "kind", ARG_STR, &kind, "KIND", "the kind to list", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	char *path = NULL;
 	json_t *list = NULL, *e;
 	size_t i;
-	int npos, rc;
+	int rc;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		goto out;
-	if (npos > 0) {
-		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
-		goto out;
-	}
 	if ((rc = need(cmd, kind, NULL, 0)) != CTL_CONTINUE)
 		goto out;
 	rc = CTL_ERR;
@@ -200,14 +189,13 @@ static int run_list(struct ctl *g, const struct ctl_command *cmd, int argc, char
 out:
 	json_decref(list);
 	free(path);
-	free(pos);
 	return rc;
 }
 
 static int run_delete(struct ctl *g, const struct ctl_command *cmd, int argc, char **argv)
 {
 	const char *kind = NULL, *name = NULL;
-	int cas = 0, npos, rc;
+	int cas = 0, rc;
 	long long index = -1;
 	const struct arg_opt opts[] = {
 		{ "kind", ARG_STR, &kind, "KIND", "the entry's kind", 0, 0 },
@@ -217,18 +205,13 @@ static int run_delete(struct ctl *g, const struct ctl_command *cmd, int argc, ch
 		{ "modify-index", ARG_INT, &index, "N", "the ModifyIndex for -cas", 0, INT64_MAX },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	char *path = NULL;
 	json_t *reply = NULL, *deleted;
 	int ok;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		goto out;
-	if (npos > 0) {
-		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
-		goto out;
-	}
 	if ((rc = need(cmd, kind, name, 1)) != CTL_CONTINUE)
 		goto out;
 	if (cas && index < 0) {
@@ -261,7 +244,6 @@ static int run_delete(struct ctl *g, const struct ctl_command *cmd, int argc, ch
 out:
 	json_decref(reply);
 	free(path);
-	free(pos);
 	return rc;
 }
 

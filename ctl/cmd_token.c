@@ -76,18 +76,13 @@ static int run_token_create(struct ctl *g, const struct ctl_command *cmd, int ar
 		{ "ttl", ARG_DURATION, &ttl_ms, "DURATION", "expire after this long (1h, 30m); default never", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	json_t *body = NULL;
 	char *err = NULL;
-	int npos, rc;
+	int rc;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		goto out;
-	if (npos > 0) {
-		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
-		goto out;
-	}
 	body = input_token_body(kind, service, node, description, ttl_ms, &err);
 	if (body == NULL) {
 		rc = ctl_usage(cmd, "%s", err);
@@ -95,7 +90,6 @@ static int run_token_create(struct ctl *g, const struct ctl_command *cmd, int ar
 	}
 	rc = show(g, "PUT", "/v1/acl/token", body);
 out:
-	free(pos);
 	free(err);
 	json_decref(body);
 	return rc;

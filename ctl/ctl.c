@@ -100,6 +100,19 @@ int ctl_parse(struct ctl *g, const struct ctl_command *cmd, const struct arg_opt
 	return CTL_CONTINUE;
 }
 
+int ctl_parse_flags(struct ctl *g, const struct ctl_command *cmd, const struct arg_opt *opts,
+		    int argc, char **argv)
+{
+	const char **pos = NULL;
+	int npos = 0, rc;
+
+	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	if (rc == CTL_CONTINUE && npos > 0)
+		rc = ctl_usage(cmd, "unexpected argument \"%s\"", pos[0]);
+	free(pos);
+	return rc;
+}
+
 struct httpc *ctl_http(struct ctl *g)
 {
 	struct httpc_opts o = { 0 };

@@ -61,6 +61,10 @@ void ctl_cleanup(struct ctl *g);
  * the exit status after printing help (0) or a usage error (2). */
 int ctl_parse(struct ctl *g, const struct ctl_command *cmd, const struct arg_opt *opts,
 	      int argc, char **argv, int stop_at_positional, const char ***pos, int *npos);
+/* ctl_parse for commands that take flags only: a positional argument is a
+ * usage error. */
+int ctl_parse_flags(struct ctl *g, const struct ctl_command *cmd, const struct arg_opt *opts,
+		    int argc, char **argv);
 void ctl_help(FILE *out, struct ctl *g, const struct ctl_command *cmd,
 	      const struct arg_opt *opts);
 
