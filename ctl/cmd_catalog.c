@@ -69,58 +69,46 @@ out:
 
 static int run_services(struct ctl *g, const struct ctl_command *cmd, int argc, char **argv)
 {
-	const char **pos = NULL;
-	int npos, rc;
+	int rc;
 
-	rc = ctl_parse(g, cmd, NULL, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, NULL, argc, argv);
 	if (rc != CTL_CONTINUE)
 		return rc;
-	free(pos);
-	if (npos > 0)
-		return ctl_usage(cmd, "unexpected argument");
 	return list_services(g, 1);
 }
 
 static int run_catalog_services(struct ctl *g, const struct ctl_command *cmd, int argc,
 				char **argv)
 {
-	int tags = 0, npos, rc;
+	int tags = 0, rc;
 	const struct arg_opt opts[] = {
 		{ "tags", ARG_BOOL, &tags, NULL, "show each service's tags", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		return rc;
-	free(pos);
-	if (npos > 0)
-		return ctl_usage(cmd, "unexpected argument");
 	return list_services(g, tags);
 }
 
 static int run_catalog_nodes(struct ctl *g, const struct ctl_command *cmd, int argc,
 			     char **argv)
 {
-	int detailed = 0, npos, rc, st;
+	int detailed = 0, rc, st;
 	const struct arg_opt opts[] = {
 		{ "detailed", ARG_BOOL, &detailed, NULL,
 		  "show the full node ID, tagged addresses and metadata", 0, 0 },
 		{ 0 },
 	};
-	const char **pos = NULL;
 	struct table *t = NULL;
 	struct buf b;
 	json_t *doc, *n;
 	size_t i;
 
-	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
 	if (rc != CTL_CONTINUE)
 		return rc;
-	free(pos);
-	if (npos > 0)
-		return ctl_usage(cmd, "unexpected argument");
 	doc = ctl_call(g, "GET", "/v1/catalog/nodes", NULL, NULL, &st);
 	if (doc == NULL)
 		return st;

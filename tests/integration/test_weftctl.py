@@ -81,6 +81,12 @@ class WeftctlCatalogTest(ServerTest):
         r = self.ctl("catalog", "register", "-node", "n1")
         self.assertEqual(r.returncode, 2)
         self.assertIn("-address is required with -node", r.stderr)
+        r = self.ctl("catalog", "nodes", "extra")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('weftctl: catalog nodes: unexpected argument "extra"', r.stderr)
+        r = self.ctl("config", "list", "-kind", "mesh", "extra")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('unexpected argument "extra"', r.stderr)
 
     # ---- catalog ----
 
