@@ -79,7 +79,7 @@ auth="-H \"X-Consul-Token: \$(cat $run/data/admin.token)\""
 cat <<MSG
 
 Weft is running: weft-server (standalone, SQLite store at $run/data/weft.db)
-  UI: http://$addr/ui/   (log in with the admin token below)
+  UI:           http://$addr/ui/   (log in with the admin token below)
   API:          http://$addr   (Consul-compatible: point Consul tools here)
   admin token:  $run/data/admin.token   (mode 0600; send as X-Consul-Token)
   log:          $run/weft-server.log
