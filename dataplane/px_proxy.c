@@ -819,7 +819,8 @@ int px_listener_new(struct px_listener **out, struct event_base *base,
 	l->base = base;
 	l->cfg = *cfg;
 	l->sid = px_stats_listener(cfg->stats, cfg->name);
-	l->ev = evconnlistener_new_bind(base, on_accept, l, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 128,
+	l->ev = evconnlistener_new_bind(base, on_accept, l, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+					(cfg->reuse_port ? LEV_OPT_REUSEABLE_PORT : 0), 512,
 					(struct sockaddr *)&l->cfg.listen, sizeof(l->cfg.listen));
 	if (l->ev == NULL) {
 		snprintf(msg, sizeof(msg), "%s listener: bind: %s", cfg->name, strerror(errno));

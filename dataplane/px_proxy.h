@@ -52,6 +52,7 @@ struct px_listener_cfg {
 	void *authorize_ud;
 	struct px_stats *stats;         /* NULL: none kept (px_stats.h) */
 	struct px_accesslog *access_log; /* NULL: none written (px_accesslog.h) */
+	bool reuse_port;                /* SO_REUSEPORT: one listener per worker on one port */
 };
 
 struct px_listener;
