@@ -1105,6 +1105,7 @@ void px_config_slot_init(struct px_config_slot *slot)
 {
 	pthread_mutex_init(&slot->_lock, NULL);
 	slot->_cur = NULL;
+	atomic_init(&slot->_gen, 0);
 }
 
 void px_config_slot_destroy(struct px_config_slot *slot)
@@ -1126,6 +1127,11 @@ struct px_config *px_config_slot_get(struct px_config_slot *slot)
 	return c;
 }
 
+uint64_t px_config_slot_generation(struct px_config_slot *slot)
+{
+	return atomic_load_explicit(&slot->_gen, memory_order_acquire);
+}
+
 int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t len, char **err)
 {
 	struct px_config *c = NULL, *old = NULL;
@@ -1145,6 +1151,7 @@ int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t le
 		old = slot->_cur;
 		slot->_cur = c;
 		c = NULL;
+		atomic_fetch_add_explicit(&slot->_gen, 1, memory_order_release);
 	}
 	pthread_mutex_unlock(&slot->_lock);
 	px_config_unref(old);

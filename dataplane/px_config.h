@@ -227,6 +227,7 @@ const char *px_authz_reason_string(enum px_authz_reason r);
 struct px_config_slot {
 	pthread_mutex_t _lock;
 	struct px_config *_cur;
+	atomic_uint_fast64_t _gen;
 };
 
 void px_config_slot_init(struct px_config_slot *slot);
@@ -234,6 +235,9 @@ void px_config_slot_destroy(struct px_config_slot *slot);
 /* A new reference to the current config (NULL before the first), which
  * the caller drops with px_config_unref. */
 struct px_config *px_config_slot_get(struct px_config_slot *slot);
+/* Counts the configs made current: a worker compares it with the one it
+ * last applied (one atomic load) to learn that it must look again. */
+uint64_t px_config_slot_generation(struct px_config_slot *slot);
 /* Decodes data and, if it is valid and its Index is not older than the
  * current one's, makes it current. On any failure the current config
  * stays and *err says why. */

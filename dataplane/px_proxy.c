@@ -1,8 +1,17 @@
-/* px_proxy: listeners, connections, the HTTP/1.1 and byte relays
- * (px_proxy.h). Each client connection gets its own upstream connection;
- * requests (pipelined too) are parsed, their header section rewritten
- * (docs/proxy-http.md), bodies streamed with the framing they came with;
- * responses likewise; Upgrade/CONNECT and TCP mode are a byte tunnel.
+/* px_proxy: listeners, client connections, upstream connections and
+ * their pools, the HTTP/1.1 and byte relays (px_proxy.h).
+ *
+ * HTTP: a client connection carries one request at a time. Its head is
+ * parsed and rewritten (docs/proxy-http.md), an endpoint is picked
+ * (px_cluster), an idle pooled connection to it is taken or a new one is
+ * opened, the request is streamed with the framing it came with, and the
+ * response likewise; when the response ends the upstream connection goes
+ * back to its endpoint's pool and the next (pipelined) request is parsed.
+ * A connect failure moves the request, which has not left the proxy, to
+ * another endpoint; a 5xx to an idempotent request kept whole (at most
+ * REPLAY_MAX bytes) is replayed on another one; both within the retry
+ * budget. TCP: one upstream connection per client connection, picked and
+ * retried the same way. Upgrade/CONNECT turn the pair into a byte tunnel.
  * Either side may be a bufferevent_openssl (docs/proxy-mtls.md): the relay
  * only sees bufferevents. */
 #include <arpa/inet.h>
@@ -10,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/socket.h>
 
@@ -24,62 +34,101 @@
 #include "err.h"
 #include "log.h"
 #include "px_accesslog.h"
+#include "px_cluster.h"
+#include "px_config.h"
 #include "px_proxy.h"
 #include "px_stats.h"
 #include "px_tls.h"
 
-#define PIPELINE_MAX 32            /* requests in flight on one connection */
 #define HIGH_WATER (1u << 20)      /* stop reading a side when the other has this queued */
 #define HEAD_MAX (PX_HTTP1_DEFAULT_MAX_LINE + PX_HTTP1_DEFAULT_MAX_HEADER_BYTES + 1024)
 #define ID_MAX 512
+#define REPLAY_MAX (64u << 10)     /* a request kept for a 5xx retry */
+#define POOL_IDLE_MAX 1024         /* idle connections kept per endpoint */
+#define LINE_LOG_MAX 4096
+
+struct upconn;
 
 struct px_listener {
 	struct event_base *base;
 	struct evconnlistener *ev;
 	struct px_listener_cfg cfg;
 	struct conn *conns;             /* open ones (and closed ones not yet freed) */
+	size_t nconns;
 	int sid;                        /* px_stats listener index */
 	bool draining;                  /* px_listener_drain() */
+	struct px_cluster *cluster;
+	uint64_t gen;                   /* the slot generation the cluster follows */
+	struct px_timeouts timeouts;    /* the cluster's, or the fixed upstream's */
 };
 
 struct field {
 	size_t name, name_len, value, value_len;
 };
 
-/* One direction: its parser and the head being collected. */
-struct side {
-	struct px_http1 *p;
+/* A head being collected (allocated only while one is). */
+struct head {
 	struct buf line;                /* request: method SP target; response: reason */
 	struct buf store;               /* header names and values */
 	struct field f[PX_HTTP1_DEFAULT_MAX_HEADERS + 1];
 	size_t nf;
-	bool in_value, in_target, chunked, head_only;
+	bool in_value, in_target;
+};
+
+/* One direction: its parser and the head being collected. */
+struct side {
+	struct px_http1 *p;
+	struct head *h;
+	bool chunked;
 	struct conn *c;
+};
+
+/* An upstream connection: owned by a client connection (c) or idle in
+ * its endpoint's pool (c NULL). */
+struct upconn {
+	struct px_listener *l;
+	struct bufferevent *bev;
+	struct px_ep *ep;               /* a reference */
+	struct conn *c;
+	struct upconn *pool_prev, *pool_next;
+	bool connected, reused, pooled;
 };
 
 struct conn {
 	struct px_listener *l;
 	struct conn *_prev, *_next;     /* in l->conns */
-	struct bufferevent *cli, *up;
+	struct bufferevent *cli;
+	struct upconn *u;               /* the attempt in progress, or NULL */
 	struct side rq, rs;
+	struct event *timer;            /* idle, request timeout */
 	char client_addr[INET_ADDRSTRLEN];
 	char peer[INET_ADDRSTRLEN + 8];     /* addr:port, for log lines */
 	char peer_id[ID_MAX];               /* the caller's SPIFFE ID (or --peer-id) */
 	char by_id[ID_MAX];                 /* ours, as of the accept */
-	enum px_http1_method q[PIPELINE_MAX];
-	bool q_keep[PIPELINE_MAX];
-	unsigned qh, qn;
-	int pending_error;              /* status to answer once earlier responses are out */
 	char denied_by[PX_DENIED_BY_MAX];   /* with a 403: what decided (X-Weft-Denied-By) */
-	bool tunnel, closing, dead, response_started, up_connected, cli_ready, denied;
+	char answered_by[64];               /* the endpoint of the current attempt */
+	/* the request in flight (HTTP) */
+	enum px_http1_method method;
+	bool keep;                      /* the client lets the connection carry another */
+	bool req_active;                /* head forwarded, response not finished */
+	bool req_done;                  /* the client's message is all read */
+	bool upgrade_req;               /* it asked for a tunnel */
+	bool response_started;          /* a final response head went to the client */
+	bool retrying;                  /* a 5xx head is being discarded for a retry */
+	bool retry_counted;             /* holds a px_cluster_retry_begin */
+	bool retry_pre;                 /* one taken for the retry about to start */
+	bool resp_complete;             /* the response ended: finish_response() runs */
+	bool resp_keep;                 /* and the upstream lets its connection be reused */
+	struct evbuffer *replay;        /* the request as forwarded, for a 5xx retry */
+	struct px_ep *tried;            /* the last endpoint tried (a reference) */
+	unsigned attempts;              /* retries so far */
+	uint64_t hash;
+	bool has_hash;
+	uint64_t start_us, body_in, last_active_ms;
+	char *line;                     /* "METHOD target" for the access log */
+	bool tunnel, closing, dead, cli_ready, denied, stats_open;
 	bool shut_up_pending;           /* half-close the upstream once its output drains */
-	/* stats and access log (px_stats, px_accesslog): per request in flight */
-	uint64_t q_start[PIPELINE_MAX], q_in[PIPELINE_MAX];
-	char *q_line[PIPELINE_MAX];
-	bool stats_open;
 };
-
-/* ---- stats and access log hooks ---- */
 
 static uint64_t now_us(void)
 {
@@ -88,6 +137,95 @@ static uint64_t now_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000u;
+}
+
+static struct timeval tv_ms(uint32_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+
+	return tv;
+}
+
+static SSL *bev_ssl(struct bufferevent *bev)
+{
+	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+/* ---- the cluster: fixed, or followed from the snapshot ---- */
+
+static const struct px_timeouts DEFAULT_TIMEOUTS = {
+	.connect_ms = 5000, .idle_ms = 300000, .request_ms = 15000,
+};
+
+static void pool_close_ep(struct px_ep *ep, void *ud);
+
+/* The snapshot's upstream for this listener, if the slot moved on. */
+static void cluster_follow(struct px_listener *l)
+{
+	struct px_config *cfg;
+	const struct px_upstream *u;
+	uint64_t gen;
+	char *err = NULL;
+
+	if (l->cfg.slot == NULL)
+		return;
+	gen = px_config_slot_generation(l->cfg.slot);
+	if (gen == l->gen)
+		return;
+	l->gen = gen;
+	cfg = px_config_slot_get(l->cfg.slot);
+	u = cfg ? px_config_upstream(cfg, l->cfg.upstream_cluster) : NULL;
+	if (u == NULL) {
+		log_warnx("proxy", "listener %s: upstream \"%s\" is not in the snapshot any more: its "
+			  "last endpoints stay in use", l->cfg.name, l->cfg.upstream_cluster);
+	} else if (px_cluster_update(l->cluster, u, &err) != 0) {
+		log_warnx("proxy", "listener %s: upstream \"%s\" refused: %s (its last endpoints stay "
+			  "in use)", l->cfg.name, l->cfg.upstream_cluster, err ? err : "?");
+		free(err);
+	} else {
+		l->timeouts = *px_cluster_timeouts(l->cluster);
+	}
+	px_config_unref(cfg);
+}
+
+static int cluster_init(struct px_listener *l, char **err)
+{
+	char addr[INET_ADDRSTRLEN];
+	const struct px_timeouts *t = l->cfg.timeouts ? l->cfg.timeouts : &DEFAULT_TIMEOUTS;
+	int rc;
+
+	rc = px_cluster_new(&l->cluster, l->cfg.slot ? l->cfg.upstream_cluster : l->cfg.name, err);
+	if (rc != WEFT_OK)
+		return rc;
+	px_cluster_set_on_remove(l->cluster, pool_close_ep, l);
+	l->timeouts = *t;
+	if (l->cfg.slot != NULL) {
+		cluster_follow(l);
+		return WEFT_OK;
+	}
+	/* one fixed endpoint: nothing to retry on or eject */
+	inet_ntop(AF_INET, &l->cfg.upstream.sin_addr, addr, sizeof(addr));
+	{
+		struct px_endpoint ep = {
+			.address = addr, .port = ntohs(l->cfg.upstream.sin_port), .weight = 1,
+			.zone = "", .spiffe_id = l->cfg.upstream_id ? l->cfg.upstream_id : "",
+		};
+		struct px_upstream u = {
+			.name = l->cfg.name, .service = l->cfg.name, .lb_policy = PX_LB_ROUND_ROBIN,
+			.timeouts = *t,
+			.n_endpoints = 1, .endpoints = &ep,
+			.protocol = l->cfg.mode == PX_MODE_HTTP ? PX_PROTO_HTTP : PX_PROTO_TCP,
+		};
+
+		return px_cluster_update(l->cluster, &u, err);
+	}
+}
+
+/* ---- stats and access log hooks ---- */
 
 static void count_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -100,42 +238,183 @@ static void count_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info,
 		px_stats_bytes(c->l->cfg.stats, c->l->sid, 0, info->n_deleted);
 }
 
-/* The request just queued (slot (qh + qn - 1)) has its head. */
+/* A request's head arrived. */
 static void req_begin(struct conn *c, const char *line, size_t len)
 {
-	unsigned i = (c->qh + c->qn - 1) % PIPELINE_MAX;
-
-	c->q_start[i] = now_us();
-	c->q_in[i] = 0;
-	free(c->q_line[i]);
-	c->q_line[i] = c->l->cfg.access_log ? strndup(line, len < 4096 ? len : 4096) : NULL;
+	c->start_us = now_us();
+	c->body_in = 0;
+	free(c->line);
+	c->line = c->l->cfg.access_log ? strndup(line, len < LINE_LOG_MAX ? len : LINE_LOG_MAX) : NULL;
 }
 
-/* A response of status went to the client: for the oldest request in
- * flight, or for one refused before it was queued (qn == 0). */
+/* A response of status went to the client (for the request in flight, or
+ * for one refused before it was forwarded). */
 static void req_end(struct conn *c, int status, uint64_t bytes_out)
 {
-	unsigned i = c->qh % PIPELINE_MAX;
-	uint64_t dur = c->qn > 0 && c->q_start[i] ? now_us() - c->q_start[i] : 0;
+	uint64_t dur = c->start_us ? now_us() - c->start_us : 0;
 
 	px_stats_request(c->l->cfg.stats, c->l->sid, status, dur);
 	if (c->l->cfg.access_log != NULL) {
-		const char *line = c->qn > 0 ? c->q_line[i] : c->rq.line.data;
+		const char *line = c->line ? c->line : c->rq.h ? c->rq.h->line.data : NULL;
 		struct px_accesslog_entry e = {
 			.listener = c->l->cfg.name, .source = c->peer_id[0] ? c->peer_id : c->client_addr,
 			.line = line, .line_len = line ? strlen(line) : 0, .status = status,
-			.bytes_in = c->qn > 0 ? c->q_in[i] : 0, .bytes_out = bytes_out,
-			.duration_us = dur, .upstream = c->l->cfg.upstream_name,
+			.bytes_in = c->body_in, .bytes_out = bytes_out, .duration_us = dur,
+			.upstream = c->answered_by[0] ? c->answered_by : c->l->cfg.upstream_name,
 		};
 
 		px_accesslog_write(c->l->cfg.access_log, &e);
 	}
-	if (c->qn > 0) {
-		free(c->q_line[i]);
-		c->q_line[i] = NULL;
-		c->q_start[i] = 0;
+	free(c->line);
+	c->line = NULL;
+	c->start_us = 0;
+}
+
+/* ---- upstream connections and pools ---- */
+
+static void up_read(struct bufferevent *bev, void *arg);
+static void up_write(struct bufferevent *bev, void *arg);
+static void up_event(struct bufferevent *bev, short what, void *arg);
+static void conn_close(struct conn *c);
+
+static void upconn_free(struct upconn *u)
+{
+	if (u == NULL)
+		return;
+	if (u->bev) {
+		SSL *ssl = bev_ssl(u->bev);
+
+		if (ssl != NULL && u->connected) {
+			/* close_notify: a connection ended without one makes
+			 * OpenSSL drop its session, and the next connection
+			 * could not resume it */
+			SSL_shutdown(ssl);
+			ERR_clear_error();
+		}
+		bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+		bufferevent_free(u->bev);
+	}
+	px_ep_unref(u->ep);
+	free(u);
+}
+
+static void pool_unlink(struct upconn *u)
+{
+	void **head = px_ep_slot(u->ep);
+
+	if (u->pool_prev)
+		u->pool_prev->pool_next = u->pool_next;
+	else if (*head == u)
+		*head = u->pool_next;
+	if (u->pool_next)
+		u->pool_next->pool_prev = u->pool_prev;
+	u->pool_prev = u->pool_next = NULL;
+	u->pooled = false;
+}
+
+/* An idle pooled connection spoke or closed (or idled out): drop it. */
+static void pool_read(struct bufferevent *bev, void *arg)
+{
+	struct upconn *u = arg;
+
+	pool_unlink(u);
+	upconn_free(u);
+}
+
+static void pool_event(struct bufferevent *bev, short what, void *arg)
+{
+	pool_read(bev, arg);
+}
+
+static void pool_close_ep(struct px_ep *ep, void *ud)
+{
+	void **head = px_ep_slot(ep);
+
+	while (*head != NULL) {
+		struct upconn *u = *head;
+
+		pool_unlink(u);
+		upconn_free(u);
 	}
 }
+
+static size_t pool_len(struct px_ep *ep)
+{
+	size_t n = 0;
+
+	for (struct upconn *u = *px_ep_slot(ep); u != NULL && n < POOL_IDLE_MAX; u = u->pool_next)
+		n++;
+	return n;
+}
+
+static void pool_put(struct upconn *u)
+{
+	void **head = px_ep_slot(u->ep);
+	struct timeval idle = tv_ms(u->l->timeouts.idle_ms);
+
+	if (px_ep_removed(u->ep) || u->l->draining || pool_len(u->ep) >= POOL_IDLE_MAX ||
+	    evbuffer_get_length(bufferevent_get_input(u->bev)) > 0) {
+		upconn_free(u);
+		return;
+	}
+	u->c = NULL;
+	u->pooled = true;
+	u->pool_prev = NULL;
+	u->pool_next = *head;
+	if (u->pool_next)
+		u->pool_next->pool_prev = u;
+	*head = u;
+	bufferevent_setcb(u->bev, pool_read, NULL, pool_event, u);
+	bufferevent_set_timeouts(u->bev, &idle, NULL);
+	bufferevent_enable(u->bev, EV_READ);
+}
+
+static struct upconn *pool_take(struct px_ep *ep)
+{
+	struct upconn *u = *px_ep_slot(ep);
+
+	if (u == NULL)
+		return NULL;
+	pool_unlink(u);
+	bufferevent_set_timeouts(u->bev, NULL, NULL);
+	u->reused = true;
+	return u;
+}
+
+static struct upconn *upconn_open(struct px_listener *l, struct px_ep *ep)
+{
+	const struct px_listener_cfg *cfg = &l->cfg;
+	struct upconn *u = calloc(1, sizeof(*u));
+	struct timeval ct = tv_ms(l->timeouts.connect_ms);
+
+	if (u == NULL)
+		return NULL;
+	u->l = l;
+	u->ep = px_ep_ref(ep);
+	if (cfg->tls_out != NULL) {
+		const char *id = px_ep_spiffe_id(ep)[0] ? px_ep_spiffe_id(ep) : cfg->upstream_id;
+		const char *sni = cfg->sni ? cfg->sni : px_ep_sni(ep)[0] ? px_ep_sni(ep) : NULL;
+		SSL *ssl = px_tls_ssl_new(cfg->tls_out, id, sni);
+
+		u->bev = ssl ? bufferevent_openssl_socket_new(l->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+							      BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (u->bev == NULL)
+			SSL_free(ssl);
+		else
+			bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
+	} else {
+		u->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (u->bev == NULL) {
+		upconn_free(u);
+		return NULL;
+	}
+	bufferevent_setwatermark(u->bev, EV_WRITE, HIGH_WATER / 4, 0);
+	bufferevent_set_timeouts(u->bev, &ct, &ct);
+	return u;
+}
+
+/* ---- closing ---- */
 
 static void conn_free_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -148,6 +427,35 @@ static void conn_close(struct conn *c)
 	event_base_once(c->l->base, -1, EV_TIMEOUT, conn_free_cb, c, NULL);
 }
 
+static void head_free(struct head *h)
+{
+	if (h == NULL)
+		return;
+	buf_free(&h->line);
+	buf_free(&h->store);
+	free(h);
+}
+
+/* The attempt in progress ends: the upstream connection goes back to the
+ * pool (reuse) or is closed. */
+static void attempt_end(struct conn *c, bool reuse)
+{
+	struct upconn *u = c->u;
+
+	if (u == NULL)
+		return;
+	c->u = NULL;
+	px_ep_request_end(u->ep);
+	if (c->retry_counted) {
+		px_cluster_retry_end(c->l->cluster);
+		c->retry_counted = false;
+	}
+	if (reuse && u->connected && !c->dead)
+		pool_put(u);
+	else
+		upconn_free(u);
+}
+
 static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -158,21 +466,22 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 		c->l->conns = c->_next;
 	if (c->_next)
 		c->_next->_prev = c->_prev;
+	c->l->nconns--;
 	if (c->stats_open)
 		px_stats_conn_close(c->l->cfg.stats, c->l->sid);
-	for (unsigned i = 0; i < PIPELINE_MAX; i++)
-		free(c->q_line[i]);
-
+	attempt_end(c, false);
+	px_ep_unref(c->tried);
+	if (c->replay)
+		evbuffer_free(c->replay);
+	free(c->line);
+	if (c->timer)
+		event_free(c->timer);
 	if (c->cli)
 		bufferevent_free(c->cli);
-	if (c->up)
-		bufferevent_free(c->up);
 	px_http1_free(c->rq.p);
 	px_http1_free(c->rs.p);
-	buf_free(&c->rq.line);
-	buf_free(&c->rq.store);
-	buf_free(&c->rs.line);
-	buf_free(&c->rs.store);
+	head_free(c->rq.h);
+	head_free(c->rs.h);
 	free(c);
 }
 
@@ -185,100 +494,145 @@ static void close_after_flush(struct conn *c)
 		conn_close(c);
 }
 
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Internal Server Error";
+	}
+}
+
+/* Answers status ourselves and closes. */
 static void send_error(struct conn *c, int status)
 {
-	const char *reason = status == 400 ? "Bad Request" : status == 414 ? "URI Too Long" :
-			     status == 417 ? "Expectation Failed" :
-			     status == 431 ? "Request Header Fields Too Large" :
-			     status == 501 ? "Not Implemented" : status == 505 ? "HTTP Version Not Supported" :
-			     status == 502 ? "Bad Gateway" : status == 403 ? "Forbidden" :
-			     "Internal Server Error";
+	const char *reason = reason_phrase(status);
+	struct evbuffer *out = bufferevent_get_output(c->cli);
 
 	if (status == 403 && c->denied) {
 		/* an intention denied the request: say so, and by which */
-		evbuffer_add_printf(bufferevent_get_output(c->cli),
-				    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+		evbuffer_add_printf(out, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
 				    "Content-Length: %zu\r\nX-Weft-Denied-By: %s\r\nConnection: close\r\n\r\n"
 				    "denied by weft-proxy: %s\n", strlen(c->denied_by) + 23, c->denied_by,
 				    c->denied_by);
 		req_end(c, status, strlen(c->denied_by) + 23);
 	} else {
-		evbuffer_add_printf(bufferevent_get_output(c->cli),
-				    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 				    "Connection: close\r\n\r\n%s\n", status, reason, strlen(reason) + 1, reason);
 		req_end(c, status, strlen(reason) + 1);
 	}
+	c->req_active = false;
+	attempt_end(c, false);
 	close_after_flush(c);
+}
+
+/* The request cannot be answered by an upstream: an error response if
+ * nothing of one was sent yet, else the connection ends. */
+static void fail_request(struct conn *c, int status)
+{
+	if (c->l->cfg.mode == PX_MODE_HTTP && !c->tunnel && !c->response_started && !c->closing)
+		send_error(c, status);
+	else
+		conn_close(c);
 }
 
 /* ---- collecting a head from the parser's pieces ---- */
 
-static int side_append(struct side *s, struct buf *b, const char *at, size_t len)
+static struct head *side_head(struct side *s)
 {
-	return buf_append(b, at, len) != 0;
+	if (s->h == NULL) {
+		s->h = calloc(1, sizeof(*s->h));
+		if (s->h == NULL)
+			return NULL;
+		buf_init(&s->h->line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
+		buf_init(&s->h->store, HEAD_MAX);
+	}
+	return s->h;
+}
+
+static void side_head_done(struct side *s)
+{
+	head_free(s->h);
+	s->h = NULL;
 }
 
 static int on_method(void *ud, const char *at, size_t len)
 {
-	return side_append(ud, &((struct side *)ud)->line, at, len);
+	struct head *h = side_head(ud);
+
+	return h == NULL || buf_append(&h->line, at, len) != 0;
 }
 
 static int on_target(void *ud, const char *at, size_t len)
 {
-	struct side *s = ud;
+	struct head *h = side_head(ud);
 
-	if (!s->in_target && buf_append(&s->line, " ", 1) != 0)
+	if (h == NULL || (!h->in_target && buf_append(&h->line, " ", 1) != 0))
 		return 1;
-	s->in_target = true;
-	return side_append(s, &s->line, at, len);
-}
-
-static int on_reason(void *ud, const char *at, size_t len)
-{
-	return side_append(ud, &((struct side *)ud)->line, at, len);
+	h->in_target = true;
+	return buf_append(&h->line, at, len) != 0;
 }
 
 static int on_name(void *ud, const char *at, size_t len)
 {
-	struct side *s = ud;
+	struct head *h = side_head(ud);
 
-	if (s->in_value || s->nf == 0) {
-		if (s->nf == sizeof(s->f) / sizeof(s->f[0]))
+	if (h == NULL)
+		return 1;
+	if (h->in_value || h->nf == 0) {
+		if (h->nf == sizeof(h->f) / sizeof(h->f[0]))
 			return 1;
-		s->f[s->nf++] = (struct field){.name = s->store.len};
-		s->in_value = false;
+		h->f[h->nf++] = (struct field){.name = h->store.len};
+		h->in_value = false;
 	}
-	s->f[s->nf - 1].name_len += len;
-	return side_append(s, &s->store, at, len);
+	h->f[h->nf - 1].name_len += len;
+	return buf_append(&h->store, at, len) != 0;
 }
 
 static int on_value(void *ud, const char *at, size_t len)
 {
-	struct side *s = ud;
+	struct head *h = side_head(ud);
 
-	if (!s->in_value)
-		s->f[s->nf - 1].value = s->store.len;
-	s->in_value = true;
-	s->f[s->nf - 1].value_len += len;
-	return side_append(s, &s->store, at, len);
+	if (h == NULL || h->nf == 0)
+		return 1;
+	if (!h->in_value)
+		h->f[h->nf - 1].value = h->store.len;
+	h->in_value = true;
+	h->f[h->nf - 1].value_len += len;
+	return buf_append(&h->store, at, len) != 0;
 }
 
-/* The forwarded header section of the head collected in s. */
+static size_t head_fields(const struct head *h, struct px_http1_header *out)
+{
+	for (size_t i = 0; h != NULL && i < h->nf; i++)
+		out[i] = (struct px_http1_header){
+			h->store.data + h->f[i].name, h->f[i].name_len,
+			h->store.data + h->f[i].value, h->f[i].value_len,
+		};
+	return h ? h->nf : 0;
+}
+
+/* The forwarded header section of the head collected in s, into out. */
 static int side_headers(struct side *s, const struct px_http1_msg *m,
 			const struct px_http1_forward *fwd, bool add_close, struct evbuffer *out)
 {
-	struct px_http1_header h[sizeof(s->f) / sizeof(s->f[0])];
+	struct px_http1_header hdr[PX_HTTP1_DEFAULT_MAX_HEADERS + 1];
+	size_t n = head_fields(s->h, hdr);
 	struct buf b;
 	char *err = NULL;
 	int rc;
 
-	for (size_t i = 0; i < s->nf; i++)
-		h[i] = (struct px_http1_header){
-			s->store.data + s->f[i].name, s->f[i].name_len,
-			s->store.data + s->f[i].value, s->f[i].value_len,
-		};
 	buf_init(&b, HEAD_MAX);
-	rc = px_http1_forward_headers(m, h, s->nf, fwd, &b, &err);
+	rc = px_http1_forward_headers(m, hdr, n, fwd, &b, &err);
 	if (rc != 0) {
 		log_warnx("proxy", "forward: %s", err ? err : "failed");
 		free(err);
@@ -291,17 +645,323 @@ static int side_headers(struct side *s, const struct px_http1_msg *m,
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	evbuffer_add(out, "\r\n", 2);
 	buf_free(&b);
-	s->nf = 0;
-	s->in_value = false;
-	buf_reset(&s->store);
 	return 0;
 }
 
-static int on_body(void *ud, const char *at, size_t len)
+/* A copy of b's bytes appended to to. */
+static void evbuffer_copy_into(struct evbuffer *to, struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(b);
+
+	if (n > 0)
+		evbuffer_add(to, evbuffer_pullup(b, -1), n);
+}
+
+/* ---- attempts: pick, connect or take from the pool ---- */
+
+static void log_ejection(struct conn *c, struct px_ep *ep, const char *why)
+{
+	px_stats_upstream_event(c->l->cfg.stats, c->l->sid, PX_STATS_EJECTION);
+	log_warnx("proxy", "endpoint ejected: listener=%s upstream=%s endpoint=%s after=%s "
+		  "ejected-now=%zu/%zu", c->l->cfg.name, px_cluster_name(c->l->cluster),
+		  px_ep_name(ep), why, px_cluster_ejected(c->l->cluster, now_ms()),
+		  px_cluster_size(c->l->cluster));
+}
+
+/* Starts an attempt: an endpoint other than the last one tried when there
+ * is one, a pooled connection to it (HTTP) or a new one. pending: bytes
+ * the attempt must send first (moved out), or NULL. 0, or -1 when there
+ * is no endpoint (the caller answers). */
+static int attempt_start(struct conn *c, struct evbuffer *pending)
+{
+	struct px_listener *l = c->l;
+	struct px_ep *ep;
+	struct upconn *u = NULL;
+
+	cluster_follow(l);
+	ep = px_cluster_pick(l->cluster, c->hash, c->has_hash, c->tried, now_ms());
+	if (ep == NULL) {
+		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_NO_ENDPOINT);
+		log_warnx("proxy", "no endpoint: listener=%s upstream=%s client=%s (none known, or all "
+			  "critical)", l->cfg.name, px_cluster_name(l->cluster), c->peer);
+		return -1;
+	}
+	px_ep_unref(c->tried);
+	c->tried = px_ep_ref(ep);
+	if (l->cfg.mode == PX_MODE_HTTP && !c->tunnel && (u = pool_take(ep)) != NULL)
+		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_POOL_REUSE);
+	if (u == NULL && (u = upconn_open(l, ep)) != NULL &&
+	    bufferevent_socket_connect(u->bev, (struct sockaddr *)(void *)px_ep_addr(ep),
+				       sizeof(struct sockaddr_in)) != 0) {
+		/* (an immediate failure: let the event path handle it alike) */
+		upconn_free(u);
+		u = NULL;
+	}
+	px_ep_unref(ep);
+	if (u == NULL) {
+		px_stats_upstream_connect_failure(l->cfg.stats, l->sid);
+		log_warnx("proxy", "upstream %s: cannot connect: listener=%s", px_ep_name(c->tried),
+			  l->cfg.name);
+		if (px_cluster_report(l->cluster, c->tried, PX_OUTCOME_CONNECT_FAILURE, now_ms()))
+			log_ejection(c, c->tried, "connect-failure");
+		return -1;
+	}
+	u->c = c;
+	c->u = u;
+	px_ep_request_begin(u->ep);
+	snprintf(c->answered_by, sizeof(c->answered_by), "%s", px_ep_name(u->ep));
+	bufferevent_setcb(u->bev, up_read, up_write, up_event, u);
+	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	if (pending != NULL)
+		evbuffer_add_buffer(bufferevent_get_output(u->bev), pending);
+	if (c->tunnel && evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
+		bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	return 0;
+}
+
+/* The attempt in progress failed with o before anything of a response
+ * reached the client: retry on another endpoint if the policy, the
+ * attempts left and the budget allow, else answer. unsent: what must be
+ * resent (the request not yet written, or the replay copy), or NULL. */
+static void attempt_failed(struct conn *c, enum px_outcome o, struct evbuffer *unsent, int status)
+{
+	struct px_listener *l = c->l;
+	struct evbuffer *pending = evbuffer_new();
+	bool retry;
+
+	if (c->u != NULL && px_cluster_report(l->cluster, c->u->ep, o, now_ms()))
+		log_ejection(c, c->u->ep, o == PX_OUTCOME_5XX ? "5xx" : "connect-failure");
+	if (pending != NULL && unsent != NULL)
+		evbuffer_copy_into(pending, unsent);
+	attempt_end(c, false);
+	retry = pending != NULL && unsent != NULL && c->attempts < px_cluster_attempts(l->cluster) &&
+		!c->closing && !c->dead && (c->retry_pre || px_cluster_retry_begin(l->cluster, o));
+	if (c->retry_pre && !retry)
+		px_cluster_retry_end(l->cluster);
+	c->retry_pre = false;
+	if (retry) {
+		c->attempts++;
+		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_RETRY);
+		log_info("proxy", "retry: listener=%s upstream=%s after=%s attempt=%u client=%s",
+			 l->cfg.name, px_cluster_name(l->cluster),
+			 o == PX_OUTCOME_5XX ? "5xx" : "connect-failure", c->attempts + 1, c->peer);
+		if (attempt_start(c, pending) == 0) {
+			c->retry_counted = true;
+			if (c->rs.p)
+				px_http1_reset(c->rs.p);
+			side_head_done(&c->rs);
+			evbuffer_free(pending);
+			return;
+		}
+		px_cluster_retry_end(l->cluster);
+		status = 503;
+	}
+	if (pending)
+		evbuffer_free(pending);
+	fail_request(c, status);
+}
+
+/* ---- request side ---- */
+
+static bool idempotent(enum px_http1_method m)
+{
+	return m == PX_HTTP1_M_GET || m == PX_HTTP1_M_HEAD || m == PX_HTTP1_M_OPTIONS ||
+	       m == PX_HTTP1_M_TRACE || m == PX_HTTP1_M_PUT || m == PX_HTTP1_M_DELETE;
+}
+
+/* The ring hash of the request: its hash header's value, if any. */
+static void request_hash(struct conn *c, const struct px_http1_header *h, size_t n)
+{
+	const char *name = px_cluster_hash_header(c->l->cluster);
+
+	c->has_hash = false;
+	for (size_t i = 0; name != NULL && i < n; i++)
+		if (h[i].name_len == strlen(name) && strncasecmp(h[i].name, name, h[i].name_len) == 0) {
+			c->hash = px_cluster_hash(h[i].value, h[i].value_len);
+			c->has_hash = true;
+			return;
+		}
+}
+
+static void arm_timer(struct conn *c, uint32_t ms)
+{
+	struct timeval tv = tv_ms(ms);
+
+	if (ms == 0)
+		event_del(c->timer);
+	else
+		event_add(c->timer, &tv);
+}
+
+static int rq_headers_complete(void *ud, const struct px_http1_msg *m)
 {
 	struct side *s = ud;
-	struct bufferevent *to = s == &s->c->rq ? s->c->up : s->c->cli;
-	struct evbuffer *out = bufferevent_get_output(to);
+	struct conn *c = s->c;
+	struct px_http1_header hdr[PX_HTTP1_DEFAULT_MAX_HEADERS + 1];
+	size_t n = head_fields(s->h, hdr);
+	struct evbuffer *head = NULL;
+	struct px_http1_forward fwd = {
+		.client_addr = c->client_addr, .xff_append = true, .proto = "http",
+		.via = c->l->cfg.via, .by_id = c->by_id[0] ? c->by_id : NULL,
+		.peer_id = c->peer_id[0] ? c->peer_id : NULL,
+	};
+	int rc = 1;
+
+	if (s->h == NULL)
+		return 1;
+	if (c->l->cfg.authorize != NULL) {
+		struct px_request_info ri = {m, s->h->line.data, s->h->line.len, hdr, n};
+
+		if (c->l->cfg.authorize(c->l->cfg.authorize_ud, c->peer_id[0] ? c->peer_id : NULL,
+					&ri, c->denied_by, sizeof(c->denied_by)) != 0) {
+			c->denied = true;
+			return 1;
+		}
+	}
+	if (c->l->cfg.max_body_bytes > 0 && m->body == PX_HTTP1_BODY_LENGTH &&
+	    m->content_length > c->l->cfg.max_body_bytes)
+		return 1; /* cli_read answers 413 */
+	c->method = m->method;
+	c->keep = m->keep_alive;
+	c->upgrade_req = m->tunnel;
+	c->req_active = true;
+	c->req_done = false;
+	c->response_started = false;
+	c->attempts = 0;
+	px_ep_unref(c->tried);
+	c->tried = NULL;
+	req_begin(c, s->h->line.data, s->h->line.len);
+	request_hash(c, hdr, n);
+	if (attempt_start(c, NULL) != 0) {
+		send_error(c, 503);
+		side_head_done(s);
+		return 0;
+	}
+	fwd.host = c->answered_by;
+	head = evbuffer_new();
+	if (head == NULL)
+		goto out;
+	evbuffer_add_printf(head, "%.*s HTTP/1.1\r\n", (int)s->h->line.len, s->h->line.data);
+	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
+	if (side_headers(s, m, &fwd, false, head) != 0)
+		goto out;
+	if (c->replay) {
+		evbuffer_free(c->replay);
+		c->replay = NULL;
+	}
+	/* kept whole for a 5xx retry when small and safe to send twice */
+	if (idempotent(m->method) && !m->tunnel && !m->expect_continue &&
+	    (m->body == PX_HTTP1_BODY_NONE ||
+	     (m->body == PX_HTTP1_BODY_LENGTH && m->content_length <= REPLAY_MAX)) &&
+	    (c->replay = evbuffer_new()) != NULL)
+		evbuffer_copy_into(c->replay, head);
+	evbuffer_add_buffer(bufferevent_get_output(c->u->bev), head);
+	arm_timer(c, c->l->timeouts.request_ms);
+	rc = 0;
+out:
+	if (head)
+		evbuffer_free(head);
+	side_head_done(s);
+	return rc;
+}
+
+static int rq_body(void *ud, const char *at, size_t len)
+{
+	struct side *s = ud;
+	struct conn *c = s->c;
+	struct evbuffer *out;
+
+	c->body_in += len;
+	if (c->l->cfg.max_body_bytes > 0 && c->body_in > c->l->cfg.max_body_bytes)
+		return 1;
+	if (c->u == NULL)
+		return 0; /* the attempt ended (an early response): the rest is dropped */
+	out = bufferevent_get_output(c->u->bev);
+	if (s->chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, at, len);
+	if (s->chunked)
+		evbuffer_add(out, "\r\n", 2);
+	if (c->replay) {
+		if (evbuffer_get_length(c->replay) + len > REPLAY_MAX + HEAD_MAX) {
+			evbuffer_free(c->replay);
+			c->replay = NULL;
+		} else {
+			evbuffer_add(c->replay, at, len);
+		}
+	}
+	return 0;
+}
+
+static int rq_message_complete(void *ud, const struct px_http1_msg *m)
+{
+	struct side *s = ud;
+	struct conn *c = s->c;
+
+	if (s->chunked && c->u != NULL)
+		evbuffer_add(bufferevent_get_output(c->u->bev), "0\r\n\r\n", 5);
+	c->body_in = m->body_bytes;
+	c->req_done = true;
+	side_head_done(s); /* trailers are not forwarded */
+	return 0;
+}
+
+/* ---- response side ---- */
+
+static int on_reason(void *ud, const char *at, size_t len)
+{
+	struct head *h = side_head(ud);
+
+	return h == NULL || buf_append(&h->line, at, len) != 0;
+}
+
+/* Draining: a connection ends after its response unless requests it
+ * sent before (pipelined, already received) wait. */
+static bool drain_now(const struct conn *c)
+{
+	return c->l->draining && evbuffer_get_length(bufferevent_get_input(c->cli)) == 0;
+}
+
+static int rs_headers_complete(void *ud, const struct px_http1_msg *m)
+{
+	struct side *s = ud;
+	struct conn *c = s->c;
+	struct evbuffer *out = bufferevent_get_output(c->cli);
+	struct px_http1_forward fwd = {0};
+	bool final = m->status >= 200 || m->status == 101;
+	bool close;
+
+	if (final && m->status >= 500 && c->replay != NULL && c->req_done &&
+	    c->attempts < px_cluster_attempts(c->l->cluster) &&
+	    px_cluster_retry_begin(c->l->cluster, PX_OUTCOME_5XX)) {
+		c->retrying = true;   /* cut here; up_read retries */
+		c->retry_pre = true;
+		return 1;
+	}
+	if (final && c->u != NULL &&
+	    px_cluster_report(c->l->cluster, c->u->ep, m->status >= 500 ? PX_OUTCOME_5XX :
+			      PX_OUTCOME_SUCCESS, now_ms()))
+		log_ejection(c, c->u->ep, "5xx");
+	if (final)
+		c->response_started = true;
+	/* the connection ends after this response when the client or the
+	 * upstream wants it, when the request is not all read (an early
+	 * answer), after a refused upgrade, or while draining */
+	close = final && !m->tunnel &&
+		(!c->keep || !m->keep_alive || !c->req_done || c->upgrade_req || drain_now(c));
+	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", m->status, s->h ? (int)s->h->line.len : 0,
+			    s->h && s->h->line.data ? s->h->line.data : "");
+	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
+	if (side_headers(s, m, &fwd, close, out) != 0)
+		return 1;
+	side_head_done(s);
+	return 0;
+}
+
+static int rs_body(void *ud, const char *at, size_t len)
+{
+	struct side *s = ud;
+	struct evbuffer *out = bufferevent_get_output(s->c->cli);
 
 	if (s->chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
@@ -311,126 +971,76 @@ static int on_body(void *ud, const char *at, size_t len)
 	return 0;
 }
 
-static int rq_headers_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-	struct conn *c = s->c;
-	struct evbuffer *out = bufferevent_get_output(c->up);
-	struct px_http1_forward fwd = {
-		.client_addr = c->client_addr, .xff_append = true, .proto = "http",
-		.via = c->l->cfg.via, .by_id = c->by_id[0] ? c->by_id : NULL,
-		.peer_id = c->peer_id[0] ? c->peer_id : NULL, .host = c->l->cfg.upstream_name,
-	};
-
-	if (c->qn == PIPELINE_MAX)
-		return 1;
-	if (c->l->cfg.authorize != NULL) {
-		struct px_http1_header h[sizeof(s->f) / sizeof(s->f[0])];
-		struct px_request_info ri = {m, s->line.data, s->line.len, h, s->nf};
-
-		for (size_t i = 0; i < s->nf; i++)
-			h[i] = (struct px_http1_header){
-				s->store.data + s->f[i].name, s->f[i].name_len,
-				s->store.data + s->f[i].value, s->f[i].value_len,
-			};
-		if (c->l->cfg.authorize(c->l->cfg.authorize_ud, c->peer_id[0] ? c->peer_id : NULL,
-					&ri, c->denied_by, sizeof(c->denied_by)) != 0) {
-			c->denied = true;
-			return 1;
-		}
-	}
-	c->q[(c->qh + c->qn) % PIPELINE_MAX] = m->method;
-	c->q_keep[(c->qh + c->qn) % PIPELINE_MAX] = m->keep_alive;
-	c->qn++;
-	req_begin(c, s->line.data, s->line.len);
-	evbuffer_add_printf(out, "%.*s HTTP/1.1\r\n", (int)s->line.len, s->line.data);
-	buf_reset(&s->line);
-	s->in_target = false;
-	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
-	return side_headers(s, m, &fwd, false, out) != 0;
-}
-
-static int rq_message_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-
-	if (s->chunked)
-		evbuffer_add(bufferevent_get_output(s->c->up), "0\r\n\r\n", 5);
-	if (s->c->qn > 0)
-		s->c->q_in[(s->c->qh + s->c->qn - 1) % PIPELINE_MAX] = m->body_bytes;
-	s->nf = 0; /* trailers are not forwarded */
-	buf_reset(&s->store);
-	return 0;
-}
-
-static int rs_headers_complete(void *ud, const struct px_http1_msg *m)
-{
-	struct side *s = ud;
-	struct conn *c = s->c;
-	struct evbuffer *out = bufferevent_get_output(c->cli);
-	struct px_http1_forward fwd = {0};
-	bool keep = c->qn > 0 && c->q_keep[c->qh];
-	bool final = m->status >= 200 || m->status == 101;
-
-	c->response_started = true;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", m->status, (int)s->line.len,
-			    s->line.data ? s->line.data : "");
-	buf_reset(&s->line);
-	s->chunked = m->body == PX_HTTP1_BODY_CHUNKED;
-	return side_headers(s, m, &fwd, final && !m->tunnel &&
-			    (!keep || !m->keep_alive || (c->l->draining && c->qn <= 1)), out) != 0;
-}
+static void cli_read(struct bufferevent *bev, void *arg);
 
 static int rs_message_complete(void *ud, const struct px_http1_msg *m)
 {
 	struct side *s = ud;
 	struct conn *c = s->c;
-	bool keep;
 
 	if (s->chunked)
 		evbuffer_add(bufferevent_get_output(c->cli), "0\r\n\r\n", 5);
-	s->nf = 0;
-	buf_reset(&s->store);
+	side_head_done(s);
 	if (m->status < 200 && m->status != 101)
 		return 0; /* interim: the final response follows */
-	c->response_started = false;
 	req_end(c, m->status, m->body_bytes);
-	keep = c->qn > 0 && c->q_keep[c->qh] && !(c->l->draining && c->qn <= 1);
-	if (c->qn > 0) {
-		c->qh = (c->qh + 1) % PIPELINE_MAX;
-		c->qn--;
+	c->req_active = false;
+	event_del(c->timer);
+	if (c->replay) {
+		evbuffer_free(c->replay);
+		c->replay = NULL;
 	}
 	if (m->tunnel) {
 		c->tunnel = true;
-	} else if (!keep || !m->keep_alive || (c->qn == 0 && px_http1_msg(c->rq.p)->tunnel)) {
-		/* (an upgrade the upstream refused: the client's next bytes were
-		 * already sent on as a tunnel, so this connection is done) */
-		close_after_flush(c);
-	} else if (c->qn == 0 && c->pending_error != 0) {
-		send_error(c, c->pending_error);
+		arm_timer(c, c->l->timeouts.idle_ms);
+		c->last_active_ms = now_ms();
+		/* what the client sent after its request goes on as it is */
+		if (evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
+			bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+		return 0;
 	}
+	/* the upstream connection is released once its bytes are consumed */
+	c->resp_complete = true;
+	c->resp_keep = m->keep_alive && c->req_done;
 	return 0;
+}
+
+/* After rs_message_complete, once the parser's input is drained: the
+ * upstream connection goes back to the pool (or closes), and the client
+ * connection waits for its next request (or closes). */
+static void finish_response(struct conn *c)
+{
+	bool reuse = c->resp_keep, next;
+
+	c->resp_complete = false;
+	if (c->u != NULL && evbuffer_get_length(bufferevent_get_input(c->u->bev)) > 0)
+		reuse = false;  /* bytes past the response: not a clean connection */
+	next = c->keep && c->resp_keep && !c->upgrade_req && !drain_now(c);
+	attempt_end(c, reuse);
+	if (!next) {
+		close_after_flush(c);
+		return;
+	}
+	/* the next request, pipelined or to come */
+	c->last_active_ms = now_ms();
+	arm_timer(c, c->l->timeouts.idle_ms);
+	bufferevent_enable(c->cli, EV_READ);
+	bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static const struct px_http1_callbacks RQ_CB = {
 	.on_method = on_method, .on_target = on_target, .on_header_name = on_name,
 	.on_header_value = on_value, .on_headers_complete = rq_headers_complete,
-	.on_body = on_body, .on_message_complete = rq_message_complete,
+	.on_body = rq_body, .on_message_complete = rq_message_complete,
 };
 static const struct px_http1_callbacks RS_CB = {
 	.on_reason = on_reason, .on_header_name = on_name, .on_header_value = on_value,
-	.on_headers_complete = rs_headers_complete, .on_body = on_body,
+	.on_headers_complete = rs_headers_complete, .on_body = rs_body,
 	.on_message_complete = rs_message_complete,
 };
 
-/* ---- TLS hand-off ---- */
+/* ---- TLS failures ---- */
 
-static SSL *bev_ssl(struct bufferevent *bev)
-{
-	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-}
-
-/* One line per refused or failed handshake: who, what, why. */
 /* The first OpenSSL error the bufferevent saw (0: none); clears them. */
 static unsigned long ssl_error(struct bufferevent *bev)
 {
@@ -442,8 +1052,9 @@ static unsigned long ssl_error(struct bufferevent *bev)
 	return first;
 }
 
+/* One line per refused or failed handshake: who, what, why. */
 static void log_tls_failure_err(struct conn *c, struct bufferevent *bev, const char *side,
-				unsigned long first)
+				unsigned long first, const struct px_ep *ep)
 {
 	const char *reason, *presented;
 	char detail[256];
@@ -457,17 +1068,15 @@ static void log_tls_failure_err(struct conn *c, struct bufferevent *bev, const c
 	else
 		log_warnx("proxy", "tls refused: listener=%s side=upstream upstream=%s expected=\"%s\" "
 			  "presented=\"%s\" reason=%s detail=\"%s\" client=%s", c->l->cfg.name,
-			  c->l->cfg.upstream_name, c->l->cfg.upstream_id ? c->l->cfg.upstream_id : "",
-			  presented, reason, detail, c->peer);
+			  px_ep_name(ep), px_ep_spiffe_id(ep)[0] ? px_ep_spiffe_id(ep) :
+			  c->l->cfg.upstream_id ? c->l->cfg.upstream_id : "", presented, reason, detail,
+			  c->peer);
 }
 
-static void log_tls_failure(struct conn *c, struct bufferevent *bev, const char *side)
-{
-	log_tls_failure_err(c, bev, side, ssl_error(bev));
-}
+/* ---- the caller is known ---- */
 
-/* The caller is known (or there is none to know): authorize, then open
- * the upstream. Nothing reaches the upstream before this. */
+/* Authorize (L4), then: HTTP reads requests; TCP opens the upstream.
+ * Nothing reaches an upstream before this. */
 static void conn_start(struct conn *c)
 {
 	const struct px_listener_cfg *cfg = &c->l->cfg;
@@ -481,26 +1090,27 @@ static void conn_start(struct conn *c)
 		conn_close(c);
 		return;
 	}
-	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&cfg->upstream, sizeof(cfg->upstream)) != 0) {
-		px_stats_upstream_connect_failure(cfg->stats, c->l->sid);
-		log_warnx("proxy", "upstream %s: cannot connect: listener=%s", cfg->upstream_name, cfg->name);
-		if (cfg->mode == PX_MODE_HTTP)
-			send_error(c, 502);
-		else
+	c->last_active_ms = now_ms();
+	arm_timer(c, c->l->timeouts.idle_ms);
+	if (cfg->mode == PX_MODE_TCP) {
+		if (attempt_start(c, NULL) != 0)
 			conn_close(c);
+		return;
 	}
+	if (evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
+		bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* Our half of the upstream stream ends (TCP FIN or TLS close_notify). */
 static void shut_up(struct conn *c)
 {
-	SSL *ssl = bev_ssl(c->up);
+	SSL *ssl = bev_ssl(c->u->bev);
 
 	c->shut_up_pending = false;
 	if (ssl != NULL)
 		SSL_shutdown(ssl);
 	else
-		shutdown(bufferevent_getfd(c->up), SHUT_WR);
+		shutdown(bufferevent_getfd(c->u->bev), SHUT_WR);
 }
 
 /* ---- event callbacks ---- */
@@ -516,26 +1126,37 @@ static void cli_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (!c->dead && !c->closing && c->pending_error == 0 && evbuffer_get_length(in) > 0) {
+	if (!c->cli_ready || c->dead)
+		return;
+	c->last_active_ms = now_ms();
+	while (!c->dead && !c->closing && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		size_t used = 0;
 		int rc;
 
 		if (c->tunnel) {
-			bufferevent_write_buffer(c->up, in);
+			if (c->u == NULL)
+				return;
+			bufferevent_write_buffer(c->u->bev, in);
 			break;
 		}
+		if (c->req_active && c->req_done) {
+			/* the next request waits for this response */
+			if (evbuffer_get_length(in) > HIGH_WATER)
+				bufferevent_disable(bev, EV_READ);
+			return;
+		}
+		if (c->req_active && c->upgrade_req)
+			return; /* tunnel bytes wait for the 101 */
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		rc = px_http1_feed(c->rq.p, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
-		if (rc == PX_HTTP1_EPASSTHROUGH) {
-			/* after an Upgrade or CONNECT request: bytes go on as they are */
-			bufferevent_write_buffer(c->up, in);
-			break;
-		}
+		if (rc == PX_HTTP1_EPASSTHROUGH)
+			return; /* bytes after an Upgrade/CONNECT wait for the answer */
 		if (rc < 0) {
-			int status = c->denied ? 403 : px_http1_status(PX_HTTP1_REQUEST, rc);
+			int status = c->denied ? 403 : rc == PX_HTTP1_ECALLBACK && !c->req_active &&
+				     c->l->cfg.max_body_bytes > 0 ? 413 : px_http1_status(PX_HTTP1_REQUEST, rc);
 
 			if (c->denied)
 				log_debug("proxy", "403 after denial: listener=%s peer=%s layer=7 "
@@ -544,54 +1165,72 @@ static void cli_read(struct bufferevent *bev, void *arg)
 				log_info("proxy", "request refused: client=%s status=%d error=\"%s\" offset=%llu",
 					 c->client_addr, status, px_http1_strerror(rc),
 					 (unsigned long long)px_http1_error_offset(c->rq.p));
-			if (c->qn == 0)
-				send_error(c, status);
-			else
-				c->pending_error = status; /* after the responses before it */
+			if (c->req_active && c->body_in > c->l->cfg.max_body_bytes &&
+			    c->l->cfg.max_body_bytes > 0)
+				status = 413;
 			bufferevent_disable(c->cli, EV_READ);
-			break;
+			if (c->req_active && c->response_started)
+				conn_close(c);  /* the response is under way: cut it */
+			else
+				send_error(c, status);
+			return;
 		}
 	}
-	if (!c->dead)
-		backpressure(c->cli, c->up);
+	if (!c->dead && c->u != NULL)
+		backpressure(c->cli, c->u->bev);
 }
 
 static void up_read(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
+	struct upconn *u = arg;
+	struct conn *c = u->c;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (!c->dead && evbuffer_get_length(in) > 0) {
+	c->last_active_ms = now_ms();
+	while (!c->dead && c->u == u && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		size_t used = 0;
 		int rc;
 
-		if (c->l->cfg.mode == PX_MODE_TCP) {
+		if (c->l->cfg.mode == PX_MODE_TCP || c->tunnel) {
 			bufferevent_write_buffer(c->cli, in);
 			break;
+		}
+		if (!c->req_active) {
+			/* bytes nobody asked for: this connection is not reusable */
+			log_info("proxy", "upstream %s sent bytes without a request: listener=%s",
+				 px_ep_name(u->ep), c->l->cfg.name);
+			attempt_end(c, false);
+			return;
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		px_http1_expect(c->rs.p, c->qn > 0 ? c->q[c->qh] : PX_HTTP1_M_GET);
+		px_http1_expect(c->rs.p, c->method);
 		rc = px_http1_feed(c->rs.p, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
-		if (rc == PX_HTTP1_EPASSTHROUGH) {
-			bufferevent_write_buffer(c->cli, in);
-			break;
+		if (c->resp_complete && !c->tunnel) {
+			finish_response(c);
+			return;
+		}
+		if (rc == PX_HTTP1_EPASSTHROUGH)
+			continue; /* a tunnel now: the rest goes on as it is */
+		if (rc < 0 && c->retrying) {
+			c->retrying = false;
+			attempt_failed(c, PX_OUTCOME_5XX, c->replay, 502);
+			return;
 		}
 		if (rc < 0) {
-			log_info("proxy", "upstream response refused: error=\"%s\"", px_http1_strerror(rc));
-			if (!c->response_started)
-				send_error(c, 502);
-			else
-				conn_close(c);
+			log_info("proxy", "upstream response refused: upstream=%s error=\"%s\"",
+				 px_ep_name(u->ep), px_http1_strerror(rc));
+			attempt_end(c, false);
+			fail_request(c, 502);
 			return;
 		}
 		if (c->closing)
 			break;
 	}
-	if (!c->dead)
-		backpressure(c->up, c->cli);
+	if (!c->dead && c->u == u)
+		backpressure(u->bev, c->cli);
 }
 
 static void cli_write(struct bufferevent *bev, void *arg)
@@ -600,17 +1239,18 @@ static void cli_write(struct bufferevent *bev, void *arg)
 
 	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c);
-	else if (!c->closing && c->up)
-		bufferevent_enable(c->up, EV_READ);
+	else if (!c->closing && c->u)
+		bufferevent_enable(c->u->bev, EV_READ);
 }
 
 static void up_write(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
+	struct upconn *u = arg;
+	struct conn *c = u->c;
 
 	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		shut_up(c);
-	if (!c->closing && c->pending_error == 0 && !c->shut_up_pending)
+	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done))
 		bufferevent_enable(c->cli, EV_READ);
 }
 
@@ -623,7 +1263,7 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 		const char *id = px_tls_peer_id(bev_ssl(bev));
 
 		if (id == NULL) {
-			log_tls_failure(c, bev, "client");
+			log_tls_failure_err(c, bev, "client", ssl_error(bev), NULL);
 			conn_close(c);
 			return;
 		}
@@ -638,20 +1278,26 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
 	if (!c->cli_ready) {
-		log_tls_failure(c, bev, "client");
+		log_tls_failure_err(c, bev, "client", ssl_error(bev), NULL);
 		conn_close(c);
 		return;
 	}
-	if (c->tunnel && c->up != NULL && (what & BEV_EVENT_EOF)) {
+	if (c->tunnel && c->u != NULL && (what & BEV_EVENT_EOF)) {
 		/* half-close: the upstream still may answer (once connected
 		 * and its output is sent) */
 		bufferevent_disable(c->cli, EV_READ);
-		if (c->up_connected && evbuffer_get_length(bufferevent_get_output(c->up)) == 0) {
+		if (c->u->connected && evbuffer_get_length(bufferevent_get_output(c->u->bev)) == 0) {
 			shut_up(c);
 		} else {
 			c->shut_up_pending = true;
-			bufferevent_setwatermark(c->up, EV_WRITE, 0, 0);
+			bufferevent_setwatermark(c->u->bev, EV_WRITE, 0, 0);
 		}
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->req_active && c->req_done && !c->upgrade_req) {
+		/* the client half-closed after its request: answer it first */
+		bufferevent_disable(c->cli, EV_READ);
+		c->keep = false;
 		return;
 	}
 	conn_close(c);
@@ -659,76 +1305,131 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 
 static void up_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct conn *c = arg;
+	struct upconn *u = arg;
+	struct conn *c = u->c;
+	struct px_listener *l = c->l;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (bev_ssl(bev) != NULL && px_tls_peer_id(bev_ssl(bev)) == NULL) {
 			/* a resumed session whose identity no longer fits */
-			log_tls_failure(c, bev, "upstream");
-			goto fail;
+			log_tls_failure_err(c, bev, "upstream", ssl_error(bev), u->ep);
+			goto connect_failed;
 		}
-		if (bev_ssl(bev) != NULL)
-			px_stats_tls(c->l->cfg.stats, c->l->sid, PX_STATS_UPSTREAM, NULL);
-		if (bev_ssl(bev) != NULL)
+		if (bev_ssl(bev) != NULL) {
+			px_stats_tls(l->cfg.stats, l->sid, PX_STATS_UPSTREAM, NULL);
 			log_debug("proxy", "tls handshake: listener=%s side=upstream upstream=%s id=%s "
-				  "version=%s resumed=%s", c->l->cfg.name, c->l->cfg.upstream_name,
+				  "version=%s resumed=%s", l->cfg.name, px_ep_name(u->ep),
 				  px_tls_peer_id(bev_ssl(bev)), SSL_get_version(bev_ssl(bev)),
 				  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
-		c->up_connected = true;
+		}
+		u->connected = true;
+		bufferevent_set_timeouts(bev, NULL, NULL);
+		if (l->cfg.mode == PX_MODE_TCP &&
+		    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
+			log_ejection(c, u->ep, "?");
 		if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			shut_up(c);
 		return;
 	}
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
-	if (!c->up_connected) {
-		if (bev_ssl(bev) != NULL && !SSL_in_before(bev_ssl(bev)))
-			log_tls_failure(c, bev, "upstream");
-		else
-			log_warnx("proxy", "upstream %s: cannot connect: listener=%s", c->l->cfg.upstream_name,
-				  c->l->cfg.name);
+	if (!u->connected) {
+		if (what & BEV_EVENT_TIMEOUT) {
+			px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_TIMEOUT);
+			log_warnx("proxy", "upstream %s: connect timed out after %u ms: listener=%s",
+				  px_ep_name(u->ep), l->timeouts.connect_ms, l->cfg.name);
+		} else if (bev_ssl(bev) != NULL && !SSL_in_before(bev_ssl(bev))) {
+			log_tls_failure_err(c, bev, "upstream", ssl_error(bev), u->ep);
+		} else {
+			log_warnx("proxy", "upstream %s: cannot connect: listener=%s", px_ep_name(u->ep),
+				  l->cfg.name);
+		}
 		if (bev_ssl(bev) == NULL || SSL_in_before(bev_ssl(bev)))
-			px_stats_upstream_connect_failure(c->l->cfg.stats, c->l->sid);
-		goto fail;
+			px_stats_upstream_connect_failure(l->cfg.stats, l->sid);
+		goto connect_failed;
 	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+		return;
 	if ((what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL) {
 		/* TLS 1.3: the upstream refuses our certificate after our side
 		 * of the handshake is done; its alert arrives here */
 		unsigned long e = ssl_error(bev);
 
 		if (e != 0)
-			log_tls_failure_err(c, bev, "upstream", e);
+			log_tls_failure_err(c, bev, "upstream", e, u->ep);
 	}
-	if (bev_ssl(bev) != NULL && !c->response_started && c->qn > 0 &&
-	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && ERR_peek_error() == 0) {
+	if (c->tunnel || l->cfg.mode == PX_MODE_TCP) {
+		close_after_flush(c);
+		return;
+	}
+	if (c->req_active && !c->response_started && u->reused && c->replay != NULL && c->req_done &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+		/* a pooled connection the upstream had closed: send again on a
+		 * new one (not an endpoint failure; no budget spent) */
+		struct evbuffer *again = evbuffer_new();
+
+		attempt_end(c, false);
+		if (again != NULL)
+			evbuffer_copy_into(again, c->replay);
+		if (again == NULL || attempt_start(c, again) != 0)
+			fail_request(c, 503);
+		if (again)
+			evbuffer_free(again);
+		return;
+	}
+	if (bev_ssl(bev) != NULL && !c->response_started && c->req_active &&
+	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && ERR_peek_error() == 0 && !u->reused) {
 		/* The alert can be lost when our write meets the reset first:
 		 * say what is known rather than nothing. */
 		log_warnx("proxy", "tls refused: listener=%s side=upstream upstream=%s expected=\"%s\" "
 			  "presented=\"%s\" reason=closed-after-handshake detail=\"the upstream closed "
 			  "the connection after the TLS handshake without answering: it may have "
-			  "refused this proxy's certificate (see its log)\" client=%s", c->l->cfg.name,
-			  c->l->cfg.upstream_name, c->l->cfg.upstream_id ? c->l->cfg.upstream_id : "",
+			  "refused this proxy's certificate (see its log)\" client=%s", l->cfg.name,
+			  px_ep_name(u->ep), px_ep_spiffe_id(u->ep),
 			  px_tls_peer_id(bev_ssl(bev)) ? px_tls_peer_id(bev_ssl(bev)) : "", c->peer);
 	}
-	if (c->tunnel) {
-		close_after_flush(c);
-		return;
-	}
 	/* a body read until close ends here */
-	if (px_http1_finish(c->rs.p) == PX_HTTP1_DONE || !c->response_started) {
-		if (c->qn > 0 && !c->response_started && !c->closing)
-			send_error(c, 502);
-		else
-			close_after_flush(c);
+	if (c->req_active && px_http1_finish(c->rs.p) == PX_HTTP1_DONE) {
+		c->resp_keep = false;
+		finish_response(c);
 		return;
 	}
-	conn_close(c);
+	attempt_end(c, false);
+	if (c->req_active)
+		fail_request(c, 502);
 	return;
-fail:
-	if (c->l->cfg.mode == PX_MODE_HTTP && !c->closing)
-		send_error(c, 502);
-	else
-		conn_close(c);
+connect_failed:
+	{
+		/* nothing left the proxy: what was queued goes to the next try */
+		struct evbuffer *unsent = evbuffer_new();
+
+		if (unsent != NULL)
+			evbuffer_add_buffer(unsent, bufferevent_get_output(bev));
+		attempt_failed(c, PX_OUTCOME_CONNECT_FAILURE, unsent, 502);
+		if (unsent)
+			evbuffer_free(unsent);
+	}
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	uint64_t idle = c->l->timeouts.idle_ms, now = now_ms();
+
+	if (c->dead)
+		return;
+	if (c->req_active && !c->tunnel) {
+		px_stats_upstream_event(c->l->cfg.stats, c->l->sid, PX_STATS_TIMEOUT);
+		log_warnx("proxy", "request timed out after %u ms: listener=%s upstream=%s client=%s",
+			  c->l->timeouts.request_ms, c->l->cfg.name, c->answered_by, c->peer);
+		attempt_end(c, false);
+		fail_request(c, 504);
+		return;
+	}
+	if (idle > 0 && now - c->last_active_ms < idle) {
+		arm_timer(c, (uint32_t)(idle - (now - c->last_active_ms)));
+		return;
+	}
+	log_debug("proxy", "idle connection closed: listener=%s peer=%s", c->l->cfg.name, c->peer);
+	conn_close(c);
 }
 
 static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -736,25 +1437,32 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 {
 	struct px_listener *l = arg;
 	const struct px_listener_cfg *cfg = &l->cfg;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c;
 	SSL *ssl;
 
+	if (cfg->max_connections > 0 && l->nconns >= cfg->max_connections) {
+		log_warnx("proxy", "connection refused: listener=%s reason=max-connections limit=%u",
+			  cfg->name, cfg->max_connections);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
 	c->l = l;
+	l->nconns++;
 	inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->client_addr, sizeof(c->client_addr));
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", c->client_addr,
 		 (unsigned)ntohs(((struct sockaddr_in *)sa)->sin_port));
 	c->rq.c = c->rs.c = c;
-	buf_init(&c->rq.line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
-	buf_init(&c->rq.store, HEAD_MAX);
-	buf_init(&c->rs.line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
-	buf_init(&c->rs.store, HEAD_MAX);
 	c->tunnel = cfg->mode == PX_MODE_TCP;
-	c->rq.p = px_http1_new(PX_HTTP1_REQUEST, NULL, &RQ_CB, &c->rq);
-	c->rs.p = px_http1_new(PX_HTTP1_RESPONSE, NULL, &RS_CB, &c->rs);
+	if (cfg->mode == PX_MODE_HTTP) {
+		c->rq.p = px_http1_new(PX_HTTP1_REQUEST, NULL, &RQ_CB, &c->rq);
+		c->rs.p = px_http1_new(PX_HTTP1_RESPONSE, NULL, &RS_CB, &c->rs);
+	}
+	c->timer = event_new(l->base, -1, 0, on_timer, c);
 	if (cfg->tls_in != NULL) {
 		snprintf(c->by_id, sizeof(c->by_id), "%s", px_tls_self_id(cfg->tls_in));
 		ssl = px_tls_ssl_new(cfg->tls_in, NULL, NULL);
@@ -767,42 +1475,32 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s", cfg->peer_id ? cfg->peer_id : "");
 		c->cli = bufferevent_socket_new(l->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
-	if (cfg->tls_out != NULL) {
-		ssl = px_tls_ssl_new(cfg->tls_out, cfg->upstream_id, cfg->sni);
-		c->up = ssl ? bufferevent_openssl_socket_new(l->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-							     BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (c->up == NULL)
-			SSL_free(ssl);
-	} else {
-		c->up = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (c->rq.p == NULL || c->rs.p == NULL || c->cli == NULL || c->up == NULL) {
+	c->_next = l->conns;
+	if (l->conns)
+		l->conns->_prev = c;
+	l->conns = c;
+	if ((cfg->mode == PX_MODE_HTTP && (c->rq.p == NULL || c->rs.p == NULL)) || c->cli == NULL ||
+	    c->timer == NULL) {
 		if (c->cli == NULL)
 			evutil_closesocket(fd);
 		c->dead = true;
 		conn_free_cb(-1, 0, c);
 		return;
 	}
-	c->_next = l->conns;
-	if (l->conns)
-		l->conns->_prev = c;
-	l->conns = c;
 	c->stats_open = true;
 	px_stats_conn_open(cfg->stats, l->sid);
 	if (cfg->stats != NULL) {
 		evbuffer_add_cb(bufferevent_get_input(c->cli), count_bytes, c);
 		evbuffer_add_cb(bufferevent_get_output(c->cli), count_bytes, c);
 	}
-	if (bev_ssl(c->cli) != NULL)
+	if (bev_ssl(c->cli) != NULL) {
 		bufferevent_openssl_set_allow_dirty_shutdown(c->cli, 1);
-	if (bev_ssl(c->up) != NULL)
-		bufferevent_openssl_set_allow_dirty_shutdown(c->up, 1);
+		/* the handshake must finish in the connect timeout */
+		arm_timer(c, l->timeouts.connect_ms);
+	}
 	bufferevent_setcb(c->cli, cli_read, cli_write, cli_event, c);
-	bufferevent_setcb(c->up, up_read, up_write, up_event, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, HIGH_WATER / 4, 0);
-	bufferevent_setwatermark(c->up, EV_WRITE, HIGH_WATER / 4, 0);
 	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
-	bufferevent_enable(c->up, EV_READ | EV_WRITE);
 	if (cfg->tls_in == NULL)
 		conn_start(c);
 }
@@ -812,13 +1510,20 @@ int px_listener_new(struct px_listener **out, struct event_base *base,
 {
 	struct px_listener *l = calloc(1, sizeof(*l));
 	char msg[160];
+	int rc;
 
 	*out = NULL;
 	if (l == NULL)
 		return WEFT_ENOMEM;
 	l->base = base;
 	l->cfg = *cfg;
+	l->gen = UINT64_MAX;
 	l->sid = px_stats_listener(cfg->stats, cfg->name);
+	if ((rc = cluster_init(l, err)) != WEFT_OK) {
+		px_cluster_free(l->cluster);
+		free(l);
+		return rc;
+	}
 	l->ev = evconnlistener_new_bind(base, on_accept, l, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
 					(cfg->reuse_port ? LEV_OPT_REUSEABLE_PORT : 0), 512,
 					(struct sockaddr *)&l->cfg.listen, sizeof(l->cfg.listen));
@@ -826,6 +1531,7 @@ int px_listener_new(struct px_listener **out, struct event_base *base,
 		snprintf(msg, sizeof(msg), "%s listener: bind: %s", cfg->name, strerror(errno));
 		if (err)
 			*err = strdup(msg);
+		px_cluster_free(l->cluster);
 		free(l);
 		return WEFT_EIO;
 	}
@@ -842,6 +1548,7 @@ void px_listener_free(struct px_listener *l)
 		conn_free_cb(-1, 0, l->conns);
 	if (l->ev)
 		evconnlistener_free(l->ev);
+	px_cluster_free(l->cluster);   /* closes the pools (pool_close_ep) */
 	free(l);
 }
 
@@ -853,8 +1560,8 @@ void px_listener_drain(struct px_listener *l)
 	evconnlistener_free(l->ev);     /* the socket closes: new connections are refused */
 	l->ev = NULL;
 	for (struct conn *c = l->conns; c != NULL; c = c->_next)
-		if (!c->dead && !c->closing && !c->tunnel && c->qn == 0 && c->rq.line.len == 0 &&
-		    c->rq.nf == 0 && c->cli_ready)
+		if (!c->dead && !c->closing && !c->tunnel && !c->req_active && c->rq.h == NULL &&
+		    c->cli_ready)
 			close_after_flush(c);   /* idle between requests */
 }
 

@@ -7,10 +7,13 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "px_http1.h"
 
 struct event_base;
+struct px_config_slot;
+struct px_timeouts;
 struct px_tls;
 struct px_stats;
 struct px_accesslog;
@@ -35,12 +38,23 @@ struct px_request_info {
 typedef int (*px_authorize_fn)(void *ud, const char *peer_id, const struct px_request_info *req,
 			       char *denied_by, size_t denied_by_size);
 
+/* Where a listener's connections (TCP) or requests (HTTP) go: either one
+ * fixed address (upstream, upstream_name, upstream_id: the inbound's app,
+ * or the flags' --upstream), or, when slot is set, the endpoints of the
+ * snapshot's upstream named upstream_cluster, balanced, retried and
+ * ejected as its policy says (px_cluster), and followed as the slot
+ * changes. Each worker's listener keeps its own px_cluster and pools. */
 struct px_listener_cfg {
 	const char *name;               /* "inbound", "outbound", "listen": for log lines */
 	enum px_mode mode;
 	struct sockaddr_in listen;
 	struct sockaddr_in upstream;
 	char upstream_name[64];         /* "host:port", the Host added to HTTP/1.0 requests */
+	struct px_config_slot *slot;    /* non-NULL: the upstream comes from the snapshot */
+	const char *upstream_cluster;   /* with slot: the upstream's Name */
+	const struct px_timeouts *timeouts; /* fixed upstream: NULL for the defaults */
+	uint32_t max_connections;       /* 0: no limit */
+	uint64_t max_body_bytes;        /* request bodies; 0: no limit */
 	const char *via;
 	const char *peer_id;            /* plaintext listener: XFCC URI= stand-in (tests) */
 	const char *by_id;              /* plaintext listener: XFCC By= */

@@ -30,6 +30,7 @@ struct lstats {
 	uint64_t tls_ok[2];
 	uint64_t tls_fail[2][N_REASONS];
 	uint64_t up_connect_fail;
+	uint64_t up_event[PX_STATS_N_UPSTREAM_EVENTS];
 };
 
 struct denial {
@@ -138,6 +139,14 @@ void px_stats_upstream_connect_failure(struct px_stats *s, int li)
 
 	if (l)
 		l->up_connect_fail++;
+}
+
+void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_event e)
+{
+	struct lstats *l = L(s, li);
+
+	if (l && e < PX_STATS_N_UPSTREAM_EVENTS)
+		l->up_event[e]++;
 }
 
 static uint64_t fnv(uint64_t h, const char *p)
@@ -314,6 +323,26 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 	for (int i = 0; i < nl; i++)
 		R(sample(out, "upstream_connect_failures_total", s[0]->l[i].name, "",
 			 SUM(l[i].up_connect_fail)));
+	{
+		static const char *const ev_name[PX_STATS_N_UPSTREAM_EVENTS] = {
+			"upstream_retries_total", "upstream_ejections_total",
+			"upstream_timeouts_total", "upstream_no_endpoint_total",
+			"upstream_pool_reuses_total",
+		};
+		static const char *const ev_help[PX_STATS_N_UPSTREAM_EVENTS] = {
+			"Retries started (connect failures and 5xx), within the retry budget.",
+			"Endpoints ejected by passive health (consecutive failures).",
+			"Requests that hit the request timeout, and connects that hit the connect timeout.",
+			"Connections or requests refused because no endpoint was available.",
+			"Requests sent on a pooled keep-alive upstream connection.",
+		};
+
+		for (int e = 0; e < PX_STATS_N_UPSTREAM_EVENTS; e++) {
+			R(head(out, ev_name[e], "counter", ev_help[e]));
+			for (int i = 0; i < nl; i++)
+				R(sample(out, ev_name[e], s[0]->l[i].name, "", SUM(l[i].up_event[e])));
+		}
+	}
 	R(head(out, "intention_denials_total", "counter",
 	       "Calls denied by intentions, by source, destination and deciding intention."));
 	{

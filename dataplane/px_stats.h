@@ -18,7 +18,7 @@
 struct buf;
 struct px_stats;
 
-#define PX_STATS_MAX_LISTENERS 8
+#define PX_STATS_MAX_LISTENERS 64
 /* The denial table's slots: up to 3/4 of them (768) distinct (source,
  * destination, intention) triples are counted one by one; denials of
  * further new triples are counted in one series labelled "_other". */
@@ -49,6 +49,16 @@ void px_stats_bytes(struct px_stats *s, int li, uint64_t in, uint64_t out);
  * counts as "other"). */
 void px_stats_tls(struct px_stats *s, int li, enum px_stats_side side, const char *reason);
 void px_stats_upstream_connect_failure(struct px_stats *s, int li);
+/* Upstream events, exported as weft_proxy_upstream_<event>_total. */
+enum px_stats_upstream_event {
+	PX_STATS_RETRY = 0,
+	PX_STATS_EJECTION,
+	PX_STATS_TIMEOUT,
+	PX_STATS_NO_ENDPOINT,
+	PX_STATS_POOL_REUSE,
+	PX_STATS_N_UPSTREAM_EVENTS,
+};
+void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_event e);
 
 /* An intention denial: the caller's SPIFFE ID (or service name), the
  * destination service, and the deciding intention's ID ("" for the

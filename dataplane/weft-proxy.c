@@ -18,12 +18,14 @@
  * certificates and trust bundle for new handshakes.
  *
  * --config (docs/proxy-config.md): the listeners come from the snapshot
- * (Inbound, and one outbound per upstream to its first endpoint), and the
+ * (Inbound, and one outbound per upstream, balancing over its endpoints
+ * as its policy says and following endpoint changes on reload), and the
  * inbound enforces its intentions (px_enforce). SIGHUP (or a change of the
  * file, with --reload-interval) reloads the snapshot through a
  * px_config_slot: a bad one is refused with one log line and the old one
  * stays in force; new connections and requests are decided by the new one.
- * Listener addresses are read at start only. */
+ * Listener addresses are read at start only; endpoints, balancing,
+ * retries, passive health and timeouts of upstreams follow each reload. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -162,12 +164,9 @@ static bool listeners_differ(const struct px_config *a, const struct px_config *
 	for (size_t i = 0; i < a->n_upstreams; i++) {
 		const struct px_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
 
-		if (strcmp(x->bind_address, y->bind_address) != 0 || x->bind_port != y->bind_port ||
-		    x->protocol != y->protocol || x->n_endpoints != y->n_endpoints ||
-		    (x->n_endpoints > 0 &&
-		     (strcmp(x->endpoints[0].address, y->endpoints[0].address) != 0 ||
-		      x->endpoints[0].port != y->endpoints[0].port ||
-		      strcmp(x->endpoints[0].spiffe_id, y->endpoints[0].spiffe_id) != 0)))
+		/* (endpoints and policies follow the slot: px_cluster) */
+		if (strcmp(x->name, y->name) != 0 || strcmp(x->bind_address, y->bind_address) != 0 ||
+		    x->bind_port != y->bind_port || x->protocol != y->protocol)
 			return true;
 	}
 	return false;
@@ -282,17 +281,15 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 	addr_port(c->inbound.app_address, c->inbound.app_port, &cfg[*n].upstream, "Inbound.AppAddress");
 	snprintf(cfg[*n].upstream_name, sizeof(cfg[*n].upstream_name), "%s:%u", c->inbound.app_address,
 		 c->inbound.app_port);
+	cfg[*n].timeouts = &c->inbound.timeouts;
+	cfg[*n].max_connections = c->inbound.limits.max_connections;
+	cfg[*n].max_body_bytes = c->inbound.limits.max_body_bytes;
 	(*n)++;
 	for (size_t i = 0; i < c->n_upstreams; i++) {
 		const struct px_upstream *u = &c->upstreams[i];
-		const struct px_endpoint *e = u->endpoints;
 		struct px_listener_cfg *lc = &cfg[*n];
 		char field[64];
 
-		if (u->n_endpoints == 0) {
-			log_warnx("proxy", "config: Upstreams[%zu] (%s): no endpoint, no listener", i, u->name);
-			continue;
-		}
 		if (!c->tls.configured)
 			fatalx("proxy", "config: TLS: required for Upstreams[%zu] (%s)", i, u->name);
 		if (m->tls[1] == NULL) {
@@ -302,19 +299,18 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 				fatalx("proxy", "config: TLS: %s", err);
 		}
 		snprintf(names[i].name, sizeof(names[i].name), "outbound:%s", u->name);
-		if (derive_sni(e->spiffe_id, names[i].sni, sizeof(names[i].sni)) != 0)
-			fatalx("proxy", "config: Upstreams[%zu].Endpoints[0].SpiffeID: no server name from "
-			       "\"%s\"", i, e->spiffe_id);
+		/* the endpoints, their SPIFFE IDs and server names come from
+		 * the slot, followed as it changes (px_cluster) */
 		*lc = (struct px_listener_cfg){
 			.name = names[i].name, .via = via, .tls_out = m->tls[1],
 			.mode = u->protocol == PX_PROTO_HTTP ? PX_MODE_HTTP : PX_MODE_TCP,
-			.upstream_id = e->spiffe_id, .sni = names[i].sni,
+			.slot = &m->slot, .upstream_cluster = u->name,
+			.max_connections = u->limits.max_connections,
+			.max_body_bytes = u->limits.max_body_bytes,
 		};
 		snprintf(field, sizeof(field), "Upstreams[%zu].BindAddress", i);
 		addr_port(u->bind_address, u->bind_port, &lc->listen, field);
-		snprintf(field, sizeof(field), "Upstreams[%zu].Endpoints[0].Address", i);
-		addr_port(e->address, e->port, &lc->upstream, field);
-		snprintf(lc->upstream_name, sizeof(lc->upstream_name), "%s:%u", e->address, e->port);
+		snprintf(lc->upstream_name, sizeof(lc->upstream_name), "%s", u->name);
 		(*n)++;
 	}
 }
@@ -363,7 +359,7 @@ int main(int argc, char **argv)
 	struct main_state m = {.names = {"inbound", "outbound"}};
 	struct event_base *base;
 	struct event *sigint, *sigterm, *sighup, *tick = NULL;
-	char sni_buf[300], *err = NULL, *end;
+	char sni_buf[300], admin_buf[PX_CONFIG_ADDR_MAX + 8], *err = NULL, *end;
 	enum log_level lvl = LOG_LVL_INFO;
 	bool check = false;
 	int o, n = 0;
@@ -464,6 +460,17 @@ int main(int argc, char **argv)
 			 intention_set_count(boot->intentions),
 			 boot->default_action == INTENTION_ALLOW ? "allow" : "deny");
 	}
+	if (boot != NULL && admin_s == NULL && boot->admin.bind_port != 0) {
+		/* the snapshot's Admin and AccessLog, unless the flags say */
+		snprintf(admin_buf, sizeof(admin_buf), "%s:%u", boot->admin.bind_address,
+			 (unsigned)boot->admin.bind_port);
+		admin_s = admin_buf;
+		if (parse_addr(admin_s, &acfg.listen, true) != 0)
+			fatalx("proxy", "config: Admin.BindAddress: want 127.0.0.1 (the admin listener is "
+			       "loopback only), got \"%s\"", boot->admin.bind_address);
+	}
+	if (boot != NULL && alog_s == NULL && boot->access_log.enabled)
+		alog_s = boot->access_log.path;
 	cfg = calloc(3 + (boot ? boot->n_upstreams : 0), sizeof(*cfg));
 	l = calloc(3 + (boot ? boot->n_upstreams : 0), sizeof(*l));
 	up_names = calloc(boot ? boot->n_upstreams + 1 : 1, sizeof(*up_names));

@@ -47,6 +47,11 @@ class App(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
+        if self.path.endswith("?close"):
+            # ends the connection: the proxy cannot pool it, and the
+            # next request makes a new handshake
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(out)
 
@@ -239,9 +244,9 @@ class MTLSTest(unittest.TestCase):
         xfcc = [v for k, v in json.loads(body) if k.lower() == "x-forwarded-client-cert"]
         self.assertEqual(xfcc, ["By=%s;URI=%s" % (spiffe("api"), spiffe("web"))])
         # keep-alive: a second request on the same connection
-        status, body = http_get(f, s, "/two")
+        status, body = http_get(f, s, "/two?close")
         self.assertEqual(status, 200)
-        self.assertEqual(App.seen, ["/one", "/two"])
+        self.assertEqual(App.seen, ["/one", "/two?close"])
         s.close()
         inb.wait_for(r"tls handshake: listener=inbound side=client .* id=%s version=TLSv1.3"
                      % re.escape(spiffe("web")))
@@ -371,7 +376,7 @@ class MTLSTest(unittest.TestCase):
         self.assertIn("i:CN = Weft CA new", shown)
         self.assertNotIn("i:CN = Weft CA old\n", shown.split("---")[1].split("1 s:")[0])
         s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
-        self.assertEqual(http_get(s.makefile("rb"), s, "/new")[0], 200)
+        self.assertEqual(http_get(s.makefile("rb"), s, "/new?close")[0], 200)
         s.close()
         # the outbound reloads too, and forgets its session ticket
         out.proc.send_signal(signal.SIGHUP)
@@ -381,7 +386,7 @@ class MTLSTest(unittest.TestCase):
         self.assertEqual(http_get(s.makefile("rb"), s, "/newer")[0], 200)
         s.close()
         out.wait_for(r"side=upstream .* resumed=no", count=handshakes + 1)
-        self.assertEqual(App.seen, ["/before", "/after", "/new", "/newer"])
+        self.assertEqual(App.seen, ["/before", "/after", "/new?close", "/newer"])
 
     def showcerts(self, port):
         """The certificates an inbound port presents now (openssl s_client)."""
