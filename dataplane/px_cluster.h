@@ -81,8 +81,12 @@ const char *px_cluster_name(const struct px_cluster *c);
 size_t px_cluster_size(const struct px_cluster *c);      /* endpoints known */
 size_t px_cluster_ejected(const struct px_cluster *c, uint64_t now_ms);
 
-/* A stable 64-bit hash of a header value (for ring_hash). */
+/* A stable 64-bit hash of a header value (for ring_hash): FNV-1a 64
+ * followed by MurmurHash3's fmix64 finalizer. The same on every proxy. */
 uint64_t px_cluster_hash(const char *data, size_t len);
+/* Seeds the generator random, least_request and ring_hash without a hash
+ * draw from (px_cluster_new seeds it from the clock; tests use this). */
+void px_cluster_seed(struct px_cluster *c, uint64_t seed);
 
 struct px_ep *px_ep_ref(struct px_ep *ep);
 void px_ep_unref(struct px_ep *ep);
