@@ -43,7 +43,7 @@ static void up_init(struct up *t, enum px_lb_policy policy, size_t n, const uint
 	t->u.n_endpoints = n;
 	t->u.endpoints = t->e;
 	for (size_t i = 0; i < n; i++) {
-		snprintf(t->addr[i], sizeof(t->addr[i]), "10.0.0.%zu", i + 1);
+		snprintf(t->addr[i], sizeof(t->addr[i]), "10.0.0.%u", (unsigned)(i + 1) & 0xff);
 		t->e[i] = (struct px_endpoint){ .address = t->addr[i], .port = 8080,
 						.weight = weights ? weights[i] : 1, .zone = "",
 						.spiffe_id = ID("api"), .health = PX_HEALTH_PASSING };
