@@ -56,10 +56,12 @@ struct px_ep *px_cluster_pick(struct px_cluster *c, uint64_t hash, bool has_hash
 			      const struct px_ep *avoid, uint64_t now_ms);
 
 /* An attempt's result: consecutive failures (connect failures and 5xx)
- * eject the endpoint for n * BaseEjectionTime on its n-th ejection, unless
- * MaxEjectionPercent of the endpoints are out already; a success resets the
- * count. Returns true when this report ejected ep (for a log line and the
- * ejections counter). */
+ * eject the endpoint for n * BaseEjectionTime on its n-th ejection (capped
+ * at max(5 min, BaseEjectionTime)), unless that would put more than
+ * MaxEjectionPercent of the endpoints out (one may always be out; a lone
+ * endpoint never is); a success resets the count. Reports on an endpoint
+ * an update removed are ignored. Returns true when this report ejected ep
+ * (for a log line and the ejections counter). */
 bool px_cluster_report(struct px_cluster *c, struct px_ep *ep, enum px_outcome o, uint64_t now_ms);
 
 /* Requests in flight on the cluster, for the budget; px_ep_request_* also
@@ -81,8 +83,12 @@ const char *px_cluster_name(const struct px_cluster *c);
 size_t px_cluster_size(const struct px_cluster *c);      /* endpoints known */
 size_t px_cluster_ejected(const struct px_cluster *c, uint64_t now_ms);
 
-/* A stable 64-bit hash of a header value (for ring_hash). */
+/* A stable 64-bit hash of a header value (for ring_hash): FNV-1a 64
+ * followed by MurmurHash3's fmix64 finalizer. The same on every proxy. */
 uint64_t px_cluster_hash(const char *data, size_t len);
+/* Seeds the generator random, least_request and ring_hash without a hash
+ * draw from (px_cluster_new seeds it from the clock; tests use this). */
+void px_cluster_seed(struct px_cluster *c, uint64_t seed);
 
 struct px_ep *px_ep_ref(struct px_ep *ep);
 void px_ep_unref(struct px_ep *ep);
