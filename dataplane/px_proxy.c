@@ -55,6 +55,7 @@ struct px_listener {
 	struct px_listener_cfg cfg;
 	struct conn *conns;             /* open ones (and closed ones not yet freed) */
 	size_t nconns;
+	size_t inflight;                /* attempts in progress (circuit breaker) */
 	int sid;                        /* px_stats listener index */
 	bool draining;                  /* px_listener_drain() */
 	struct px_cluster *cluster;
@@ -445,6 +446,7 @@ static void attempt_end(struct conn *c, bool reuse)
 	if (u == NULL)
 		return;
 	c->u = NULL;
+	c->l->inflight--;
 	px_ep_request_end(u->ep);
 	if (c->retry_counted) {
 		px_cluster_retry_end(c->l->cluster);
@@ -679,6 +681,13 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	struct upconn *u = NULL;
 
 	cluster_follow(l);
+	if (l->cfg.max_pending_requests > 0 && l->inflight >= l->cfg.max_pending_requests) {
+		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_OVERFLOW);
+		log_warnx("proxy", "overflow: listener=%s upstream=%s client=%s (%zu in flight, "
+			  "Limits.MaxPendingRequests)", l->cfg.name, px_cluster_name(l->cluster), c->peer,
+			  l->inflight);
+		return -1;
+	}
 	ep = px_cluster_pick(l->cluster, c->hash, c->has_hash, c->tried, now_ms());
 	if (ep == NULL) {
 		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_NO_ENDPOINT);
@@ -708,6 +717,7 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	}
 	u->c = c;
 	c->u = u;
+	l->inflight++;
 	px_ep_request_begin(u->ep);
 	snprintf(c->answered_by, sizeof(c->answered_by), "%s", px_ep_name(u->ep));
 	bufferevent_setcb(u->bev, up_read, up_write, up_event, u);

@@ -54,6 +54,7 @@ struct px_listener_cfg {
 	const char *upstream_cluster;   /* with slot: the upstream's Name */
 	const struct px_timeouts *timeouts; /* fixed upstream: NULL for the defaults */
 	uint32_t max_connections;       /* 0: no limit */
+	uint32_t max_pending_requests;  /* in flight to the upstream at once; 0: no limit */
 	uint64_t max_body_bytes;        /* request bodies; 0: no limit */
 	const char *via;
 	const char *peer_id;            /* plaintext listener: XFCC URI= stand-in (tests) */

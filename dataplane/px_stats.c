@@ -327,7 +327,7 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 		static const char *const ev_name[PX_STATS_N_UPSTREAM_EVENTS] = {
 			"upstream_retries_total", "upstream_ejections_total",
 			"upstream_timeouts_total", "upstream_no_endpoint_total",
-			"upstream_pool_reuses_total",
+			"upstream_pool_reuses_total", "upstream_overflows_total",
 		};
 		static const char *const ev_help[PX_STATS_N_UPSTREAM_EVENTS] = {
 			"Retries started (connect failures and 5xx), within the retry budget.",
@@ -335,6 +335,7 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 			"Requests that hit the request timeout, and connects that hit the connect timeout.",
 			"Connections or requests refused because no endpoint was available.",
 			"Requests sent on a pooled keep-alive upstream connection.",
+			"Requests or connections refused at Limits.MaxPendingRequests in flight.",
 		};
 
 		for (int e = 0; e < PX_STATS_N_UPSTREAM_EVENTS; e++) {

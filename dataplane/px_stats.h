@@ -56,6 +56,7 @@ enum px_stats_upstream_event {
 	PX_STATS_TIMEOUT,
 	PX_STATS_NO_ENDPOINT,
 	PX_STATS_POOL_REUSE,
+	PX_STATS_OVERFLOW,
 	PX_STATS_N_UPSTREAM_EVENTS,
 };
 void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_event e);

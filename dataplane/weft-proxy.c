@@ -283,6 +283,7 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 		 c->inbound.app_port);
 	cfg[*n].timeouts = &c->inbound.timeouts;
 	cfg[*n].max_connections = c->inbound.limits.max_connections;
+	cfg[*n].max_pending_requests = c->inbound.limits.max_pending_requests;
 	cfg[*n].max_body_bytes = c->inbound.limits.max_body_bytes;
 	(*n)++;
 	for (size_t i = 0; i < c->n_upstreams; i++) {
@@ -306,6 +307,7 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 			.mode = u->protocol == PX_PROTO_HTTP ? PX_MODE_HTTP : PX_MODE_TCP,
 			.slot = &m->slot, .upstream_cluster = u->name,
 			.max_connections = u->limits.max_connections,
+			.max_pending_requests = u->limits.max_pending_requests,
 			.max_body_bytes = u->limits.max_body_bytes,
 		};
 		snprintf(field, sizeof(field), "Upstreams[%zu].BindAddress", i);

@@ -295,6 +295,21 @@ class UpstreamsTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 2.5)
         self.assertEqual(self.stats()["upstream_timeouts_total"], 1)
 
+    def test_max_pending_requests_breaker(self):
+        (e,) = self.endpoints(1)
+        e.set_mode("slow")
+        _, port, _, _ = self.start([e], Limits={"MaxPendingRequests": 1})
+        results = []
+        t = threading.Thread(target=lambda: results.append(self.get(port)))
+        t.start()
+        deadline = time.monotonic() + 5
+        while not e.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.get(port)[0], 503)      # the second one, while the first waits
+        t.join(10)
+        self.assertEqual(results, [(200, "b0")])
+        self.assertEqual(self.stats()["upstream_overflows_total"], 1)
+
     def test_no_endpoint(self):
         _, port, _, _ = self.start([])
         self.assertEqual(self.get(port)[0], 503)
