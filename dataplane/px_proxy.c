@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,6 +38,7 @@
 #include "px_cluster.h"
 #include "px_config.h"
 #include "px_proxy.h"
+#include "px_splice.h"
 #include "px_stats.h"
 #include "px_tls.h"
 
@@ -98,8 +100,10 @@ struct upconn {
 struct conn {
 	struct px_listener *l;
 	struct conn *_prev, *_next;     /* in l->conns */
-	struct bufferevent *cli;
+	struct bufferevent *cli;        /* NULL once spliced */
 	struct upconn *u;               /* the attempt in progress, or NULL */
+	struct px_splice *sp;           /* plaintext TCP: the kernel moves the bytes */
+	size_t sp_prefix;               /* bytes read before it (counted already) */
 	struct side rq, rs;
 	struct event *timer;            /* idle, request timeout */
 	char client_addr[INET_ADDRSTRLEN];
@@ -273,6 +277,7 @@ static void req_end(struct conn *c, int status, uint64_t bytes_out)
 
 /* ---- upstream connections and pools ---- */
 
+static void start_splice(struct conn *c);
 static void up_read(struct bufferevent *bev, void *arg);
 static void up_write(struct bufferevent *bev, void *arg);
 static void up_event(struct bufferevent *bev, short what, void *arg);
@@ -478,6 +483,7 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 	free(c->line);
 	if (c->timer)
 		event_free(c->timer);
+	px_splice_free(c->sp);
 	if (c->cli)
 		bufferevent_free(c->cli);
 	px_http1_free(c->rq.p);
@@ -1337,6 +1343,11 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 		if (l->cfg.mode == PX_MODE_TCP &&
 		    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
 			log_ejection(c, u->ep, "?");
+		if (l->cfg.mode == PX_MODE_TCP && l->cfg.tls_in == NULL && l->cfg.tls_out == NULL &&
+		    !c->shut_up_pending) {
+			start_splice(c);
+			return;
+		}
 		if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			shut_up(c);
 		return;
@@ -1417,6 +1428,64 @@ connect_failed:
 		if (unsent)
 			evbuffer_free(unsent);
 	}
+}
+
+static void splice_done(void *ud, const struct px_splice_result *r)
+{
+	struct conn *c = ud;
+
+	/* the prefix came through the client bufferevent, counted there */
+	px_stats_bytes(c->l->cfg.stats, c->l->sid, r->a_to_b > c->sp_prefix ? r->a_to_b - c->sp_prefix : 0,
+		       r->b_to_a);
+	log_debug("proxy", "tunnel closed: listener=%s peer=%s upstream=%s sent=%llu received=%llu%s%s",
+		  c->l->cfg.name, c->peer, c->answered_by, (unsigned long long)r->a_to_b,
+		  (unsigned long long)r->b_to_a, r->idle_timeout ? " reason=idle" : "",
+		  r->error ? " reason=error" : "");
+	conn_close(c);
+}
+
+/* Plaintext on both sides (TCP mode): hand both sockets to px_splice,
+ * with what the client sent before the upstream connected as the prefix.
+ * The bufferevents go; the conn keeps its upstream attempt (the endpoint
+ * reference and the counts) until the tunnel ends. */
+static void start_splice(struct conn *c)
+{
+	struct evbuffer *early = evbuffer_new();
+	int fa = -1, fb = -1;
+	char *err = NULL;
+
+	if (early == NULL)
+		return;
+	evbuffer_add_buffer(early, bufferevent_get_output(c->u->bev));
+	evbuffer_add_buffer(early, bufferevent_get_input(c->cli));
+	fa = dup(bufferevent_getfd(c->cli));
+	fb = dup(bufferevent_getfd(c->u->bev));
+	if (fa < 0 || fb < 0) {
+		if (fa >= 0)
+			close(fa);
+		if (fb >= 0)
+			close(fb);
+		/* stay on bufferevents: put the bytes back */
+		evbuffer_add_buffer(bufferevent_get_output(c->u->bev), early);
+		evbuffer_free(early);
+		return;
+	}
+	if (px_splice_new(&c->sp, c->l->base, fa, fb, evbuffer_pullup(early, -1),
+			  evbuffer_get_length(early), c->l->timeouts.idle_ms, splice_done, c, &err) != 0) {
+		log_warnx("proxy", "listener=%s peer=%s: %s", c->l->cfg.name, c->peer, err ? err : "splice");
+		free(err);
+		evbuffer_free(early);
+		conn_close(c);
+		return;
+	}
+	c->sp_prefix = evbuffer_get_length(early);
+	evbuffer_free(early);
+	event_del(c->timer);
+	bufferevent_free(c->cli);
+	c->cli = NULL;
+	bufferevent_setcb(c->u->bev, NULL, NULL, NULL, NULL);
+	bufferevent_free(c->u->bev);
+	c->u->bev = NULL;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILDDIR, free_port  # noqa: E402
@@ -294,6 +295,61 @@ class ProxyTest(unittest.TestCase):
         info = Upstream.seen[0]
         self.assertEqual(header(info, "Upgrade"), ["echo"])
         self.assertEqual(header(info, "Connection"), ["upgrade"])
+
+
+class TcpSpliceTest(unittest.TestCase):
+    """--mode tcp with plaintext on both sides: the bytes move by splice(2);
+    half-close passes through and the byte counts reach /stats."""
+
+    def test_half_close_and_bytes(self):
+        from test_proxy_mtls import EchoApp
+        echo = EchoApp()
+        echo.start()
+        port, admin = free_port(), free_port()
+        proc = subprocess.Popen(WRAPPER + [PROXY_BIN, "--listen", "127.0.0.1:%d" % port,
+                                "--upstream", "127.0.0.1:%d" % echo.port, "--mode", "tcp",
+                                "--admin", "127.0.0.1:%d" % admin, "--log-level", "debug"],
+                                stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.05)
+            data = b"spliced bytes " * 100000          # 1.4 MB
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)                  # the app answers after our EOF
+            got = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+            s.close()
+            self.assertEqual(got, data.upper())
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                with urllib.request.urlopen("http://127.0.0.1:%d/stats" % admin) as r:
+                    stats = r.read().decode()
+                if 'weft_proxy_sent_bytes_total{listener="listen"} %d' % len(data) in stats:
+                    break
+                time.sleep(0.05)
+            self.assertIn('weft_proxy_received_bytes_total{listener="listen"} %d' % len(data), stats)
+            self.assertIn('weft_proxy_sent_bytes_total{listener="listen"} %d' % len(data), stats)
+        finally:
+            proc.terminate()
+            self.assertEqual(proc.wait(10), 0)
+            err = proc.stderr.read().decode()
+            proc.stderr.close()
+            echo.stop = True
+            echo.join(5)
+            echo.sock.close()
+        self.assertIn("tunnel closed: listener=listen", err)
+        self.assertIn("sent=%d received=%d" % (len(data), len(data)), err)
 
 
 class DeadUpstreamTest(unittest.TestCase):
