@@ -49,6 +49,9 @@ void px_stats_bytes(struct px_stats *s, int li, uint64_t in, uint64_t out);
  * counts as "other"). */
 void px_stats_tls(struct px_stats *s, int li, enum px_stats_side side, const char *reason);
 void px_stats_upstream_connect_failure(struct px_stats *s, int li);
+/* A passthrough connection closed before any byte went on (px_sni):
+ * reason "no-route", "no-sni", "not-tls" or "timeout" (others: ignored). */
+void px_stats_sni_refused(struct px_stats *s, int li, const char *reason);
 
 /* An intention denial: the caller's SPIFFE ID (or service name), the
  * destination service, and the deciding intention's ID ("" for the
