@@ -44,6 +44,7 @@ struct sconn {
 	char sni[PX_SNI_NAME_MAX + 1];
 	char up_name[INET_ADDRSTRLEN + 8];
 	int route;
+	uint64_t to_up, to_cli;         /* tunnel bytes relayed each way */
 	size_t start, tries;            /* round robin: the first endpoint, how many tried */
 	bool dead;
 	bool cli_eof, up_eof;           /* that side sent its FIN */
@@ -113,10 +114,18 @@ static void count_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info,
 
 /* ---- the tunnel ---- */
 
+static void tunnel_closed(struct sconn *c, const char *how)
+{
+	log_debug("proxy", "sni tunnel closed: listener=%s peer=%s sni=\"%s\" upstream=%s "
+		  "to-upstream=%llu to-client=%llu how=%s", c->l->cfg.name, c->peer, c->sni, c->up_name,
+		  (unsigned long long)c->to_up, (unsigned long long)c->to_cli, how);
+	conn_close(c);
+}
+
 static void maybe_done(struct sconn *c)
 {
 	if (c->cli_eof && c->up_eof && c->cli_shut && c->up_shut)
-		conn_close(c);
+		tunnel_closed(c, "both-closed");
 }
 
 /* Our write side to bev ends (a FIN) once what is queued for it is out. */
@@ -137,8 +146,14 @@ static void shut_when_flushed(struct sconn *c, struct bufferevent *bev)
 	}
 }
 
-static void relay(struct bufferevent *from, struct bufferevent *to)
+static void relay(struct sconn *c, struct bufferevent *from, struct bufferevent *to)
 {
+	size_t n = evbuffer_get_length(bufferevent_get_input(from));
+
+	if (from == c->cli)
+		c->to_up += n;
+	else
+		c->to_cli += n;
 	bufferevent_write_buffer(to, bufferevent_get_input(from));
 	if (evbuffer_get_length(bufferevent_get_output(to)) > HIGH_WATER)
 		bufferevent_disable(from, EV_READ);
@@ -149,7 +164,7 @@ static void tunnel_read(struct bufferevent *bev, void *arg)
 	struct sconn *c = arg;
 
 	if (!c->dead)
-		relay(bev, bev == c->cli ? c->up : c->cli);
+		relay(c, bev, bev == c->cli ? c->up : c->cli);
 }
 
 /* bev's output went below its low-water mark (or empty). */
@@ -178,7 +193,7 @@ static void tunnel_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
 		/* a half-close: pass it on once the bytes before it are */
-		relay(bev, other);
+		relay(c, bev, other);
 		bufferevent_disable(bev, EV_READ);
 		if (from_cli)
 			c->cli_eof = true;
@@ -189,11 +204,10 @@ static void tunnel_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
-		log_debug("proxy", "sni tunnel closed: listener=%s peer=%s sni=\"%s\" upstream=%s "
-			  "side=%s error=\"%s\"", c->l->cfg.name, c->peer, c->sni, c->up_name,
-			  from_cli ? "client" : "upstream",
+		log_debug("proxy", "sni tunnel error: listener=%s peer=%s side=%s error=\"%s\"",
+			  c->l->cfg.name, c->peer, from_cli ? "client" : "upstream",
 			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		conn_close(c);
+		tunnel_closed(c, from_cli ? "client-error" : "upstream-error");
 	}
 }
 
@@ -210,6 +224,7 @@ static void tunnel_start(struct sconn *c)
 	bufferevent_setwatermark(c->cli, EV_WRITE, HIGH_WATER / 4, 0);
 	bufferevent_setwatermark(c->up, EV_WRITE, HIGH_WATER / 4, 0);
 	/* the hello (and anything after it) goes first, as it came */
+	c->to_up = evbuffer_get_length(bufferevent_get_input(c->cli));
 	bufferevent_write_buffer(c->up, bufferevent_get_input(c->cli));
 	bufferevent_enable(c->up, EV_READ | EV_WRITE);
 	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
