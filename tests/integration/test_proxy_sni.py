@@ -9,6 +9,7 @@ hello that never completes are closed with nothing sent and one log line
 each, counted in /stats; megabytes go both ways, and a half-close in
 either direction leaves the other direction open."""
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -391,6 +392,60 @@ class PassthroughTest(unittest.TestCase):
         self.proxy.wait_for(r"sni tunnel closed: .* sni=\"raw\.test\" .* to-upstream=%d "
                             r"to-client=%d how=both-closed" % (len(hello) + 5 + len(payload),
                                                                BIG))
+
+    def snapshot(self, endpoint_address, port):
+        path = os.path.join(self.tmp, "snapshot-%d.json" % port)
+        with open(path, "w") as f:
+            json.dump({
+                "Version": 1, "Index": 1,
+                "Proxy": {"Service": "gw", "SpiffeID": "spiffe://td.test/ns/default/dc/dc1/svc/gw"},
+                "Inbound": {"BindAddress": "127.0.0.1", "BindPort": free_port(), "AppPort": 9},
+                "Intentions": {"DefaultAction": "deny"},
+                "Admin": {"BindPort": 0},
+                "Passthrough": {"BindAddress": "127.0.0.1", "BindPort": port, "Routes": [
+                    {"SNI": "A.test", "Endpoints": [
+                        {"Address": endpoint_address, "Port": self.backends["a"].port}]}]}}, f)
+        return path
+
+    def test_from_the_snapshot(self):
+        port = free_port()
+        path = self.snapshot("127.0.0.1", port)
+        r = subprocess.run([PROXY_BIN, "--config", path, "--check"], capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = Proxy(self.tmp, ["--config", path])
+        try:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(self.certs["a"][0])
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                                 server_hostname="a.test") as s:
+                s.sendall(b"PING")
+                self.assertEqual(recv_all(s), b"a")
+        finally:
+            self.assertEqual(p.stop(), 0)
+        # the proxy connects on IPv4 only: --check says which field
+        bad = self.snapshot("::1", free_port())
+        r = subprocess.run([PROXY_BIN, "--config", bad, "--check"], capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b'Passthrough.Routes[0].Endpoints[0].Address: "::1": this proxy connects on '
+                      b'IPv4 only', r.stderr)
+        # flags and the snapshot do not mix
+        r = subprocess.run([PROXY_BIN, "--config", path, "--passthrough", "127.0.0.1:%d" % port],
+                           capture_output=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_bad_routes_stop_the_proxy(self):
+        for route, msg in [("a.test", b'route "a.test": want NAME=IP:PORT'),
+                           ("a.*.test=127.0.0.1:1", b'route "a.*.test": not a server name'),
+                           ("a.test=localhost:1", b'endpoint "localhost:1": want IPv4-ADDRESS:PORT')]:
+            r = subprocess.run([PROXY_BIN, "--passthrough", "127.0.0.1:%d" % free_port(),
+                                "--route", route], capture_output=True, timeout=20)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(msg, r.stderr)
+        r = subprocess.run([PROXY_BIN, "--listen", "127.0.0.1:%d" % free_port(), "--upstream",
+                            "127.0.0.1:9", "--route", "a.test=127.0.0.1:1"],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"--route: give --passthrough IP:PORT too", r.stderr)
 
     def test_z_hello_timeout(self):
         # the connection opened in setUpClass sent 20 bytes of a hello
