@@ -109,6 +109,7 @@ struct px_sni_listener;
  * stats must outlive the listener. */
 int px_sni_listener_new(struct px_sni_listener **out, struct event_base *base,
 			const struct px_sni_cfg *cfg, char **err);
+/* Closes every connection; call once base's loop has stopped. */
 void px_sni_listener_free(struct px_sni_listener *l);
 /* Stops accepting (the socket closes); tunnels go on until both sides
  * close, connections still sending their hello are closed. */

@@ -324,30 +324,39 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 	}
 }
 
-/* The passthrough listener (px_sni): from --passthrough and --route, or
- * from the snapshot's Passthrough section. NULL when there is none. */
-static struct px_sni_listener *passthrough_start(struct event_base *base, const char *listen_s,
-						 struct px_sni_routes *routes, const struct px_config *boot,
-						 struct px_stats *stats)
+/* The passthrough listener's address and routes (px_sni), once for every
+ * event loop: from --passthrough and --route, or from the snapshot's
+ * Passthrough section. Returns false when there is no such listener. */
+static bool passthrough_setup(const char *listen_s, struct px_sni_routes *routes,
+			      const struct px_config *boot, struct px_sni_cfg *sc)
 {
-	struct px_sni_cfg sc = {.name = "passthrough", .routes = routes, .stats = stats};
-	struct px_sni_listener *l = NULL;
 	char *err = NULL;
 
+	*sc = (struct px_sni_cfg){.name = "passthrough", .routes = routes};
 	if (boot != NULL && boot->passthrough.configured) {
 		if (px_sni_routes_add_config(routes, &boot->passthrough, &err) != 0)
 			fatalx("proxy", "config: %s", err);
-		addr_port(boot->passthrough.bind_address, boot->passthrough.bind_port, &sc.listen,
+		addr_port(boot->passthrough.bind_address, boot->passthrough.bind_port, &sc->listen,
 			  "Passthrough.BindAddress");
-	} else if (listen_s == NULL) {
-		return NULL;
-	} else if (parse_addr(listen_s, &sc.listen, false) != 0) {
-		fatalx("proxy", "--passthrough: want IP:PORT, got \"%s\"", listen_s);
+		return true;
 	}
-	if (px_sni_listener_new(&l, base, &sc, &err) != 0)
+	if (listen_s == NULL)
+		return false;
+	if (parse_addr(listen_s, &sc->listen, false) != 0)
+		fatalx("proxy", "--passthrough: want IP:PORT, got \"%s\"", listen_s);
+	return true;
+}
+
+/* One passthrough listener on base (sc->reuse_port for one per worker). */
+static struct px_sni_listener *passthrough_start(struct event_base *base, const struct px_sni_cfg *sc)
+{
+	struct px_sni_listener *l = NULL;
+	char *err = NULL;
+
+	if (px_sni_listener_new(&l, base, sc, &err) != 0)
 		fatalx("proxy", "%s", err);
 	log_info("proxy", "listening: listener=passthrough mode=sni routes=%zu",
-		 px_sni_routes_count(routes));
+		 px_sni_routes_count(sc->routes));
 	return l;
 }
 
@@ -412,7 +421,8 @@ int main(int argc, char **argv)
 	const char *pt_s = NULL;
 	struct px_sni_routes *routes = NULL;
 	struct px_sni_listener *ptl = NULL;
-	bool has_routes = false;
+	struct px_sni_cfg pt_cfg;
+	bool has_routes = false, pt_on;
 
 	log_setup(LOG_LVL_INFO, stderr);
 	if (px_sni_routes_new(&routes) != 0)
@@ -571,6 +581,7 @@ int main(int argc, char **argv)
 		snprintf(cfg[n].upstream_name, sizeof(cfg[n].upstream_name), "%s", up_s);
 		n++;
 	}
+	pt_on = passthrough_setup(pt_s, routes, boot, &pt_cfg);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	if (base == NULL)
@@ -586,7 +597,10 @@ int main(int argc, char **argv)
 			 cfg[i].mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
 			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "");
 	}
-	ptl = passthrough_start(base, pt_s, routes, boot, stats);
+	if (pt_on) {
+		pt_cfg.stats = stats;
+		ptl = passthrough_start(base, &pt_cfg);
+	}
 	if (admin_s != NULL) {
 		acfg.listeners = l;
 		acfg.lcfg = cfg;
