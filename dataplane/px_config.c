@@ -1,5 +1,6 @@
 /* px_config: decoding, validating and swapping weft-proxy's snapshot. */
 #include "px_config.h"
+#include "px_sni.h"
 #include "err.h"
 #include "jsonx.h"
 #include "util.h"
@@ -333,6 +334,7 @@ int px_spiffe_parse(const char *uri, struct px_spiffe *out, char **err)
 struct px_config_priv {
 	struct px_config pub;
 	struct px_upstream *upstreams;
+	struct px_passthrough_route *routes;
 	struct intention_set *set;
 	char zone[PX_CONFIG_NAME_MAX + 1]; /* from the SPIFFE ID when Proxy.Zone is absent */
 };
@@ -904,8 +906,106 @@ static int decode_admin_log(json_t *root, struct px_config *c, char **err)
 	return WEFT_OK;
 }
 
+static const char *const passthrough_fields[] = { "BindAddress", "BindPort", "Routes", NULL };
+static const char *const route_fields[] = { "SNI", "Endpoints", NULL };
+static const char *const hostport_fields[] = { "Address", "Port", NULL };
+
+static int decode_route(json_t *o, const char *c, struct px_passthrough_route *r, char **err)
+{
+	char cl[CTX_MAX], ce[CTX_MAX];
+	struct px_hostport *eps;
+	json_t *arr = NULL, *v;
+	size_t i;
+
+	if (!json_is_object(o))
+		return bad(err, c, NULL, "must be an object");
+	if (known_fields(o, c, route_fields, err) != WEFT_OK ||
+	    jx_req_str(o, c, "SNI", &r->sni, PX_SNI_NAME_MAX + 2, err) != WEFT_OK ||
+	    jx_array(o, c, "Endpoints", &arr, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	if (!px_sni_name_valid(r->sni, true))
+		return bad(err, c, "SNI", "\"%s\" is not a server name (letters, digits, '-', '_' "
+			   "and '.', optionally after \"*.\")", r->sni);
+	path(cl, c, "Endpoints");
+	if (arr == NULL || json_array_size(arr) == 0)
+		return bad(err, cl, NULL, "at least one endpoint is required");
+	if (json_array_size(arr) > PX_CONFIG_ROUTE_ENDPOINTS_MAX)
+		return bad(err, cl, NULL, "more than %d endpoints", PX_CONFIG_ROUTE_ENDPOINTS_MAX);
+	if ((eps = calloc(json_array_size(arr), sizeof(*eps))) == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", cl);
+	r->endpoints = eps;
+	json_array_foreach(arr, i, v) {
+		ctxf(ce, "%s[%zu]", cl, i);
+		if (!json_is_object(v))
+			return bad(err, ce, NULL, "must be an object");
+		if (known_fields(v, ce, hostport_fields, err) != WEFT_OK ||
+		    get_addr(v, ce, "Address", NULL, &eps[i].address, err) != WEFT_OK ||
+		    get_port(v, ce, "Port", 1, 0, &eps[i].port, err) != WEFT_OK)
+			return WEFT_EINVAL;
+		r->n_endpoints = i + 1;
+	}
+	return WEFT_OK;
+}
+
+/* Passthrough: optional; its port must not clash with the others. */
+static int decode_passthrough(json_t *root, struct px_config_priv *p, char **err)
+{
+	struct px_passthrough *pt = &p->pub.passthrough;
+	char c[CTX_MAX];
+	json_t *o, *arr = NULL, *v;
+	size_t i;
+
+	if (sub_object(root, NULL, "Passthrough", 0, &o, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	if (o == NULL)
+		return WEFT_OK;
+	if (known_fields(o, "Passthrough", passthrough_fields, err) != WEFT_OK ||
+	    get_addr(o, "Passthrough", "BindAddress", "0.0.0.0", &pt->bind_address, err) != WEFT_OK ||
+	    get_port(o, "Passthrough", "BindPort", 1, 0, &pt->bind_port, err) != WEFT_OK ||
+	    jx_array(o, "Passthrough", "Routes", &arr, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	pt->configured = 1;
+	if (binds_clash(pt->bind_address, pt->bind_port, p->pub.inbound.bind_address,
+			p->pub.inbound.bind_port))
+		return bad(err, "Passthrough", "BindPort", "%s:%u clashes with Inbound's %s:%u",
+			   pt->bind_address, pt->bind_port, p->pub.inbound.bind_address,
+			   p->pub.inbound.bind_port);
+	if (binds_clash(pt->bind_address, pt->bind_port, p->pub.admin.bind_address,
+			p->pub.admin.bind_port))
+		return bad(err, "Passthrough", "BindPort", "%s:%u clashes with Admin's %s:%u",
+			   pt->bind_address, pt->bind_port, p->pub.admin.bind_address,
+			   p->pub.admin.bind_port);
+	for (i = 0; i < p->pub.n_upstreams; i++) {
+		const struct px_upstream *u = &p->pub.upstreams[i];
+
+		if (binds_clash(pt->bind_address, pt->bind_port, u->bind_address, u->bind_port))
+			return bad(err, "Passthrough", "BindPort", "%s:%u clashes with Upstreams[%zu]'s "
+				   "%s:%u", pt->bind_address, pt->bind_port, i, u->bind_address,
+				   u->bind_port);
+	}
+	if (arr == NULL || json_array_size(arr) == 0)
+		return WEFT_OK;         /* a listener that refuses every name */
+	if (json_array_size(arr) > PX_CONFIG_ROUTES_MAX)
+		return bad(err, "Passthrough", "Routes", "more than %d routes", PX_CONFIG_ROUTES_MAX);
+	if ((p->routes = calloc(json_array_size(arr), sizeof(*p->routes))) == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "Passthrough.Routes: out of memory");
+	pt->routes = p->routes;
+	json_array_foreach(arr, i, v) {
+		ctxf(c, "Passthrough.Routes[%zu]", i);
+		pt->n_routes = i + 1; /* so that the free sees its endpoints */
+		if (decode_route(v, c, &p->routes[i], err) != WEFT_OK)
+			return WEFT_EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(p->routes[j].sni, p->routes[i].sni) == 0)
+				return bad(err, c, "SNI", "\"%s\" is also Passthrough.Routes[%zu]'s "
+					   "(names ignore case)", p->routes[i].sni, j);
+	}
+	return WEFT_OK;
+}
+
 static const char *const root_fields[] = { "Version", "Index", "Proxy", "Inbound", "Upstreams",
-					   "Intentions", "TLS", "Admin", "AccessLog", NULL };
+					   "Intentions", "TLS", "Admin", "AccessLog", "Passthrough",
+					   NULL };
 
 static void config_free(struct px_config_priv *p)
 {
@@ -914,6 +1014,9 @@ static void config_free(struct px_config_priv *p)
 	for (size_t i = 0; p->upstreams && i < p->pub.n_upstreams; i++)
 		free((void *)p->upstreams[i].endpoints);
 	free(p->upstreams);
+	for (size_t i = 0; p->routes && i < p->pub.passthrough.n_routes; i++)
+		free((void *)p->routes[i].endpoints);
+	free(p->routes);
 	intention_set_free(p->set);
 	free((void *)p->pub.identity.trust_domain);
 	json_decref(p->pub._json);
@@ -989,7 +1092,8 @@ int px_config_decode(const char *data, size_t len, struct px_config **out, char 
 	    decode_upstreams(p->pub._json, p, err) != WEFT_OK ||
 	    decode_intentions(p->pub._json, p, err) != WEFT_OK ||
 	    decode_tls(p->pub._json, &p->pub.tls, err) != WEFT_OK ||
-	    decode_admin_log(p->pub._json, &p->pub, err) != WEFT_OK)
+	    decode_admin_log(p->pub._json, &p->pub, err) != WEFT_OK ||
+	    decode_passthrough(p->pub._json, p, err) != WEFT_OK)
 		goto out;
 	if (binds_clash(p->pub.admin.bind_address, p->pub.admin.bind_port,
 			p->pub.inbound.bind_address, p->pub.inbound.bind_port)) {

@@ -152,6 +152,28 @@ struct px_access_log {
 	const char *path;                /* "-": stdout */
 };
 
+/* Passthrough (px_sni, docs/proxy-passthrough.md): TLS routed by SNI. */
+#define PX_CONFIG_ROUTES_MAX 4096
+#define PX_CONFIG_ROUTE_ENDPOINTS_MAX 256
+struct px_hostport {
+	const char *address;
+	uint16_t port;
+};
+
+struct px_passthrough_route {
+	const char *sni;                 /* a server name, or "*." and one */
+	size_t n_endpoints;              /* at least 1 */
+	const struct px_hostport *endpoints;
+};
+
+struct px_passthrough {
+	int configured;                  /* 0: no Passthrough section */
+	const char *bind_address;
+	uint16_t bind_port;
+	size_t n_routes;
+	const struct px_passthrough_route *routes;
+};
+
 struct px_config {
 	uint64_t version;
 	uint64_t index;
@@ -164,6 +186,7 @@ struct px_config {
 	struct px_tls_cfg tls;
 	struct px_admin admin;
 	struct px_access_log access_log;
+	struct px_passthrough passthrough;
 	/* private */
 	atomic_uint _refs;
 	void *_json;

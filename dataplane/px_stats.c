@@ -19,6 +19,9 @@ static const char *const TLS_REASONS[] = {
 	"bad-spiffe-id", "not-tls", "handshake", "other",
 };
 #define N_REASONS (sizeof(TLS_REASONS) / sizeof(TLS_REASONS[0]))
+/* px_sni's refusals */
+static const char *const SNI_REASONS[] = { "no-route", "no-sni", "not-tls", "timeout" };
+#define N_SNI_REASONS (sizeof(SNI_REASONS) / sizeof(SNI_REASONS[0]))
 
 struct lstats {
 	char name[32];
@@ -31,6 +34,7 @@ struct lstats {
 	uint64_t tls_fail[2][N_REASONS];
 	uint64_t up_connect_fail;
 	uint64_t up_event[PX_STATS_N_UPSTREAM_EVENTS];
+	uint64_t sni_refused[N_SNI_REASONS];
 };
 
 struct denial {
@@ -147,6 +151,15 @@ void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_
 
 	if (l && e < PX_STATS_N_UPSTREAM_EVENTS)
 		l->up_event[e]++;
+}
+
+void px_stats_sni_refused(struct px_stats *s, int li, const char *reason)
+{
+	struct lstats *l = L(s, li);
+
+	for (size_t r = 0; l != NULL && reason != NULL && r < N_SNI_REASONS; r++)
+		if (strcmp(SNI_REASONS[r], reason) == 0)
+			l->sni_refused[r]++;
 }
 
 static uint64_t fnv(uint64_t h, const char *p)
@@ -344,6 +357,13 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 				R(sample(out, ev_name[e], s[0]->l[i].name, "", SUM(l[i].up_event[e])));
 		}
 	}
+	R(head(out, "sni_refused_total", "counter",
+	       "Passthrough connections closed unrouted, by reason (no-route, no-sni, not-tls, timeout)."));
+	for (int i = 0; i < nl; i++)
+		for (size_t r = 0; r < N_SNI_REASONS; r++) {
+			snprintf(extra, sizeof(extra), ",reason=\"%s\"", SNI_REASONS[r]);
+			R(sample(out, "sni_refused_total", s[0]->l[i].name, extra, SUM(l[i].sni_refused[r])));
+		}
 	R(head(out, "intention_denials_total", "counter",
 	       "Calls denied by intentions, by source, destination and deciding intention."));
 	{

@@ -60,6 +60,9 @@ enum px_stats_upstream_event {
 	PX_STATS_N_UPSTREAM_EVENTS,
 };
 void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_event e);
+/* A passthrough connection closed before any byte went on (px_sni):
+ * reason "no-route", "no-sni", "not-tls" or "timeout" (others: ignored). */
+void px_stats_sni_refused(struct px_stats *s, int li, const char *reason);
 
 /* An intention denial: the caller's SPIFFE ID (or service name), the
  * destination service, and the deciding intention's ID ("" for the

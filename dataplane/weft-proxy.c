@@ -12,6 +12,10 @@
  *   (docs/proxy-admin.md)
  *   weft-proxy --config SNAPSHOT.json [--reload-interval SECONDS] [--log-level LEVEL]
  *   weft-proxy --config SNAPSHOT.json --check     validate, print, exit 0 or 1
+ *   weft-proxy --passthrough IP:PORT --route NAME=IP:PORT[,IP:PORT...] ...
+ *              TLS routed by SNI, not decrypted (docs/proxy-passthrough.md);
+ *              alone or with the others; with --config, the snapshot's
+ *              Passthrough section instead
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
@@ -46,6 +50,7 @@
 #include "px_config.h"
 #include "px_enforce.h"
 #include "px_proxy.h"
+#include "px_sni.h"
 #include "px_stats.h"
 #include "px_tls.h"
 
@@ -317,6 +322,42 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 	}
 }
 
+/* The passthrough listener's address and routes (px_sni), once for every
+ * event loop: from --passthrough and --route, or from the snapshot's
+ * Passthrough section. Returns false when there is no such listener. */
+static bool passthrough_setup(const char *listen_s, struct px_sni_routes *routes,
+			      const struct px_config *boot, struct px_sni_cfg *sc)
+{
+	char *err = NULL;
+
+	*sc = (struct px_sni_cfg){.name = "passthrough", .routes = routes};
+	if (boot != NULL && boot->passthrough.configured) {
+		if (px_sni_routes_add_config(routes, &boot->passthrough, &err) != 0)
+			fatalx("proxy", "config: %s", err);
+		addr_port(boot->passthrough.bind_address, boot->passthrough.bind_port, &sc->listen,
+			  "Passthrough.BindAddress");
+		return true;
+	}
+	if (listen_s == NULL)
+		return false;
+	if (parse_addr(listen_s, &sc->listen, false) != 0)
+		fatalx("proxy", "--passthrough: want IP:PORT, got \"%s\"", listen_s);
+	return true;
+}
+
+/* One passthrough listener on base (sc->reuse_port for one per worker). */
+static struct px_sni_listener *passthrough_start(struct event_base *base, const struct px_sni_cfg *sc)
+{
+	struct px_sni_listener *l = NULL;
+	char *err = NULL;
+
+	if (px_sni_listener_new(&l, base, sc, &err) != 0)
+		fatalx("proxy", "%s", err);
+	log_info("proxy", "listening: listener=passthrough mode=sni routes=%zu",
+		 px_sni_routes_count(sc->routes));
+	return l;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -327,7 +368,8 @@ static void usage(void)
 		"                  [--log-level error|warn|info|debug]\n"
 		"       with [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]\n"
 		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n"
-		"       weft-proxy --config SNAPSHOT.json --check\n");
+		"       weft-proxy --config SNAPSHOT.json --check\n"
+		"       weft-proxy --passthrough IP:PORT --route NAME=IP:PORT[,IP:PORT...] [--route ...]\n");
 	exit(2);
 }
 
@@ -346,6 +388,7 @@ int main(int argc, char **argv)
 		{"check", no_argument, NULL, 'K'},
 		{"admin", required_argument, NULL, 'A'}, {"access-log", required_argument, NULL, 'g'},
 		{"drain-timeout", required_argument, NULL, 'D'},
+		{"passthrough", required_argument, NULL, 'P'}, {"route", required_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -372,8 +415,16 @@ int main(int argc, char **argv)
 	struct px_accesslog *alog = NULL;
 	struct px_admin *admin = NULL;
 	struct px_admin_cfg acfg = {.stats = &stats, .nstats = 1};
+	/* passthrough (px_sni) */
+	const char *pt_s = NULL;
+	struct px_sni_routes *routes = NULL;
+	struct px_sni_listener *ptl = NULL;
+	struct px_sni_cfg pt_cfg;
+	bool has_routes = false, pt_on;
 
 	log_setup(LOG_LVL_INFO, stderr);
+	if (px_sni_routes_new(&routes) != 0)
+		fatalx("proxy", "out of memory");
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l': listen_s = optarg; break;
@@ -417,12 +468,21 @@ int main(int argc, char **argv)
 			if (*end != '\0' || drain_ms < 0 || drain_ms > 3600000)
 				fatalx("proxy", "--drain-timeout: want 0..3600000 ms, got \"%s\"", optarg);
 			break;
+		case 'P': pt_s = optarg; break;
+		case 'R':
+			if (px_sni_routes_add_spec(routes, optarg, &err) != 0)
+				fatalx("proxy", "--route: %s", err);
+			has_routes = true;
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL && m.config_path == NULL))
+	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL && m.config_path == NULL &&
+			       pt_s == NULL))
 		usage();
+	if (has_routes && pt_s == NULL)
+		fatalx("proxy", "--route: give --passthrough IP:PORT too");
 	if (listen_s != NULL && (in_s != NULL || out_s != NULL))
 		fatalx("proxy", "--listen (plaintext) cannot be combined with --inbound or --outbound");
 	if (stats == NULL)
@@ -430,7 +490,7 @@ int main(int argc, char **argv)
 	if (admin_s != NULL && parse_addr(admin_s, &acfg.listen, true) != 0)
 		fatalx("proxy", "--admin: want 127.0.0.1:PORT (the admin listener is loopback only), "
 		       "got \"%s\"", admin_s);
-	if (m.config_path != NULL && (listen_s || in_s || out_s || up_s || app_s || up_id || sni ||
+	if (m.config_path != NULL && (listen_s || in_s || out_s || up_s || app_s || up_id || sni || pt_s ||
 				      files.cert || files.key || files.bundle || files.trust_domain))
 		fatalx("proxy", "--config: the snapshot gives the listeners and certificates; "
 		       "give only --reload-interval and --log-level with it");
@@ -440,6 +500,13 @@ int main(int argc, char **argv)
 	if (check) {
 		int rc = load_config(&m, &err);
 
+		if (rc == 0) {
+			/* what only the proxy checks: IPv4 endpoints */
+			struct px_config *c = px_config_slot_get(&m.slot);
+
+			rc = px_sni_routes_add_config(routes, &c->passthrough, &err);
+			px_config_unref(c);
+		}
 		if (rc != 0)
 			fprintf(stderr, "%s: %s\n", m.config_path, err);
 		else
@@ -447,6 +514,7 @@ int main(int argc, char **argv)
 		free(err);
 		px_config_slot_destroy(&m.slot);
 		px_stats_free(stats);
+		px_sni_routes_free(routes);
 		return rc == 0 ? 0 : 1;
 	}
 	if (m.config_path != NULL) {
@@ -522,6 +590,7 @@ int main(int argc, char **argv)
 		snprintf(cfg[n].upstream_name, sizeof(cfg[n].upstream_name), "%s", up_s);
 		n++;
 	}
+	pt_on = passthrough_setup(pt_s, routes, boot, &pt_cfg);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	if (base == NULL)
@@ -536,6 +605,10 @@ int main(int argc, char **argv)
 		log_info("proxy", "listening: listener=%s mode=%s upstream=%s%s%s", cfg[i].name,
 			 cfg[i].mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
 			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "");
+	}
+	if (pt_on) {
+		pt_cfg.stats = stats;
+		ptl = passthrough_start(base, &pt_cfg);
 	}
 	if (admin_s != NULL) {
 		acfg.listeners = l;
@@ -564,6 +637,8 @@ int main(int argc, char **argv)
 	px_admin_free(admin);
 	for (int i = 0; i < n; i++)
 		px_listener_free(l[i]);
+	px_sni_listener_free(ptl);
+	px_sni_routes_free(routes);
 	px_accesslog_free(alog);
 	px_stats_free(stats);
 	if (tick)

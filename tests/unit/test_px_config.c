@@ -61,7 +61,11 @@ static const char *full =
 	"   \"PrivateKey\": {\"File\": \"/var/lib/weft/web.key\"},"
 	"   \"TrustBundle\": {\"File\": \"/var/lib/weft/roots.pem\"}},"
 	" \"Admin\": {\"BindAddress\": \"127.0.0.2\", \"BindPort\": 0},"
-	" \"AccessLog\": {\"Enabled\": true, \"Path\": \"/var/log/weft/web.log\"}}";
+	" \"AccessLog\": {\"Enabled\": true, \"Path\": \"/var/log/weft/web.log\"},"
+	" \"Passthrough\": {\"BindPort\": 8443, \"Routes\": ["
+	"   {\"SNI\": \"Api.Zone1.Example\", \"Endpoints\": [{\"Address\": \"10.0.0.1\", \"Port\": 443},"
+	"     {\"Address\": \"10.0.0.2\", \"Port\": 8443}]},"
+	"   {\"SNI\": \"*.zone2.example\", \"Endpoints\": [{\"Address\": \"10.0.1.1\", \"Port\": 443}]}]}}";
 
 static struct px_config *decode_ok(const char *text)
 {
@@ -107,6 +111,8 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(c->admin.bind_port, 19000);
 	assert_int_equal(c->access_log.enabled, 0);
 	assert_string_equal(c->access_log.path, "-");
+	assert_int_equal(c->passthrough.configured, 0);
+	assert_int_equal(c->passthrough.n_routes, 0);
 	px_config_unref(c);
 }
 
@@ -178,6 +184,16 @@ static void test_full(void **state)
 	assert_int_equal(c->admin.bind_port, 0);
 	assert_int_equal(c->access_log.enabled, 1);
 	assert_string_equal(c->access_log.path, "/var/log/weft/web.log");
+	assert_int_equal(c->passthrough.configured, 1);
+	assert_string_equal(c->passthrough.bind_address, "0.0.0.0");
+	assert_int_equal(c->passthrough.bind_port, 8443);
+	assert_int_equal(c->passthrough.n_routes, 2);
+	assert_string_equal(c->passthrough.routes[0].sni, "Api.Zone1.Example");
+	assert_int_equal(c->passthrough.routes[0].n_endpoints, 2);
+	assert_string_equal(c->passthrough.routes[0].endpoints[1].address, "10.0.0.2");
+	assert_int_equal(c->passthrough.routes[0].endpoints[1].port, 8443);
+	assert_string_equal(c->passthrough.routes[1].sni, "*.zone2.example");
+	assert_int_equal(c->passthrough.routes[1].endpoints[0].port, 443);
 	px_config_unref(c);
 }
 
@@ -360,6 +376,22 @@ static const struct bad_case bad_cases[] = {
 	{ "Admin", "{\"BindPort\": 9192}", "Admin.BindPort: 9192 clashes with Upstreams[1]'s 127.0.0.1:9192" },
 	{ "AccessLog.Path", "\"log.txt\"", "AccessLog.Path: \"log.txt\" must be \"-\" or an absolute path" },
 	{ "AccessLog.Enabled", "\"yes\"", "AccessLog.Enabled: must be true or false" },
+	{ "Passthrough", "[]", "Passthrough: must be an object" },
+	{ "Passthrough.BindPort", NULL, "Passthrough.BindPort: is required" },
+	{ "Passthrough.BindPort", "21000", "Passthrough.BindPort: 0.0.0.0:21000 clashes with Inbound's :::21000" },
+	{ "Passthrough.BindPort", "9191", "Passthrough.BindPort: 0.0.0.0:9191 clashes with Upstreams[0]'s 127.0.0.1:9191" },
+	{ "Passthrough.BindAddress", "\"gw\"", "Passthrough.BindAddress: \"gw\" is not an IPv4 or IPv6 address" },
+	{ "Passthrough.Extra", "1", "Passthrough.Extra: unknown field" },
+	{ "Passthrough.Routes", "{}", "Passthrough.Routes: must be an array" },
+	{ "Passthrough.Routes[1].SNI", NULL, "Passthrough.Routes[1].SNI: is required" },
+	{ "Passthrough.Routes[1].SNI", "\"a.*.example\"", "Passthrough.Routes[1].SNI: \"a.*.example\" is not a server name" },
+	{ "Passthrough.Routes[1].SNI", "\"api.zone1.EXAMPLE\"", "Passthrough.Routes[1].SNI: \"api.zone1.EXAMPLE\" is also Passthrough.Routes[0]'s (names ignore case)" },
+	{ "Passthrough.Routes[1].Endpoints", "[]", "Passthrough.Routes[1].Endpoints: at least one endpoint is required" },
+	{ "Passthrough.Routes[1].Endpoints", NULL, "Passthrough.Routes[1].Endpoints: at least one endpoint is required" },
+	{ "Passthrough.Routes[0].Endpoints[1].Port", "0", "Passthrough.Routes[0].Endpoints[1].Port: 0 is out of range [1, 65535]" },
+	{ "Passthrough.Routes[0].Endpoints[1].Address", NULL, "Passthrough.Routes[0].Endpoints[1].Address: is required" },
+	{ "Passthrough.Routes[0].Endpoints[1].Weight", "1", "Passthrough.Routes[0].Endpoints[1].Weight: unknown field" },
+	{ "Passthrough.Routes[0].Endpoints", "[1]", "Passthrough.Routes[0].Endpoints[0]: must be an object" },
 };
 
 static void test_bad_fields(void **state)

@@ -136,6 +136,35 @@ static void test_tls(void **state)
 	px_stats_free(s);
 }
 
+/* px_sni's refusals, by reason, summed over workers; an unknown reason
+ * is not counted. */
+static void test_sni_refused(void **state)
+{
+	struct px_stats *w[2] = {px_stats_new(), px_stats_new()};
+	char *t;
+
+	for (int i = 0; i < 2; i++) {
+		px_stats_listener(w[i], "inbound");
+		px_stats_listener(w[i], "passthrough");
+		px_stats_sni_refused(w[i], 1, "no-route");
+		px_stats_sni_refused(w[i], 1, "surprise");
+	}
+	px_stats_sni_refused(w[0], 1, "timeout");
+	px_stats_sni_refused(w[1], 1, "not-tls");
+	px_stats_sni_refused(w[1], 1, "not-tls");
+	px_stats_sni_refused(w[1], 7, "no-sni");
+	px_stats_sni_refused(NULL, 1, "no-sni");
+	t = render(w, 2, 0);
+	assert_true(value(t, "weft_proxy_sni_refused_total{listener=\"passthrough\",reason=\"no-route\"}") == 2);
+	assert_true(value(t, "weft_proxy_sni_refused_total{listener=\"passthrough\",reason=\"not-tls\"}") == 2);
+	assert_true(value(t, "weft_proxy_sni_refused_total{listener=\"passthrough\",reason=\"timeout\"}") == 1);
+	assert_true(value(t, "weft_proxy_sni_refused_total{listener=\"passthrough\",reason=\"no-sni\"}") == 0);
+	assert_true(value(t, "weft_proxy_sni_refused_total{listener=\"inbound\",reason=\"no-route\"}") == 0);
+	free(t);
+	px_stats_free(w[0]);
+	px_stats_free(w[1]);
+}
+
 static void test_denials_and_escaping(void **state)
 {
 	struct px_stats *s = px_stats_new();
@@ -204,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_sni_refused),
 		cmocka_unit_test(test_denials_and_escaping),
 		cmocka_unit_test(test_sum),
 	};
