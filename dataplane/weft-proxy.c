@@ -569,10 +569,6 @@ int main(int argc, char **argv)
 		if (px_admin_new(&admin, base, &acfg, &err) != 0)
 			fatalx("proxy", "%s", err);
 	}
-	if (px_worker_start(workers, &err) != 0)
-		fatalx("proxy", "%s", err);
-	if (admin_s != NULL)
-		log_info("proxy", "admin listening: %s", admin_s);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sighup = evsignal_new(base, SIGHUP, on_hup, &m);
@@ -585,6 +581,12 @@ int main(int argc, char **argv)
 		tick = event_new(base, -1, EV_PERSIST, on_tick, &m);
 		event_add(tick, &tv);
 	}
+	/* the signals have their handlers: the threads may start (with every
+	 * signal blocked), and we say we are up */
+	if (px_worker_start(workers, &err) != 0)
+		fatalx("proxy", "%s", err);
+	if (admin_s != NULL)
+		log_info("proxy", "admin listening: %s", admin_s);
 	event_base_dispatch(base);
 	px_worker_stop(workers);
 	px_admin_free(admin);
