@@ -13,8 +13,9 @@
  * from another thread: px_stats.h), asks every loop to drain
  * (px_worker_drain()) and watches the connections left
  * (px_worker_conns()), and stops and joins the threads
- * (px_worker_stop()). Needs evthread_use_pthreads() before
- * px_worker_new(): drain and stop reach the loops from the main thread. */
+ * (px_worker_stop()). Drain and stop reach the loops from the main thread:
+ * px_worker_new() turns on libevent's locking (evthread_use_pthreads())
+ * before it makes the workers' loops. */
 #ifndef WEFT_PX_WORKER_H
 #define WEFT_PX_WORKER_H
 
@@ -48,7 +49,8 @@ struct px_worker_cfg {
 int px_worker_new(struct px_worker **out, const struct px_worker_cfg *cfg, char **err);
 
 /* Starts the threads (each logs "worker K started"), with every signal
- * blocked in them: the main thread handles the signals. */
+ * blocked in them: the main thread handles the signals. On error the
+ * threads already started run until px_worker_stop() or px_worker_free(). */
 int px_worker_start(struct px_worker *w, char **err);
 
 /* The workers' px_stats, one per worker (*n of them), for px_stats_render()
