@@ -1,5 +1,11 @@
 /* px_accesslog: JSON lines through a ring drained by a timer with
- * non-blocking writes (px_accesslog.h). */
+ * non-blocking writes (px_accesslog.h).
+ *
+ * Several instances (one per worker) append to the same file: each
+ * write() carries whole lines only, so lines never interleave. An
+ * O_APPEND write to a regular file is atomic against other writers on
+ * Linux; to a pipe, socket or terminal only up to PIPE_BUF bytes, so the
+ * writes there are at most PIPE_BUF (a line is shorter: LINE_MAX_BYTES). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -7,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -21,6 +29,9 @@
 
 #define LINE_MAX_BYTES 4096
 #define FLUSH_US 20000          /* the timer: 20 ms */
+#define FILE_CHUNK (64u << 10)  /* one write to a regular file at most */
+
+_Static_assert(LINE_MAX_BYTES <= PIPE_BUF, "a line must fit one atomic pipe write");
 
 struct px_accesslog {
 	struct event_base *base;
@@ -30,6 +41,7 @@ struct px_accesslog {
 	bool own_fd, armed;
 	char *ring;
 	size_t cap, head, len;          /* bytes [head, head+len) mod cap are queued */
+	size_t chunk;                   /* one write at most: whole lines up to this */
 	uint64_t dropped;
 	bool warned;
 };
@@ -65,6 +77,11 @@ int px_accesslog_open(struct px_accesslog **out, struct event_base *base, const 
 			goto out;
 		}
 	}
+	{
+		struct stat st;
+
+		a->chunk = fstat(a->fd, &st) == 0 && S_ISREG(st.st_mode) ? FILE_CHUNK : PIPE_BUF;
+	}
 	fl = fcntl(a->fd, F_GETFL);
 	if (fl < 0 || fcntl(a->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
 		snprintf(msg, sizeof(msg), "--access-log %s: cannot make it non-blocking: %s", path,
@@ -84,19 +101,36 @@ out:
 	return rc;
 }
 
-/* Writes what it can without blocking; true when the ring is empty. */
+/* How many bytes from head make whole lines, at most max of them (all
+ * of the first max bytes when no newline is among them: not expected,
+ * a line is shorter than any chunk). */
+static size_t whole_lines(const struct px_accesslog *a, size_t max)
+{
+	size_t lim = a->len < max ? a->len : max;
+	size_t first = a->cap - a->head < lim ? a->cap - a->head : lim;
+	const char *nl;
+
+	if (lim > first && (nl = memrchr(a->ring, '\n', lim - first)) != NULL)
+		return first + (size_t)(nl - a->ring) + 1;
+	nl = memrchr(a->ring + a->head, '\n', first);
+	return nl ? (size_t)(nl - (a->ring + a->head)) + 1 : lim;
+}
+
+/* Writes what it can without blocking, whole lines per write(); true
+ * when the ring is empty. */
 static bool flush(struct px_accesslog *a)
 {
 	while (a->len > 0) {
 		struct iovec v[2];
-		size_t first = a->cap - a->head < a->len ? a->cap - a->head : a->len;
+		size_t want = whole_lines(a, a->chunk);
+		size_t first = a->cap - a->head < want ? a->cap - a->head : want;
 		int nv = 1;
 		ssize_t w;
 		uint64_t lost = 0;
 
 		v[0] = (struct iovec){a->ring + a->head, first};
-		if (first < a->len) {
-			v[1] = (struct iovec){a->ring, a->len - first};
+		if (first < want) {
+			v[1] = (struct iovec){a->ring, want - first};
 			nv = 2;
 		}
 		w = writev(a->fd, v, nv);

@@ -5,7 +5,11 @@
  * with non-blocking writes (the sink's file description is set
  * O_NONBLOCK). When the ring has no room for a line, the line is dropped
  * and counted (px_accesslog_dropped(), and weft_proxy_access_log_dropped_total
- * through px_stats). One instance per event loop. */
+ * through px_stats). One instance per event loop; the instances of several
+ * worker threads may append to the same path: each write() carries whole
+ * lines (at most PIPE_BUF bytes to a pipe), so lines never interleave.
+ * Across instances lines are in the order of their flushes (each instance
+ * flushes every 20 ms), not strictly in the order of their requests. */
 #ifndef WEFT_PX_ACCESSLOG_H
 #define WEFT_PX_ACCESSLOG_H
 

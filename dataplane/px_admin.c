@@ -155,6 +155,7 @@ static char *config_json(const struct px_admin *a)
 	json_object_set_new(root, "TLS", tls);
 	json_object_set_new(root, "AccessLog", str_or_null(cfg->access_log));
 	json_object_set_new(root, "DrainTimeoutMs", json_integer(cfg->drain_timeout_ms));
+	json_object_set_new(root, "Workers", json_integer(cfg->workers ? cfg->workers : 1));
 	json_object_set_new(root, "Draining", json_boolean(a->draining));
 	s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
@@ -167,6 +168,8 @@ static size_t open_conns(const struct px_admin *a)
 {
 	size_t n = 0;
 
+	if (a->cfg.open_conns != NULL)
+		return a->cfg.open_conns(a->cfg.ud);
 	for (size_t i = 0; i < a->cfg.nlisteners; i++)
 		n += px_listener_conns(a->cfg.listeners[i]);
 	return n;
@@ -197,7 +200,9 @@ void px_admin_drain(struct px_admin *a)
 	if (a->draining)
 		return;
 	a->draining = true;
-	for (size_t i = 0; i < a->cfg.nlisteners; i++)
+	if (a->cfg.drain != NULL)
+		a->cfg.drain(a->cfg.ud);
+	for (size_t i = 0; a->cfg.drain == NULL && i < a->cfg.nlisteners; i++)
 		px_listener_drain(a->cfg.listeners[i]);
 	event_base_gettimeofday_cached(a->base, &now);
 	evutil_timeradd(&now, &d, &a->drain_until);

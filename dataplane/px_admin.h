@@ -1,5 +1,7 @@
 /* px_admin: the proxy's admin listener (docs/proxy-admin.md), on
- * 127.0.0.1 only, on the data listeners' event loop, parsed with px_http1.
+ * 127.0.0.1 only, on the main thread's event loop (the data listeners are
+ * on the workers' loops, px_worker.h, or on the same loop), parsed with
+ * px_http1.
  *
  *   GET  /ready   200 "ready" while the listeners accept, 503 "draining" after
  *   GET  /stats   Prometheus text (px_stats, summed over every instance)
@@ -33,6 +35,14 @@ struct px_admin_cfg {
 	const struct px_tls_files *tls;     /* NULL: no TLS */
 	const char *access_log;             /* NULL: none */
 	unsigned drain_timeout_ms;          /* after /drain, exit after this at most */
+	/* With worker threads (px_worker.h) the listeners run on other loops:
+	 * /drain calls drain(ud) and waits for open_conns(ud) to reach 0,
+	 * instead of draining and counting listeners (then NULL; lcfg still
+	 * gives /config its listeners). workers: shown in /config. */
+	void (*drain)(void *ud);
+	size_t (*open_conns)(void *ud);
+	void *ud;
+	unsigned workers;
 };
 
 /* Binds and serves on base. cfg is copied; what it points to must outlive

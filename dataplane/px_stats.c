@@ -1,5 +1,13 @@
 /* px_stats: counters and histograms, one instance per event loop
- * (px_stats.h). */
+ * (px_stats.h).
+ *
+ * One writer per instance (its worker thread), readers on the admin's
+ * thread. Every counter is a uint64_t that the writer bumps with a
+ * relaxed atomic load and store (INC: a plain load, add and store on
+ * x86-64 and arm64, no locked instruction: nothing else writes it) and
+ * readers load relaxed: a scrape may be a moment stale, never torn. A
+ * denial slot is filled and then published by a release store of its
+ * source pointer; readers acquire that pointer before reading the rest. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +22,10 @@ const double px_stats_bucket_le[PX_STATS_BUCKETS] = {
 };
 
 /* the reasons px_tls_failure() gives, then "other" */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ADD(x, v) __atomic_store_n(&(x), LOAD(x) + (v), __ATOMIC_RELAXED)
+#define INC(x) ADD(x, 1)
+
 static const char *const TLS_REASONS[] = {
 	"foreign-ca", "expired", "not-yet-valid", "no-client-cert", "wrong-spiffe-id",
 	"bad-spiffe-id", "not-tls", "handshake", "other",
@@ -86,7 +98,7 @@ void px_stats_conn_open(struct px_stats *s, int li)
 	struct lstats *l = L(s, li);
 
 	if (l)
-		l->conn_opened++;
+		INC(l->conn_opened);
 }
 
 void px_stats_conn_close(struct px_stats *s, int li)
@@ -94,7 +106,7 @@ void px_stats_conn_close(struct px_stats *s, int li)
 	struct lstats *l = L(s, li);
 
 	if (l)
-		l->conn_closed++;
+		INC(l->conn_closed);
 }
 
 void px_stats_request(struct px_stats *s, int li, int status, uint64_t duration_us)
@@ -104,11 +116,11 @@ void px_stats_request(struct px_stats *s, int li, int status, uint64_t duration_
 
 	if (l == NULL)
 		return;
-	l->req[status >= 100 && status <= 599 ? status / 100 - 1 : 5]++;
+	INC(l->req[status >= 100 && status <= 599 ? status / 100 - 1 : 5]);
 	while (b < PX_STATS_BUCKETS && (double)duration_us > px_stats_bucket_le[b] * 1e6)
 		b++;
-	l->hist[b]++;
-	l->dur_us_sum += duration_us;
+	INC(l->hist[b]);
+	ADD(l->dur_us_sum, duration_us);
 }
 
 void px_stats_bytes(struct px_stats *s, int li, uint64_t in, uint64_t out)
@@ -116,8 +128,8 @@ void px_stats_bytes(struct px_stats *s, int li, uint64_t in, uint64_t out)
 	struct lstats *l = L(s, li);
 
 	if (l) {
-		l->bytes_in += in;
-		l->bytes_out += out;
+		ADD(l->bytes_in, in);
+		ADD(l->bytes_out, out);
 	}
 }
 
@@ -129,12 +141,12 @@ void px_stats_tls(struct px_stats *s, int li, enum px_stats_side side, const cha
 	if (l == NULL || (side != PX_STATS_CLIENT && side != PX_STATS_UPSTREAM))
 		return;
 	if (reason == NULL) {
-		l->tls_ok[side]++;
+		INC(l->tls_ok[side]);
 		return;
 	}
 	while (r < N_REASONS - 1 && strcmp(TLS_REASONS[r], reason) != 0)
 		r++;
-	l->tls_fail[side][r]++;
+	INC(l->tls_fail[side][r]);
 }
 
 void px_stats_upstream_connect_failure(struct px_stats *s, int li)
@@ -142,7 +154,7 @@ void px_stats_upstream_connect_failure(struct px_stats *s, int li)
 	struct lstats *l = L(s, li);
 
 	if (l)
-		l->up_connect_fail++;
+		INC(l->up_connect_fail);
 }
 
 void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_event e)
@@ -191,35 +203,39 @@ void px_stats_denial(struct px_stats *s, const char *source, const char *destina
 		struct denial *d = &s->d[(h + i) % PX_STATS_MAX_DENIALS];
 
 		if (d->source == NULL) {
+			char *pub;
+
 			if (s->nd >= PX_STATS_MAX_DENIALS * 3 / 4)
 				break;  /* keep probes short: the rest go to _other */
-			d->source = dup255(src);
+			pub = dup255(src);
 			d->destination = dup255(dst);
 			d->intention = dup255(ixn);
-			if (d->source == NULL || d->destination == NULL || d->intention == NULL) {
-				free(d->source);
+			if (pub == NULL || d->destination == NULL || d->intention == NULL) {
+				free(pub);
 				free(d->destination);
 				free(d->intention);
-				d->source = d->destination = d->intention = NULL;
+				d->destination = d->intention = NULL;
 				break;
 			}
 			s->nd++;
-			d->n = 1;
+			__atomic_store_n(&d->n, 1, __ATOMIC_RELAXED);
+			/* publish: a reader that sees source sees the rest */
+			__atomic_store_n(&d->source, pub, __ATOMIC_RELEASE);
 			return;
 		}
 		if (strcmp(d->source, src) == 0 && strcmp(d->destination, dst) == 0 &&
 		    strcmp(d->intention, ixn) == 0) {
-			d->n++;
+			INC(d->n);
 			return;
 		}
 	}
-	s->d_other++;
+	INC(s->d_other);
 }
 
 void px_stats_accesslog_dropped(struct px_stats *s, uint64_t n)
 {
 	if (s)
-		s->alog_dropped += n;
+		ADD(s->alog_dropped, n);
 }
 
 /* ---- rendering ---- */
@@ -264,10 +280,65 @@ static uint64_t sum_at(struct px_stats *const *s, size_t n, size_t off)
 	uint64_t t = 0;
 
 	for (size_t k = 0; k < n; k++)
-		t += *(const uint64_t *)(const void *)((const char *)s[k] + off);
+		t += __atomic_load_n((const uint64_t *)(const void *)((const char *)s[k] + off),
+				     __ATOMIC_RELAXED);
 	return t;
 }
 #define SUM(field) sum_at(s, n, (size_t)((const char *)&s[0]->field - (const char *)s[0]))
+
+/* A published denial slot, as read for one scrape. */
+struct dsnap {
+	const struct denial *d;
+	uint64_t n;
+};
+
+static int dsnap_cmp(const void *a, const void *b)
+{
+	const struct denial *x = ((const struct dsnap *)a)->d, *y = ((const struct dsnap *)b)->d;
+	int c = strcmp(__atomic_load_n(&x->source, __ATOMIC_RELAXED),
+		       __atomic_load_n(&y->source, __ATOMIC_RELAXED));
+
+	if (c == 0)
+		c = strcmp(x->destination, y->destination);
+	return c ? c : strcmp(x->intention, y->intention);
+}
+
+/* The denial series: the slots published in every instance, sorted by
+ * triple, one sample per triple with the sum of its slots. */
+static int render_denials(struct px_stats *const *s, size_t n, struct buf *out)
+{
+	struct dsnap *v = NULL;
+	size_t nv = 0;
+	int rc = 0;
+
+	if (n > 0 && (v = malloc(n * PX_STATS_MAX_DENIALS * sizeof(*v))) == NULL)
+		return WEFT_ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		for (size_t j = 0; j < PX_STATS_MAX_DENIALS; j++) {
+			const struct denial *d = &s[k]->d[j];
+
+			if (__atomic_load_n(&d->source, __ATOMIC_ACQUIRE) != NULL)
+				v[nv++] = (struct dsnap){d, __atomic_load_n(&d->n, __ATOMIC_RELAXED)};
+		}
+	if (nv > 1)
+		qsort(v, nv, sizeof(*v), dsnap_cmp);
+	for (size_t i = 0, first; i < nv && rc == 0; ) {
+		const struct denial *d = v[i].d;
+		uint64_t total = 0;
+
+		for (first = i; i < nv && dsnap_cmp(&v[i], &v[first]) == 0; i++)
+			total += v[i].n;
+		rc = buf_printf(out, "weft_proxy_intention_denials_total{source=\"");
+		rc = rc ? rc : label(out, __atomic_load_n(&d->source, __ATOMIC_RELAXED));
+		rc = rc ? rc : buf_printf(out, "\",destination=\"");
+		rc = rc ? rc : label(out, d->destination);
+		rc = rc ? rc : buf_printf(out, "\",intention=\"");
+		rc = rc ? rc : label(out, d->intention);
+		rc = rc ? rc : buf_printf(out, "\"} %llu\n", (unsigned long long)total);
+	}
+	free(v);
+	return rc;
+}
 
 int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct buf *out)
 {
@@ -366,51 +437,27 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 		}
 	R(head(out, "intention_denials_total", "counter",
 	       "Calls denied by intentions, by source, destination and deciding intention."));
-	{
-		/* the same triple may sit in several instances: emit each once */
-		for (size_t k = 0; k < n; k++)
-			for (size_t j = 0; j < PX_STATS_MAX_DENIALS; j++) {
-				const struct denial *d = &s[k]->d[j];
-				uint64_t total = 0;
-				bool seen = false;
-
-				if (d->source == NULL)
-					continue;
-				if (n == 1)     /* one instance: each triple is in one slot */
-					total = d->n;
-				for (size_t k2 = 0; n > 1 && k2 < n && !seen; k2++)
-					for (size_t j2 = 0; j2 < PX_STATS_MAX_DENIALS; j2++) {
-						const struct denial *e = &s[k2]->d[j2];
-
-						if (e->source == NULL || strcmp(e->source, d->source) ||
-						    strcmp(e->destination, d->destination) ||
-						    strcmp(e->intention, d->intention))
-							continue;
-						if (k2 < k || (k2 == k && j2 < j)) {
-							seen = true;
-							break;
-						}
-						total += e->n;
-					}
-				if (seen)
-					continue;
-				R(buf_printf(out, "weft_proxy_intention_denials_total{source=\""));
-				R(label(out, d->source));
-				R(buf_printf(out, "\",destination=\""));
-				R(label(out, d->destination));
-				R(buf_printf(out, "\",intention=\""));
-				R(label(out, d->intention));
-				R(buf_printf(out, "\"} %llu\n", (unsigned long long)total));
-			}
-		if (SUM(d_other) > 0)
-			R(buf_printf(out, "weft_proxy_intention_denials_total{source=\"_other\","
-				     "destination=\"_other\",intention=\"_other\"} %llu\n",
-				     (unsigned long long)SUM(d_other)));
-	}
+	R(render_denials(s, n, out));
+	if (SUM(d_other) > 0)
+		R(buf_printf(out, "weft_proxy_intention_denials_total{source=\"_other\","
+			     "destination=\"_other\",intention=\"_other\"} %llu\n",
+			     (unsigned long long)SUM(d_other)));
 	R(head(out, "access_log_dropped_total", "counter",
 	       "Access log lines dropped because the sink could not keep up."));
 	R(buf_printf(out, "weft_proxy_access_log_dropped_total %llu\n",
 		     (unsigned long long)SUM(alog_dropped)));
+	R(head(out, "workers", "gauge", "Worker threads (event loops) serving the listeners."));
+	R(buf_printf(out, "weft_proxy_workers %zu\n", n));
+	R(head(out, "worker_connections_opened_total", "counter",
+	       "Client connections accepted by each worker, all listeners together."));
+	for (size_t k = 0; k < n; k++) {
+		uint64_t t = 0;
+
+		for (int i = 0; i < nl; i++)
+			t += LOAD(s[k]->l[i].conn_opened);
+		R(buf_printf(out, "weft_proxy_worker_connections_opened_total{worker=\"%zu\"} %llu\n", k,
+			     (unsigned long long)t));
+	}
 	R(head(out, "draining", "gauge", "1 once a drain has started."));
 	R(buf_printf(out, "weft_proxy_draining %d\n", draining ? 1 : 0));
 #undef R

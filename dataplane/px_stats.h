@@ -1,14 +1,16 @@
 /* px_stats: the proxy's counters and histograms (docs/proxy-admin.md).
  *
- * One struct px_stats per event loop (worker thread); nothing in it is
- * shared or locked: the hot-path calls are plain increments. A scrape sums
- * every instance (px_stats_render() takes them all) from the admin
- * listener's loop; with several workers the caller must make the reads
- * safe (each worker publishing at a tick, or reads of aligned 64-bit words,
- * which may be a moment stale but never torn on the platforms we build for).
+ * One struct px_stats per event loop (worker thread, px_worker.h), with
+ * one writer: that thread. Nothing is locked: the hot-path calls are a
+ * relaxed atomic load and store of a 64-bit word (no locked instruction),
+ * so px_stats_render() may run on another thread (the admin's) while the
+ * workers count: a scrape may be a moment stale, never torn, and it is
+ * data-race free (C11 atomics, TSan-clean).
  *
  * Listeners are registered by name (px_stats_listener()) in the same order
- * on every instance, so that index i means the same listener everywhere. */
+ * on every instance, so that index i means the same listener everywhere,
+ * before any other thread reads the instance (px_worker registers them
+ * all before it starts the threads). */
 #ifndef WEFT_PX_STATS_H
 #define WEFT_PX_STATS_H
 
@@ -75,8 +77,11 @@ void px_stats_denial(struct px_stats *s, const char *source, const char *destina
 void px_stats_accesslog_dropped(struct px_stats *s, uint64_t n);
 
 /* Appends the Prometheus text exposition (version 0.0.4) of the sum of
- * the n instances (which registered the same listeners). draining is
- * exported as weft_proxy_draining. Returns 0 or WEFT_ETOOBIG/WEFT_ENOMEM. */
+ * the n instances (which registered the same listeners), one per worker:
+ * n is exported as weft_proxy_workers, and each instance's accepted
+ * connections as weft_proxy_worker_connections_opened_total{worker="k"}
+ * (how the kernel spread them). draining is exported as
+ * weft_proxy_draining. Returns 0 or WEFT_ETOOBIG/WEFT_ENOMEM. */
 int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct buf *out);
 
 #endif

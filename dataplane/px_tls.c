@@ -1,4 +1,5 @@
 /* px_tls: mTLS contexts, SPIFFE identity checks and reload (px_tls.h). */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,14 @@
 struct px_tls {
 	enum px_tls_role role;
 	char *cert, *key, *bundle, *td_opt;
+	long long stamp;            /* the files' mtimes and sizes when built (reload's thread) */
+	/* lock guards what a reload swaps, read by every worker thread: held
+	 * only to copy or take a reference, never during a handshake */
+	pthread_mutex_t lock;
 	SSL_CTX *ctx;               /* for new handshakes */
 	SSL_SESSION *session;       /* client: the last ticket from ctx */
 	char self_id[ID_MAX];
 	char td[256];
-	long long stamp;            /* the files' mtimes and sizes when built */
 };
 
 /* What one SSL checked, hung on it with ex_data. */
@@ -175,15 +179,24 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
+/* On the thread of the connection that got the ticket. */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct px_tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	SSL_SESSION *old = NULL;
+	int kept = 0;
 
-	if (t == NULL || t->ctx != SSL_get_SSL_CTX(ssl) || !SSL_SESSION_is_resumable(sess))
+	if (t == NULL || !SSL_SESSION_is_resumable(sess))
 		return 0;
-	SSL_SESSION_free(t->session);
-	t->session = sess;
-	return 1; /* we keep the reference */
+	pthread_mutex_lock(&t->lock);
+	if (t->ctx == SSL_get_SSL_CTX(ssl)) {  /* not a ticket from before a reload */
+		old = t->session;
+		t->session = sess;
+		kept = 1;
+	}
+	pthread_mutex_unlock(&t->lock);
+	SSL_SESSION_free(old);
+	return kept; /* 1: we keep the reference */
 }
 
 static long long files_stamp(const struct px_tls *t)
@@ -290,6 +303,8 @@ int px_tls_new(struct px_tls **out, enum px_tls_role role, const struct px_tls_f
 		return WEFT_EINVAL;
 	}
 	t = calloc(1, sizeof(*t));
+	if (t != NULL)
+		pthread_mutex_init(&t->lock, NULL);
 	if (t == NULL || peer_idx < 0)
 		goto out;
 	t->role = role;
@@ -316,6 +331,7 @@ void px_tls_free(struct px_tls *t)
 		return;
 	SSL_SESSION_free(t->session);
 	SSL_CTX_free(t->ctx);
+	pthread_mutex_destroy(&t->lock);
 	free(t->cert);
 	free(t->key);
 	free(t->bundle);
@@ -329,15 +345,23 @@ int px_tls_reload(struct px_tls *t, char **err)
 	SSL_CTX *ctx = NULL;
 	int rc = build(t, &ctx, self_id, td, err);
 
+	SSL_SESSION *old_session;
+	SSL_CTX *old;
+
 	if (rc != WEFT_OK)
 		return rc;
-	/* open connections hold their own reference to the old context */
-	SSL_CTX_free(t->ctx);
+	pthread_mutex_lock(&t->lock);
+	old = t->ctx;
 	t->ctx = ctx;
-	SSL_SESSION_free(t->session);
+	old_session = t->session;
 	t->session = NULL;
 	memcpy(t->self_id, self_id, sizeof(self_id));
 	memcpy(t->td, td, sizeof(td));
+	pthread_mutex_unlock(&t->lock);
+	/* open connections (and an SSL being made now) hold their own
+	 * reference to the old context */
+	SSL_CTX_free(old);
+	SSL_SESSION_free(old_session);
 	return WEFT_OK;
 }
 
@@ -346,39 +370,70 @@ int px_tls_changed(const struct px_tls *t)
 	return files_stamp(t) != t->stamp;
 }
 
+/* Copies of the identity strings, per thread: a reload on another thread
+ * may rewrite the originals at any time. */
+static _Thread_local char tl_self_id[ID_MAX], tl_td[256];
+
 const char *px_tls_self_id(const struct px_tls *t)
 {
-	return t->self_id;
+	struct px_tls *m = (struct px_tls *)t;   /* the lock only */
+
+	pthread_mutex_lock(&m->lock);
+	memcpy(tl_self_id, t->self_id, sizeof(tl_self_id));
+	pthread_mutex_unlock(&m->lock);
+	return tl_self_id;
 }
 
 const char *px_tls_trust_domain(const struct px_tls *t)
 {
-	return t->td;
+	struct px_tls *m = (struct px_tls *)t;
+
+	pthread_mutex_lock(&m->lock);
+	memcpy(tl_td, t->td, sizeof(tl_td));
+	pthread_mutex_unlock(&m->lock);
+	return tl_td;
 }
 
 SSL *px_tls_ssl_new(struct px_tls *t, const char *expect_id, const char *sni)
 {
-	SSL *ssl = SSL_new(t->ctx);
+	SSL_SESSION *sess;
+	SSL_CTX *ctx;
+	SSL *ssl = NULL;
 	struct peer *p = calloc(1, sizeof(*p));
 
+	/* the current context and ticket, referenced: a reload may swap them
+	 * as soon as the lock is released */
+	pthread_mutex_lock(&t->lock);
+	ctx = t->ctx;
+	SSL_CTX_up_ref(ctx);
+	sess = t->session;
+	if (sess != NULL)
+		SSL_SESSION_up_ref(sess);
+	if (p != NULL)
+		snprintf(p->td, sizeof(p->td), "%s", t->td);
+	pthread_mutex_unlock(&t->lock);
+	ssl = SSL_new(ctx);
 	if (ssl == NULL || p == NULL || SSL_set_ex_data(ssl, peer_idx, p) != 1)
 		goto fail;
-	snprintf(p->td, sizeof(p->td), "%s", t->td);
 	if (t->role == PX_TLS_CLIENT) {
 		if (expect_id == NULL || strlen(expect_id) >= sizeof(p->expect))
 			goto fail_set;
 		strcpy(p->expect, expect_id);
 		if (sni != NULL && SSL_set_tlsext_host_name(ssl, sni) != 1)
 			goto fail_set;
-		if (t->session != NULL)
-			SSL_set_session(ssl, t->session);
+		if (sess != NULL)
+			SSL_set_session(ssl, sess);
 	}
-	return ssl;
+	goto out;
 fail:
 	free(p);
 fail_set:
 	SSL_free(ssl); /* frees p once attached */
-	return NULL;
+	ssl = NULL;
+out:
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(ctx);      /* ssl holds its own reference */
+	return ssl;
 }
 
 const char *px_tls_peer_id(SSL *ssl)

@@ -15,7 +15,15 @@
  * context. Outbound contexts keep the last TLS 1.3 session ticket and
  * offer it on the next handshake (resumption).
  *
- * Single-threaded: one struct px_tls per event loop thread. */
+ * Threads: one struct px_tls serves every worker thread (px_worker.h).
+ * px_tls_ssl_new(), px_tls_peer_id(), px_tls_failure(), px_tls_self_id()
+ * and px_tls_trust_domain() may run on any thread at once, and so may
+ * OpenSSL's session-ticket callback, while px_tls_reload() swaps the
+ * context on another: a mutex guards the context pointer, the kept
+ * session and the identity strings, held only to copy them or take a
+ * reference (SSL_CTX_up_ref), never during a handshake. px_tls_reload()
+ * and px_tls_changed() are for one thread (the main one), px_tls_new()
+ * and px_tls_free() for when no other thread uses the object. */
 #ifndef WEFT_PX_TLS_H
 #define WEFT_PX_TLS_H
 
@@ -44,7 +52,9 @@ int px_tls_reload(struct px_tls *t, char **err);
  * successful or not: --reload-interval reloads only then. */
 int px_tls_changed(const struct px_tls *t);
 
-/* Our own SPIFFE ID (the leaf's URI SAN) in the current context. */
+/* Our own SPIFFE ID (the leaf's URI SAN) in the current context, and the
+ * trust domain: a copy owned by the calling thread, valid until its next
+ * call of the same function. */
 const char *px_tls_self_id(const struct px_tls *t);
 const char *px_tls_trust_domain(const struct px_tls *t);
 

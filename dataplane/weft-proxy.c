@@ -9,7 +9,7 @@
  *   with --cert PEM --key PEM --trust-bundle PEM [--trust-domain TD]
  *        [--mode http|tcp] [--reload-interval SECONDS] [--log-level LEVEL]
  *   and [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]
- *   (docs/proxy-admin.md)
+ *   (docs/proxy-admin.md) and [--workers N] (px_worker.h)
  *   weft-proxy --config SNAPSHOT.json [--reload-interval SECONDS] [--log-level LEVEL]
  *   weft-proxy --config SNAPSHOT.json --check     validate, print, exit 0 or 1
  *   weft-proxy --passthrough IP:PORT --route NAME=IP:PORT[,IP:PORT...] ...
@@ -29,7 +29,12 @@
  * px_config_slot: a bad one is refused with one log line and the old one
  * stays in force; new connections and requests are decided by the new one.
  * Listener addresses are read at start only; endpoints, balancing,
- * retries, passive health and timeouts of upstreams follow each reload. */
+ * retries, passive health and timeouts of upstreams follow each reload.
+ *
+ * --workers N (default: one per online core, at most 64): N threads, each
+ * with its own event loop and its own instance of every listener
+ * (px_worker). The main thread keeps the signals, the reload timer and
+ * the admin listener. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -40,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -53,6 +59,7 @@
 #include "px_sni.h"
 #include "px_stats.h"
 #include "px_tls.h"
+#include "px_worker.h"
 
 struct main_state {
 	struct px_tls *tls[2];          /* server, client */
@@ -228,6 +235,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	reload(arg, true);
 }
 
+/* px_admin's /drain with the listeners on the workers' loops */
+static void workers_drain(void *w)
+{
+	px_worker_drain(w);
+}
+
+static size_t workers_conns(void *w)
+{
+	return px_worker_conns(w);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	event_base_loopbreak(arg);
@@ -257,7 +275,8 @@ static void addr_port(const char *addr, uint16_t port, struct sockaddr_in *sa, c
 }
 
 /* The listeners of the snapshot c into cfg[*n..]: the inbound (with
- * intentions enforced by enf) and one outbound per upstream with an
+ * intentions enforced by enf; NULL: by each worker's own, px_worker.h)
+ * and one outbound per upstream with an
  * endpoint (its first one). */
 static void from_config(struct main_state *m, const struct px_config *c, const char *via,
 			struct px_enforce *enf, struct up_names *names, struct px_listener_cfg *cfg,
@@ -345,19 +364,6 @@ static bool passthrough_setup(const char *listen_s, struct px_sni_routes *routes
 	return true;
 }
 
-/* One passthrough listener on base (sc->reuse_port for one per worker). */
-static struct px_sni_listener *passthrough_start(struct event_base *base, const struct px_sni_cfg *sc)
-{
-	struct px_sni_listener *l = NULL;
-	char *err = NULL;
-
-	if (px_sni_listener_new(&l, base, sc, &err) != 0)
-		fatalx("proxy", "%s", err);
-	log_info("proxy", "listening: listener=passthrough mode=sni routes=%zu",
-		 px_sni_routes_count(sc->routes));
-	return l;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -367,6 +373,7 @@ static void usage(void)
 		"                  --trust-bundle PEM [--trust-domain TD] [--mode http|tcp] [--reload-interval S]\n"
 		"                  [--log-level error|warn|info|debug]\n"
 		"       with [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]\n"
+		"            [--workers N]\n"
 		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n"
 		"       weft-proxy --config SNAPSHOT.json --check\n"
 		"       weft-proxy --passthrough IP:PORT --route NAME=IP:PORT[,IP:PORT...] [--route ...]\n");
@@ -389,6 +396,7 @@ int main(int argc, char **argv)
 		{"admin", required_argument, NULL, 'A'}, {"access-log", required_argument, NULL, 'g'},
 		{"drain-timeout", required_argument, NULL, 'D'},
 		{"passthrough", required_argument, NULL, 'P'}, {"route", required_argument, NULL, 'R'},
+		{"workers", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -397,9 +405,7 @@ int main(int argc, char **argv)
 	enum px_mode mode = PX_MODE_HTTP;
 	long interval = 0;
 	struct px_listener_cfg *cfg;
-	struct px_listener **l;
 	struct px_config *boot = NULL;
-	struct px_enforce *enf = NULL;
 	struct up_names *up_names = NULL;
 	struct main_state m = {.names = {"inbound", "outbound"}};
 	struct event_base *base;
@@ -411,16 +417,19 @@ int main(int argc, char **argv)
 	/* admin, stats, access log (px_admin.h) */
 	const char *admin_s = NULL, *alog_s = NULL;
 	long drain_ms = 30000;
-	struct px_stats *stats = px_stats_new();
-	struct px_accesslog *alog = NULL;
 	struct px_admin *admin = NULL;
-	struct px_admin_cfg acfg = {.stats = &stats, .nstats = 1};
+	struct px_admin_cfg acfg = {0};
 	/* passthrough (px_sni) */
 	const char *pt_s = NULL;
 	struct px_sni_routes *routes = NULL;
-	struct px_sni_listener *ptl = NULL;
 	struct px_sni_cfg pt_cfg;
 	bool has_routes = false, pt_on;
+	/* worker threads (px_worker.h) */
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	struct px_worker_cfg wcfg = {
+		.n = online < 1 ? 1 : online > PX_WORKERS_MAX ? PX_WORKERS_MAX : (unsigned)online,
+	};
+	struct px_worker *workers = NULL;
 
 	log_setup(LOG_LVL_INFO, stderr);
 	if (px_sni_routes_new(&routes) != 0)
@@ -474,6 +483,15 @@ int main(int argc, char **argv)
 				fatalx("proxy", "--route: %s", err);
 			has_routes = true;
 			break;
+		case 'W': {
+			long v = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end != '\0' || v < 1 || v > PX_WORKERS_MAX)
+				fatalx("proxy", "--workers: want 1..%d threads, got \"%s\"", PX_WORKERS_MAX,
+				       optarg);
+			wcfg.n = (unsigned)v;
+			break;
+		}
 		default:
 			usage();
 		}
@@ -485,8 +503,6 @@ int main(int argc, char **argv)
 		fatalx("proxy", "--route: give --passthrough IP:PORT too");
 	if (listen_s != NULL && (in_s != NULL || out_s != NULL))
 		fatalx("proxy", "--listen (plaintext) cannot be combined with --inbound or --outbound");
-	if (stats == NULL)
-		fatalx("proxy", "out of memory");
 	if (admin_s != NULL && parse_addr(admin_s, &acfg.listen, true) != 0)
 		fatalx("proxy", "--admin: want 127.0.0.1:PORT (the admin listener is loopback only), "
 		       "got \"%s\"", admin_s);
@@ -513,7 +529,6 @@ int main(int argc, char **argv)
 			printf("%s: ok\n", m.config_path);
 		free(err);
 		px_config_slot_destroy(&m.slot);
-		px_stats_free(stats);
 		px_sni_routes_free(routes);
 		return rc == 0 ? 0 : 1;
 	}
@@ -522,9 +537,9 @@ int main(int argc, char **argv)
 			fatalx("proxy", "config: %s", err);
 		boot = px_config_slot_get(&m.slot);
 		m.boot = boot;
-		if (px_enforce_new(&enf, &m.slot, boot->inbound.protocol == PX_PROTO_HTTP, &err) != 0)
-			fatalx("proxy", "%s", err);
-		px_enforce_set_stats(enf, stats);
+		/* each worker enforces with its own px_enforce (px_worker.h) */
+		wcfg.enforce_slot = &m.slot;
+		wcfg.enforce_http = boot->inbound.protocol == PX_PROTO_HTTP;
 		log_info("proxy", "config loaded: file=%s index=%llu service=%s intentions=%zu default=%s",
 			 m.config_path, (unsigned long long)boot->index, boot->identity.service,
 			 intention_set_count(boot->intentions),
@@ -542,12 +557,11 @@ int main(int argc, char **argv)
 	if (boot != NULL && alog_s == NULL && boot->access_log.enabled)
 		alog_s = boot->access_log.path;
 	cfg = calloc(3 + (boot ? boot->n_upstreams : 0), sizeof(*cfg));
-	l = calloc(3 + (boot ? boot->n_upstreams : 0), sizeof(*l));
 	up_names = calloc(boot ? boot->n_upstreams + 1 : 1, sizeof(*up_names));
-	if (cfg == NULL || l == NULL || up_names == NULL)
+	if (cfg == NULL || up_names == NULL)
 		fatalx("proxy", "out of memory");
 	if (boot != NULL)
-		from_config(&m, boot, via, enf, up_names, cfg, &n);
+		from_config(&m, boot, via, NULL, up_names, cfg, &n);
 	if (listen_s != NULL) {
 		cfg[n] = (struct px_listener_cfg){.name = "listen", .mode = mode, .via = via,
 						  .by_id = by_id, .peer_id = peer_id};
@@ -595,31 +609,33 @@ int main(int argc, char **argv)
 	base = event_base_new();
 	if (base == NULL)
 		fatalx("proxy", "event_base_new failed");
-	if (alog_s != NULL && px_accesslog_open(&alog, base, alog_s, 0, stats, &err) != 0)
+	wcfg.listeners = cfg;
+	wcfg.nlisteners = (size_t)n;
+	wcfg.access_log = alog_s;
+	wcfg.passthrough = pt_on ? &pt_cfg : NULL;
+	if (px_worker_new(&workers, &wcfg, &err) != 0)
 		fatalx("proxy", "%s", err);
-	for (int i = 0; i < n; i++) {
-		cfg[i].stats = stats;
-		cfg[i].access_log = alog;
-		if (px_listener_new(&l[i], base, &cfg[i], &err) != 0)
-			fatalx("proxy", "%s", err);
-		log_info("proxy", "listening: listener=%s mode=%s upstream=%s%s%s", cfg[i].name,
+	for (int i = 0; i < n; i++)
+		log_info("proxy", "listening: listener=%s mode=%s upstream=%s%s%s workers=%u", cfg[i].name,
 			 cfg[i].mode == PX_MODE_TCP ? "tcp" : "http", cfg[i].upstream_name,
-			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "");
-	}
-	if (pt_on) {
-		pt_cfg.stats = stats;
-		ptl = passthrough_start(base, &pt_cfg);
-	}
+			 cfg[i].upstream_id ? " upstream-id=" : "", cfg[i].upstream_id ? cfg[i].upstream_id : "",
+			 wcfg.n);
+	if (pt_on)
+		log_info("proxy", "listening: listener=passthrough mode=sni routes=%zu workers=%u",
+			 px_sni_routes_count(routes), wcfg.n);
 	if (admin_s != NULL) {
-		acfg.listeners = l;
+		acfg.stats = px_worker_stats(workers, &acfg.nstats);
 		acfg.lcfg = cfg;
 		acfg.nlisteners = (size_t)n;
 		acfg.tls = m.tls[0] || m.tls[1] ? &files : NULL;
 		acfg.access_log = alog_s;
 		acfg.drain_timeout_ms = (unsigned)drain_ms;
+		acfg.drain = workers_drain;
+		acfg.open_conns = workers_conns;
+		acfg.ud = workers;
+		acfg.workers = wcfg.n;
 		if (px_admin_new(&admin, base, &acfg, &err) != 0)
 			fatalx("proxy", "%s", err);
-		log_info("proxy", "admin listening: %s", admin_s);
 	}
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -633,14 +649,17 @@ int main(int argc, char **argv)
 		tick = event_new(base, -1, EV_PERSIST, on_tick, &m);
 		event_add(tick, &tv);
 	}
+	/* the signals have their handlers: the threads may start (with every
+	 * signal blocked), and we say we are up */
+	if (px_worker_start(workers, &err) != 0)
+		fatalx("proxy", "%s", err);
+	if (admin_s != NULL)
+		log_info("proxy", "admin listening: %s", admin_s);
 	event_base_dispatch(base);
+	px_worker_stop(workers);
 	px_admin_free(admin);
-	for (int i = 0; i < n; i++)
-		px_listener_free(l[i]);
-	px_sni_listener_free(ptl);
+	px_worker_free(workers);
 	px_sni_routes_free(routes);
-	px_accesslog_free(alog);
-	px_stats_free(stats);
 	if (tick)
 		event_free(tick);
 	event_free(sigint);
@@ -649,11 +668,9 @@ int main(int argc, char **argv)
 	event_base_free(base);
 	px_tls_free(m.tls[0]);
 	px_tls_free(m.tls[1]);
-	px_enforce_free(enf);
 	px_config_unref(boot);
 	px_config_slot_destroy(&m.slot);
 	free(cfg);
-	free(l);
 	free(up_names);
 	return 0;
 }

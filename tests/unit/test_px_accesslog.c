@@ -1,8 +1,10 @@
 /* px_accesslog: the JSON line (fields, escaping, truncation), and the ring:
  * a sink that does not read never blocks the writer, lines past the ring
  * are dropped and counted (px_stats too), and what is queued comes out
- * whole once the sink reads again. */
+ * whole once the sink reads again; several instances (workers, each on
+ * its own thread) appending to one pipe or file never interleave lines. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +164,149 @@ static void test_bad_path(void **state)
 	event_base_free(base);
 }
 
+/* One worker: its own loop and instance on the shared sink path. */
+#define W_THREADS 4
+#define W_LINES 400
+struct wjob {
+	const char *path;
+	char listener[16];
+	int rc;
+};
+
+static void *worker(void *arg)
+{
+	struct wjob *j = arg;
+	struct event_base *base = event_base_new();
+	struct px_accesslog *a = NULL;
+	struct px_accesslog_entry e = ENTRY;
+	char line[1500];
+	char *err = NULL;
+
+	/* long lines: several of them pass PIPE_BUF together */
+	memset(line, 'p', sizeof(line));
+	memcpy(line, "GET /", 5);
+	e.line = line;
+	e.line_len = sizeof(line);
+	e.listener = j->listener;
+	j->rc = base ? px_accesslog_open(&a, base, j->path, 1 << 20, NULL, &err) : -1;
+	free(err);
+	for (int i = 0; j->rc == 0 && i < W_LINES; i++) {
+		px_accesslog_write(a, &e);
+		if (i % 7 == 0)
+			event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	for (int round = 0; j->rc == 0 && round < 100; round++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(2000);
+	}
+	px_accesslog_free(a);   /* the last flush */
+	if (base)
+		event_base_free(base);
+	return NULL;
+}
+
+/* Every line of text[0..len) is a JSON object; counts them per listener. */
+static void check_lines(const char *text, size_t len, int *per)
+{
+	for (const char *p = text; p < text + len;) {
+		const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+		json_error_t je;
+		json_t *j;
+		const char *l;
+
+		assert_non_null(nl);
+		j = json_loadb(p, (size_t)(nl - p), 0, &je);
+		if (j == NULL)
+			fail_msg("not one JSON line (interleaved?): %.*s", (int)(nl - p > 200 ? 200 : nl - p), p);
+		l = json_string_value(json_object_get(j, "listener"));
+		assert_non_null(l);
+		assert_true(l[0] == 'w' && l[1] >= '0' && l[1] < '0' + W_THREADS);
+		per[l[1] - '0']++;
+		json_decref(j);
+		p = nl + 1;
+	}
+}
+
+static void run_workers(const char *path)
+{
+	struct wjob jobs[W_THREADS];
+	pthread_t th[W_THREADS];
+
+	for (int i = 0; i < W_THREADS; i++) {
+		jobs[i] = (struct wjob){.path = path};
+		snprintf(jobs[i].listener, sizeof(jobs[i].listener), "w%d", i);
+		assert_int_equal(pthread_create(&th[i], NULL, worker, &jobs[i]), 0);
+	}
+	for (int i = 0; i < W_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(jobs[i].rc, 0);
+	}
+}
+
+struct reader {
+	int fd;
+	struct buf got;
+};
+
+static void *pipe_reader(void *arg)
+{
+	struct reader *r = arg;
+	char chunk[65536];
+	ssize_t n;
+
+	while ((n = read(r->fd, chunk, sizeof(chunk))) > 0)
+		if (buf_append(&r->got, chunk, (size_t)n) != 0)
+			break;
+	return NULL;
+}
+
+static void test_workers_share_a_pipe(void **state)
+{
+	char path[64];
+	int fds[2], per[W_THREADS] = {0};
+	struct reader r;
+	pthread_t rd;
+
+	assert_int_equal(pipe(fds), 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[1]);
+	r.fd = fds[0];
+	buf_init(&r.got, 1 << 26);
+	alarm(30);
+	assert_int_equal(pthread_create(&rd, NULL, pipe_reader, &r), 0);
+	run_workers(path);
+	close(fds[1]);          /* the last writer: the reader sees EOF */
+	assert_int_equal(pthread_join(rd, NULL), 0);
+	alarm(0);
+	assert_non_null(r.got.data);
+	check_lines(r.got.data, r.got.len, per);
+	for (int i = 0; i < W_THREADS; i++)
+		assert_int_equal(per[i], W_LINES);
+	buf_free(&r.got);
+	close(fds[0]);
+}
+
+static void test_workers_share_a_file(void **state)
+{
+	char path[] = "/tmp/test_px_accesslog.XXXXXX", *text;
+	int fd = mkstemp(path), per[W_THREADS] = {0};
+	off_t len;
+
+	assert_true(fd >= 0);
+	alarm(30);
+	run_workers(path);
+	alarm(0);
+	len = lseek(fd, 0, SEEK_END);
+	assert_true(len > 0);
+	text = malloc((size_t)len);
+	assert_int_equal(pread(fd, text, (size_t)len, 0), len);
+	check_lines(text, (size_t)len, per);
+	for (int i = 0; i < W_THREADS; i++)
+		assert_int_equal(per[i], W_LINES);
+	free(text);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +314,8 @@ int main(void)
 		cmocka_unit_test(test_format_odd_input),
 		cmocka_unit_test(test_full_sink_drops_without_blocking),
 		cmocka_unit_test(test_bad_path),
+		cmocka_unit_test(test_workers_share_a_pipe),
+		cmocka_unit_test(test_workers_share_a_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /* px_stats: counters per listener, status classes, histogram buckets
  * (cumulative in the exposition), TLS failure reasons, denials by triple,
- * the sum over several instances (workers), and label escaping. */
+ * the sum over several instances (workers), label escaping, and a scrape
+ * while another thread counts. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,26 +207,89 @@ static void test_denials_and_escaping(void **state)
 /* Two workers: every counter is the sum; a denial triple in both is one sample. */
 static void test_sum(void **state)
 {
-	struct px_stats *w[2] = {px_stats_new(), px_stats_new()};
+	struct px_stats *w[3] = {px_stats_new(), px_stats_new(), px_stats_new()};
 	char *t;
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		px_stats_listener(w[i], "listen");
+		px_stats_listener(w[i], "other");
 		px_stats_conn_open(w[i], 0);
 		px_stats_request(w[i], 0, 200, 1000);
 		px_stats_denial(w[i], "web", "api", "ixn-1");
 	}
+	px_stats_conn_open(w[2], 1);
+	px_stats_conn_open(w[2], 1);
+	px_stats_denial(w[1], "db", "api", "ixn-2");
+	px_stats_denial(w[2], "db", "api", "ixn-2");
+	px_stats_denial(w[2], "cache", "api", "");
 	px_stats_accesslog_dropped(w[1], 5);
-	t = render(w, 2, 0);
-	assert_true(value(t, "weft_proxy_connections_active{listener=\"listen\"}") == 2);
-	assert_true(value(t, "weft_proxy_requests_total{listener=\"listen\",code=\"2xx\"}") == 2);
-	assert_true(value(t, "weft_proxy_request_duration_seconds_bucket{listener=\"listen\",le=\"0.001\"}") == 2);
-	assert_true(value(t, "weft_proxy_intention_denials_total{source=\"web\",destination=\"api\",intention=\"ixn-1\"}") == 2);
+	t = render(w, 3, 0);
+	assert_true(value(t, "weft_proxy_connections_active{listener=\"listen\"}") == 3);
+	assert_true(value(t, "weft_proxy_requests_total{listener=\"listen\",code=\"2xx\"}") == 3);
+	assert_true(value(t, "weft_proxy_request_duration_seconds_bucket{listener=\"listen\",le=\"0.001\"}") == 3);
+	/* a triple counted by several workers is one series with the sum */
+	assert_true(value(t, "weft_proxy_intention_denials_total{source=\"web\",destination=\"api\",intention=\"ixn-1\"}") == 3);
+	assert_true(value(t, "weft_proxy_intention_denials_total{source=\"db\",destination=\"api\",intention=\"ixn-2\"}") == 2);
+	assert_true(value(t, "weft_proxy_intention_denials_total{source=\"cache\",destination=\"api\",intention=\"\"}") == 1);
+	/* sorted by triple */
+	assert_true(strstr(t, "source=\"cache\"") < strstr(t, "source=\"db\""));
+	assert_true(strstr(t, "source=\"db\"") < strstr(t, "source=\"web\""));
 	assert_true(value(t, "weft_proxy_access_log_dropped_total") == 5);
+	/* the workers, and how the connections were spread among them */
+	assert_true(value(t, "weft_proxy_workers") == 3);
+	assert_true(value(t, "weft_proxy_worker_connections_opened_total{worker=\"0\"}") == 1);
+	assert_true(value(t, "weft_proxy_worker_connections_opened_total{worker=\"2\"}") == 3);
+	assert_null(strstr(t, "worker=\"3\""));
 	free(t);
-	px_stats_free(w[0]);
-	px_stats_free(w[1]);
+	for (int i = 0; i < 3; i++)
+		px_stats_free(w[i]);
 	px_stats_free(NULL);
+}
+
+/* A worker counts while another thread renders (the admin scraping):
+ * every scrape is consistent with a moment of the counting (never more
+ * than was counted, never going back), and the last one has it all.
+ * Built with -fsanitize=thread this is the data-race check. */
+#define COUNT_N 200000
+static void *count_thread(void *arg)
+{
+	struct px_stats *s = arg;
+
+	for (int i = 0; i < COUNT_N; i++) {
+		px_stats_conn_open(s, 0);
+		px_stats_request(s, 0, 200, 10);
+		if (i % 1000 == 0)
+			px_stats_denial(s, "web", "api", i % 2000 ? "odd" : "even");
+		px_stats_conn_close(s, 0);
+	}
+	return NULL;
+}
+
+static void test_concurrent_scrape(void **state)
+{
+	struct px_stats *s = px_stats_new();
+	pthread_t th;
+	double last = 0, v;
+	char *t;
+
+	px_stats_listener(s, "listen");
+	assert_int_equal(pthread_create(&th, NULL, count_thread, s), 0);
+	for (int i = 0; i < 50; i++) {
+		t = render(&s, 1, 0);
+		v = value(t, "weft_proxy_connections_opened_total{listener=\"listen\"}");
+		assert_true(v >= last && v <= COUNT_N);
+		last = v;
+		free(t);
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	t = render(&s, 1, 0);
+	assert_true(value(t, "weft_proxy_connections_opened_total{listener=\"listen\"}") == COUNT_N);
+	assert_true(value(t, "weft_proxy_connections_active{listener=\"listen\"}") == 0);
+	assert_true(value(t, "weft_proxy_requests_total{listener=\"listen\",code=\"2xx\"}") == COUNT_N);
+	assert_true(value(t, "weft_proxy_intention_denials_total{source=\"web\",destination=\"api\",intention=\"even\"}") == COUNT_N / 2000);
+	assert_true(value(t, "weft_proxy_intention_denials_total{source=\"web\",destination=\"api\",intention=\"odd\"}") == COUNT_N / 2000);
+	free(t);
+	px_stats_free(s);
 }
 
 int main(void)
@@ -236,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_sni_refused),
 		cmocka_unit_test(test_denials_and_escaping),
 		cmocka_unit_test(test_sum),
+		cmocka_unit_test(test_concurrent_scrape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
