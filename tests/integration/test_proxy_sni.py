@@ -188,6 +188,7 @@ class PassthroughTest(unittest.TestCase):
         cls.port, cls.admin_port = free_port(), free_port()
         ep = lambda n: "127.0.0.1:%d" % (cls.backends[n].port if n != "dead" else cls.dead_port)
         cls.proxy = Proxy(cls.tmp, [
+            "--workers", "1",   # round robin is per worker: the test counts one
             "--passthrough", "127.0.0.1:%d" % cls.port, "--admin", "127.0.0.1:%d" % cls.admin_port,
             "--route", "a.test=" + ep("a"),
             "--route", "B.Test=" + ep("b"),

@@ -189,7 +189,9 @@ class UpstreamsTest(unittest.TestCase):
         port, snap = self.snapshot(eps, **up)
         path = self.f("web-%d.json" % port)
         self.write(path, snap)
-        p = Proxy(self.tmp, "web-%d" % port, ["--config", path])
+        # one worker: balancing, ejection and budgets are per worker, and
+        # the exact counts below assume one
+        p = Proxy(self.tmp, "web-%d" % port, ["--config", path, "--workers", "1"])
         self.procs.append(p)
         p.wait_for(r"listening: listener=outbound:api")
         return p, port, path, snap
