@@ -12,6 +12,9 @@
  *   (docs/proxy-admin.md)
  *   weft-proxy --config SNAPSHOT.json [--reload-interval SECONDS] [--log-level LEVEL]
  *   weft-proxy --config SNAPSHOT.json --check     validate, print, exit 0 or 1
+ *   weft-proxy --server URL --proxy-id ID [--token-file FILE | --token TOKEN]
+ *              [--server-ca PEM] [--server-timeout S] [--cert PEM --key PEM]
+ *              [--trust-bundle PEM]   the snapshot from weft-server (px_fetch.h)
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -43,6 +47,7 @@
 #include "px_admin.h"
 #include "px_config.h"
 #include "px_enforce.h"
+#include "px_fetch.h"
 #include "px_proxy.h"
 #include "px_stats.h"
 #include "px_tls.h"
@@ -319,6 +324,19 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 	}
 }
 
+/* --server: a new snapshot from the fetch thread. A new trust bundle
+ * is written to its file; SIGHUP makes the loop reload the TLS contexts. */
+static void on_server_snapshot(void *arg, const struct px_config *cfg, int bundle_changed)
+{
+	struct main_state *m = arg;
+
+	if (listeners_differ(m->boot, cfg))
+		log_warnx("proxy", "config: Inbound or Upstreams listeners changed: they take effect "
+			  "on restart (the intentions are in force now)");
+	if (bundle_changed)
+		kill(getpid(), SIGHUP);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -329,7 +347,10 @@ static void usage(void)
 		"                  [--log-level error|warn|info|debug]\n"
 		"       with [--admin 127.0.0.1:PORT] [--access-log PATH|-] [--drain-timeout MS]\n"
 		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n"
-		"       weft-proxy --config SNAPSHOT.json --check\n");
+		"       weft-proxy --config SNAPSHOT.json --check\n"
+		"       weft-proxy --server URL --proxy-id ID [--token-file FILE | --token TOKEN]\n"
+		"                  [--server-ca PEM] [--server-timeout S] [--cert PEM --key PEM]\n"
+		"                  [--trust-bundle PEM] [--reload-interval S] [--log-level LEVEL]\n");
 	exit(2);
 }
 
@@ -348,6 +369,9 @@ int main(int argc, char **argv)
 		{"check", no_argument, NULL, 'K'},
 		{"admin", required_argument, NULL, 'A'}, {"access-log", required_argument, NULL, 'g'},
 		{"drain-timeout", required_argument, NULL, 'D'},
+		{"server", required_argument, NULL, 'S'}, {"token", required_argument, NULL, 'X'},
+		{"token-file", required_argument, NULL, 'F'}, {"proxy-id", required_argument, NULL, 'I'},
+		{"server-ca", required_argument, NULL, 'R'}, {"server-timeout", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -374,6 +398,12 @@ int main(int argc, char **argv)
 	struct px_accesslog *alog = NULL;
 	struct px_admin *admin = NULL;
 	struct px_admin_cfg acfg = {.stats = &stats, .nstats = 1};
+	/* the snapshot from weft-server (px_fetch.h) */
+	struct px_fetch_opts fo = {0};
+	struct px_fetch *fetch = NULL;
+	const char *token_file = NULL;
+	char *token = NULL;
+	long server_timeout = 30;
 
 	log_setup(LOG_LVL_INFO, stderr);
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -419,11 +449,44 @@ int main(int argc, char **argv)
 			if (*end != '\0' || drain_ms < 0 || drain_ms > 3600000)
 				fatalx("proxy", "--drain-timeout: want 0..3600000 ms, got \"%s\"", optarg);
 			break;
+		case 'S': fo.server = optarg; break;
+		case 'X': fo.token = optarg; break;
+		case 'F': token_file = optarg; break;
+		case 'I': fo.proxy_id = optarg; break;
+		case 'R': fo.ca_file = optarg; break;
+		case 'W':
+			server_timeout = strtol(optarg, &end, 10);
+			if (*end != '\0' || server_timeout < 1 || server_timeout > 86400)
+				fatalx("proxy", "--server-timeout: want 1..86400 seconds, got \"%s\"", optarg);
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL && m.config_path == NULL))
+	if (fo.server != NULL) {
+		if (m.config_path || listen_s || in_s || out_s || up_s || app_s || up_id || sni ||
+		    files.trust_domain || check)
+			fatalx("proxy", "--server: the snapshot gives the listeners; give only --proxy-id, "
+			       "--token-file or --token, --server-ca, --server-timeout, --cert, --key, "
+			       "--trust-bundle, --admin, --access-log, --reload-interval, --log-level");
+		if (fo.token && token_file)
+			fatalx("proxy", "--token and --token-file: give one");
+		if (token_file && px_fetch_read_token(token_file, &token, &err) != WEFT_OK)
+			fatalx("proxy", "%s", err);
+		if (token)
+			fo.token = token;
+		fo.cert_file = files.cert;
+		fo.key_file = files.key;
+		fo.bundle_file = files.bundle;
+		fo.slot = &m.slot;
+		fo.on_load = on_server_snapshot;
+		fo.arg = &m;
+		files = (struct px_tls_files){0};
+	} else if (fo.proxy_id || fo.token || token_file || fo.ca_file) {
+		fatalx("proxy", "--proxy-id, --token, --token-file, --server-ca: give --server too");
+	}
+	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL && m.config_path == NULL &&
+			       fo.server == NULL))
 		usage();
 	if (listen_s != NULL && (in_s != NULL || out_s != NULL))
 		fatalx("proxy", "--listen (plaintext) cannot be combined with --inbound or --outbound");
@@ -451,8 +514,13 @@ int main(int argc, char **argv)
 		px_stats_free(stats);
 		return rc == 0 ? 0 : 1;
 	}
-	if (m.config_path != NULL) {
-		if (load_config(&m, &err) != 0)
+	if (fo.server != NULL) {
+		if (px_fetch_new(&fetch, &fo, &err) != WEFT_OK ||
+		    px_fetch_first(fetch, server_timeout * 1000, &err) != WEFT_OK)
+			fatalx("proxy", "--server: %s", err);
+	}
+	if (m.config_path != NULL || fetch != NULL) {
+		if (fetch == NULL && load_config(&m, &err) != 0)
 			fatalx("proxy", "config: %s", err);
 		boot = px_config_slot_get(&m.slot);
 		m.boot = boot;
@@ -460,7 +528,7 @@ int main(int argc, char **argv)
 			fatalx("proxy", "%s", err);
 		px_enforce_set_stats(enf, stats);
 		log_info("proxy", "config loaded: file=%s index=%llu service=%s intentions=%zu default=%s",
-			 m.config_path, (unsigned long long)boot->index, boot->identity.service,
+			 m.config_path ? m.config_path : fo.server, (unsigned long long)boot->index, boot->identity.service,
 			 intention_set_count(boot->intentions),
 			 boot->default_action == INTENTION_ALLOW ? "allow" : "deny");
 	}
@@ -551,7 +619,11 @@ int main(int argc, char **argv)
 		tick = event_new(base, -1, EV_PERSIST, on_tick, &m);
 		event_add(tick, &tv);
 	}
+	if (fetch != NULL && px_fetch_start(fetch, &err) != WEFT_OK)
+		fatalx("proxy", "--server: %s", err);
 	event_base_dispatch(base);
+	px_fetch_free(fetch);
+	free(token);
 	px_admin_free(admin);
 	for (int i = 0; i < n; i++)
 		px_listener_free(l[i]);
