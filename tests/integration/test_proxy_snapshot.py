@@ -370,6 +370,24 @@ class ProxyFromServerTest(harness.ServerTest):
             self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "allow"}).status, 200)
             self.until(self.db_leaf, 200, 45)
             self.assertIn("keeping the current snapshot", self.proxy_log())
+            # a snapshot the proxy cannot use (its upstream's port is the
+            # inbound's): refused with one log line, the current one stays
+            m = self.mesh
+            m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
+                                                  [("api", m.web_port)]))
+            deadline = time.time() + 10
+            while "config from server refused" not in self.proxy_log():
+                self.assertLess(time.time(), deadline, self.proxy_log())
+                time.sleep(0.05)
+            refused = [ln for ln in self.proxy_log().splitlines()
+                       if "config from server refused" in ln]
+            self.assertEqual(len(refused), 1, refused)
+            self.assertIn("Upstreams[0].BindPort", refused[0])
+            self.assertEqual(self.call(self.db_leaf)[0], 200)
+            m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
+                                                  [("api", m.up_api)]))
+            self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "deny"}).status, 200)
+            self.until(self.db_leaf, 403, 1.0)
         finally:
             p.terminate()
             p.wait(10)
@@ -398,6 +416,60 @@ class ProxyFromServerTest(harness.ServerTest):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("give --cert and --key", p.stderr.decode())
+
+
+@unittest.skipUnless(OPENSSL, "the openssl command is not installed")
+class ProxyOverHttpsTest(harness.ServerTest):
+    """--server https://... verified with --server-ca."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_https import Certs
+        cls.certs = Certs()
+        cert, key = cls.certs.issue("server", "IP:127.0.0.1")
+        cls.https_port = free_port()
+        cls.server_args = ("--https-addr", "127.0.0.1:%d" % cls.https_port,
+                           "--tls-cert", cert, "--tls-key", key)
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="weft-proxysnap-https-")
+        cls.mesh = Mesh(cls.srv)
+        cls.leaf = make_leaf(cls.srv, cls.tmp, "web")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.certs.close()
+        super().tearDownClass()
+
+    def run_proxy(self, *extra):
+        cmd = [PROXY, "--server", "https://127.0.0.1:%d" % self.https_port,
+               "--proxy-id", "web-1-sidecar", "--token", self.srv.token,
+               "--cert", self.leaf[0], "--key", self.leaf[1]] + list(extra)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def test_https_with_server_ca(self):
+        p = self.run_proxy("--server-ca", self.certs.ca)
+        try:
+            deadline = time.time() + 15
+            while True:
+                self.assertIsNone(p.poll(), p.stderr.read().decode() if p.poll() else "")
+                try:
+                    socket.create_connection(("127.0.0.1", self.mesh.web_port), 0.2).close()
+                    break
+                except OSError:
+                    self.assertLess(time.time(), deadline)
+                    time.sleep(0.05)
+        finally:
+            p.terminate()
+            _, err = p.communicate(timeout=10)
+        self.assertIn("config from server: server=https://127.0.0.1:%d" % self.https_port,
+                      err.decode())
+
+    def test_https_unverified_server_is_refused(self):
+        p = self.run_proxy("--server-timeout", "1")
+        _, err = p.communicate(timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no snapshot for proxy web-1-sidecar within 1000 ms", err.decode())
 
 
 if __name__ == "__main__":
