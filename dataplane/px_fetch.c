@@ -244,7 +244,7 @@ out:
 }
 
 /* Loads a snapshot body; 0 when it became current (or was the same as the
- * last one), -1 with *err naming the field otherwise. */
+ * last one received), -1 with *err naming the field otherwise. */
 static int load(struct px_fetch *f, const char *body, size_t len, int *changed, int *bundle_changed,
 		char **err)
 {
@@ -255,14 +255,17 @@ static int load(struct px_fetch *f, const char *body, size_t len, int *changed, 
 	*bundle_changed = 0;
 	if (f->last_body && strlen(f->last_body) == len && memcmp(f->last_body, body, len) == 0)
 		return 0;
+	/* Remembered whatever the outcome: the same body again (a server
+	 * answering a blocking query as it stops) is neither reloaded nor
+	 * refused a second time. */
+	free(f->last_body);
+	f->last_body = strndup(body, len);
 	if ((local = localize(f, body, len, bundle_changed, err)) == NULL)
 		return -1;
 	rc = px_config_slot_load(f->o.slot, local, strlen(local), err);
 	free(local);
 	if (rc != WEFT_OK)
 		return -1;
-	free(f->last_body);
-	f->last_body = strndup(body, len);
 	*changed = 1;
 	return 0;
 }
