@@ -41,6 +41,7 @@ static int h_snapshot(struct req *r)
 	const char *tail = req_tail(r), *node = req_query(r, "node");
 	struct proxysnap_req rq = { .datacenter = srv->datacenter, .dev = srv->dev };
 	struct proxysnap s = { 0 };
+	const struct identity *me;
 	json_t *watched = NULL;
 	char *id = NULL, *err = NULL;
 	size_t tl = strlen(tail), sl = strlen(SNAP_SUFFIX);
@@ -101,6 +102,14 @@ static int h_snapshot(struct req *r)
 	}
 	if (s.service && !req_authorize(r, AUTH_SERVICE_WRITE, s.service)) {
 		status = 403;
+		goto out;
+	}
+	/* As for leaf certificates: an agent token, for the proxies of its node. */
+	me = req_identity(r);
+	if (s.node && me && me->kind == TOKEN_AGENT && strcmp(me->scope, s.node) != 0) {
+		status = req_error(r, 403, "permission denied: token %s (kind agent for %s) reads "
+				   "only the snapshots of proxies on node \"%s\"; \"%s\" is on \"%s\"",
+				   me->accessor, me->scope, me->scope, id, s.node);
 		goto out;
 	}
 	if (rc != WEFT_OK) {

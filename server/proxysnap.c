@@ -30,6 +30,7 @@ void proxysnap_clear(struct proxysnap *s)
 	json_decref(s->topics);
 	free(s->service);
 	free(s->mesh);
+	free(s->node);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -424,6 +425,7 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	}
 	out->service = strdup(svc);
 	out->mesh = strdup(p.mesh);
+	out->node = strdup(p.node);
 	if (!fmt_name(p.mesh) || !fmt_name(rq->datacenter)) {
 		rc = weft_errf(err, WEFT_EINVAL, "Mesh: \"%s\" or zone \"%s\" is not a valid name",
 			       p.mesh, rq->datacenter);

@@ -46,6 +46,7 @@ struct proxysnap {
 	json_t *topics;            /* an object whose keys are the topics (always set) */
 	char *service;             /* the destination service (for authorization) */
 	char *mesh;                /* the proxy's mesh (the caller makes its CA exist) */
+	char *node;                /* the proxy's node (an agent token's scope) */
 };
 
 /* Computes the snapshot of one proxy on db (a read connection inside one

@@ -186,6 +186,15 @@ class SnapshotTest(harness.ServerTest):
         r = self.snap(token=other.json()["SecretID"])
         self.assertEqual(r.status, 403, r)
         self.assertIn("web", r.json()["error"])
+        # an agent token: the proxies of its own node only
+        ag = self.ok(self.srv.put("/v1/acl/token", {"Kind": "agent", "NodeName": "n1"}))
+        self.ok(self.snap(token=ag.json()["SecretID"]))
+        ag9 = self.ok(self.srv.put("/v1/acl/token", {"Kind": "agent", "NodeName": "n9"}))
+        r = self.snap(token=ag9.json()["SecretID"])
+        self.assertEqual(r.status, 403, r)
+        self.assertIn("n1", r.json()["error"])
+        ro = self.ok(self.srv.put("/v1/acl/token", {"Kind": "read-only"}))
+        self.assertEqual(self.snap(token=ro.json()["SecretID"]).status, 403)
         self.assertEqual(self.snap(query="?version=0").status, 400)
         self.assertEqual(self.srv.get("/v1/weft/proxy/web-1-sidecar/other").status, 404)
 
