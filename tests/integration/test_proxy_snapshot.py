@@ -401,6 +401,32 @@ class ProxyFromServerTest(harness.ServerTest):
             p.terminate()
             p.wait(10)
 
+    def test_z_new_roots_reach_the_proxy(self):
+        """A root rotation: the new bundle is written where --trust-bundle
+        says and the TLS contexts reload; callers with leaves of the old
+        root still get through (the bundle keeps it)."""
+        self.assertEqual(self.srv.put(exact("api", "web"), {"Action": "allow"}).status, 200)
+        bundle = os.path.join(self.tmp, "bundle-from-server.pem")
+        p = self.proxy("--trust-bundle", bundle)
+        try:
+            self.wait_listening(p)
+            with open(bundle) as f:
+                self.assertEqual(f.read(), self.srv.get("/v1/connect/ca/roots?pem=true").body)
+            r = self.srv.put("/v1/connect/ca/configuration", {"RotateRoot": True})
+            self.assertEqual(r.status, 200, r)
+            new = self.srv.get("/v1/connect/ca/roots?pem=true").body
+            deadline = time.time() + 10
+            while True:
+                with open(bundle) as f:
+                    if f.read() == new and "tls reloaded: listener=inbound" in self.proxy_log():
+                        break
+                self.assertLess(time.time(), deadline, self.proxy_log())
+                time.sleep(0.05)
+            self.assertEqual(self.call(self.api_leaf)[0], 200)
+        finally:
+            p.terminate()
+            p.wait(10)
+
     def test_bad_token_is_a_clear_error(self):
         p = self.proxy("--token", "not-a-token", token_file=False)
         rc = p.wait(20)
