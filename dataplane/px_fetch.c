@@ -40,6 +40,24 @@ struct px_fetch {
 	pthread_cond_t cond;
 };
 
+/* The private bundle directory, removed at exit too (fatalx exits without
+ * px_fetch_free). One proxy has one px_fetch. */
+static char exit_dir[PATH_MAX];
+
+static void remove_exit_dir(void)
+{
+	char path[PATH_MAX + 32];
+
+	if (exit_dir[0] == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/trust-bundle.pem", exit_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/trust-bundle.pem.tmp", exit_dir);
+	unlink(path);
+	rmdir(exit_dir);
+	exit_dir[0] = '\0';
+}
+
 static int should_abort(void *arg)
 {
 	struct px_fetch *f = arg;
@@ -131,6 +149,8 @@ int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **er
 	    (o->bundle_file && o->bundle_file[0] != '/'))
 		return weft_errf(err, WEFT_EINVAL, "--cert, --key, --trust-bundle: give absolute paths "
 				 "(the snapshot refers to them)");
+	if ((rc = httpc_global_init(err)) != WEFT_OK)
+		return rc;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "out of memory");
 	f->o = *o;
@@ -177,6 +197,13 @@ int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **er
 		f->tmp_dir = strdup(tmpl);
 		if (f->tmp_dir && asprintf(&f->bundle_path, "%s/trust-bundle.pem", tmpl) < 0)
 			f->bundle_path = NULL;
+		if (exit_dir[0] == '\0') {
+			static int registered;
+
+			snprintf(exit_dir, sizeof(exit_dir), "%s", tmpl);
+			if (!registered && atexit(remove_exit_dir) == 0)
+				registered = 1;
+		}
 	}
 	if (f->bundle_path == NULL) {
 		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
@@ -464,6 +491,8 @@ void px_fetch_free(struct px_fetch *f)
 		if (f->bundle_path)
 			unlink(f->bundle_path);
 		rmdir(f->tmp_dir);
+		if (strcmp(exit_dir, f->tmp_dir) == 0)
+			exit_dir[0] = '\0';
 	}
 	httpc_free(f->http);
 	free(f->path);

@@ -44,7 +44,9 @@ struct px_fetch_opts {
 struct px_fetch;
 
 /* Validates the options and makes the HTTP client (no request yet). The
- * strings must outlive the struct. */
+ * strings must outlive the struct. Call it before other threads start
+ * (it initialises libcurl). A private bundle directory is also removed
+ * at exit(). */
 int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **err);
 
 /* Fetches and loads the first snapshot, retrying until timeout_ms passes
