@@ -242,6 +242,9 @@ struct up_names {
 
 static const char *pem_file(const struct px_pem_ref *r, const char *field)
 {
+	if (r->file == NULL && r->pem == NULL)
+		fatalx("proxy", "config: TLS.%s: absent (a snapshot with only the trust bundle is the "
+		       "server's: run weft-proxy --server with --cert and --key)", field);
 	if (r->file == NULL)
 		fatalx("proxy", "config: TLS.%s: weft-proxy --config takes File, not inline PEM", field);
 	return r->file;

@@ -121,6 +121,7 @@ class SnapshotTest(harness.ServerTest):
         p = subprocess.run([PROXY, "--config", path, "--check"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return path
 
     def test_snapshot_fields_and_decodes(self):
         m = self.mesh
@@ -165,7 +166,12 @@ class SnapshotTest(harness.ServerTest):
         self.assertEqual(s["TLS"], {"TrustBundle": {"PEM": bundle}})
         self.assertNotIn("Admin", s)
         self.assertNotIn("AccessLog", s)
-        self.check_decodes(s)
+        path = self.check_decodes(s)
+        # as it is (no leaf), --config cannot serve mTLS from it and says why
+        p = subprocess.run([PROXY, "--config", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("TLS.Certificate: absent", p.stderr.decode())
         # api's own snapshot: its upstream db has no endpoint yet, and decodes.
         a = self.ok(self.snap(pid="api-1-sidecar")).json()
         self.assertEqual([(u["Service"], u["Endpoints"]) for u in a["Upstreams"]], [("db", [])])
