@@ -11,6 +11,7 @@
 #include "mesh.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,64 @@ fail:
 	return NULL;
 }
 
+static int is_any(const char *s)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, s, &a4) == 1)
+		return a4.s_addr == INADDR_ANY;
+	return inet_pton(AF_INET6, s, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
+}
+
+/* The decoder's rule: the same port on the same address, or on any
+ * address and another one. */
+static int clash(json_t *a, json_t *b)
+{
+	const char *a1 = json_string_value(json_object_get(a, "BindAddress"));
+	const char *a2 = json_string_value(json_object_get(b, "BindAddress"));
+	json_int_t p1 = json_integer_value(json_object_get(a, "BindPort"));
+	json_int_t p2 = json_integer_value(json_object_get(b, "BindPort"));
+
+	return p1 != 0 && p1 == p2 && (strcmp(a1, a2) == 0 || is_any(a1) || is_any(a2));
+}
+
+/* Refuses listeners that could not all bind (the proxy would refuse the
+ * snapshot); 1 when the default admin listener (127.0.0.1:19000) clashes
+ * with one of them, 0 when not, -1 with *err. */
+static int check_listeners(json_t *in, json_t *ups, char **err)
+{
+	json_t *admin = json_pack("{s:s, s:i}", "BindAddress", "127.0.0.1", "BindPort", 19000);
+	int admin_clash = clash(admin, in);
+	size_t i, j;
+
+	for (i = 0; i < json_array_size(ups); i++) {
+		json_t *u = json_array_get(ups, i);
+
+		if (clash(u, in)) {
+			json_decref(admin);
+			return weft_errf(err, WEFT_EINVAL, "Proxy.Upstreams[%zu].LocalBindPort: %s:%lld "
+					 "clashes with the proxy's own listener %s:%lld", i,
+					 json_string_value(json_object_get(u, "BindAddress")),
+					 (long long)json_integer_value(json_object_get(u, "BindPort")),
+					 json_string_value(json_object_get(in, "BindAddress")),
+					 (long long)json_integer_value(json_object_get(in, "BindPort")));
+		}
+		for (j = 0; j < i; j++) {
+			if (clash(u, json_array_get(ups, j))) {
+				json_decref(admin);
+				return weft_errf(err, WEFT_EINVAL, "Proxy.Upstreams[%zu].LocalBindPort: "
+						 "%lld clashes with Proxy.Upstreams[%zu]'s", i,
+						 (long long)json_integer_value(json_object_get(u, "BindPort")),
+						 j);
+			}
+		}
+		admin_clash |= clash(admin, u);
+	}
+	json_decref(admin);
+	return admin_clash;
+}
+
 static json_t *intentions_part(struct db *db, const char *mesh, const char *svc, int dev,
 			       struct proxysnap *s, char **err)
 {
@@ -402,7 +461,7 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	const char *svc, *td, *k;
 	char *self = NULL, *pem = NULL;
 	uint64_t ca_index = 0;
-	int rc;
+	int rc, admin_clash = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->topics = json_object();
@@ -444,6 +503,8 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	if ((in = inbound(db, &p, svc, out, err)) == NULL ||
 	    (ups = upstreams(db, &p, td, rq->datacenter, out, health, err)) == NULL)
 		goto out;
+	if ((admin_clash = check_listeners(in, ups, err)) < 0)
+		goto out;
 	if ((ixns = intentions_part(db, p.mesh, svc, rq->dev, out, err)) == NULL)
 		goto out;
 	if ((pem = castore_roots_pem(db, p.mesh)) == NULL) {
@@ -466,6 +527,10 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 		"Inbound", in, "Upstreams", ups, "Intentions", ixns,
 		"TLS", "TrustBundle", "PEM", pem);
 	in = ups = ixns = NULL;
+	/* The proxy's default admin listener would clash with one of its
+	 * own: the snapshot turns it off rather than be refused. */
+	if (out->doc && admin_clash)
+		json_object_set_new(out->doc, "Admin", json_pack("{s:i}", "BindPort", 0));
 	rc = out->doc ? WEFT_OK : weft_errf(err, WEFT_ENOMEM, "out of memory");
 out:
 	json_decref(in);

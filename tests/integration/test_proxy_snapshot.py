@@ -312,7 +312,7 @@ class ProxyFromServerTest(harness.ServerTest):
                "--cert", cert, "--key", key, "--log-level", "debug"] + list(extra)
         if token_file:
             cmd += ["--token-file", self.token_file]
-        with open(os.path.join(self.tmp, "proxy.log"), "ab") as log:
+        with open(os.path.join(self.tmp, "proxy.log"), "wb") as log:
             return subprocess.Popen(cmd, stdout=log, stderr=log)
 
     def proxy_log(self):
@@ -359,6 +359,12 @@ class ProxyFromServerTest(harness.ServerTest):
                 self.fail("still %d after %.1f s (want %d):\n%s" % (got, limit, status, head))
             time.sleep(0.02)
 
+    def wait_log(self, text, limit=10):
+        deadline = time.time() + limit
+        while text not in self.proxy_log():
+            self.assertLess(time.time(), deadline, self.proxy_log())
+            time.sleep(0.05)
+
     def test_intentions_follow_the_server(self):
         self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "allow"}).status, 200)
         self.assertEqual(self.srv.put(exact("api", "web"), {"Action": "allow"}).status, 200)
@@ -385,25 +391,47 @@ class ProxyFromServerTest(harness.ServerTest):
             self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "allow"}).status, 200)
             self.until(self.db_leaf, 200, 45)
             self.assertIn("keeping the current snapshot", self.proxy_log())
-            # a snapshot the proxy cannot use (its upstream's port is the
-            # inbound's): refused with one log line, the current one stays
+            # a registration that cannot be expressed (its upstream's port is
+            # the inbound's): the server says so, the proxy keeps its snapshot
             m = self.mesh
             m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
                                                   [("api", m.web_port)]))
-            deadline = time.time() + 10
-            while "config from server refused" not in self.proxy_log():
-                self.assertLess(time.time(), deadline, self.proxy_log())
-                time.sleep(0.05)
-            refused = [ln for ln in self.proxy_log().splitlines()
-                       if "config from server refused" in ln]
-            self.assertEqual(len(refused), 1, refused)
-            self.assertIn("Upstreams[0].BindPort", refused[0])
+            self.wait_log("answered 400: Proxy.Upstreams[0].LocalBindPort")
             self.assertEqual(self.call(self.db_leaf)[0], 200)
             m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
                                                   [("api", m.up_api)]))
             self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "deny"}).status, 200)
             self.until(self.db_leaf, 403, 1.0)
         finally:
+            p.terminate()
+            p.wait(10)
+
+    def test_refused_snapshot_keeps_the_current_one(self):
+        """The proxy's registration now fronts api: the server's snapshot
+        (for an admin token) is for another service, which the running proxy
+        refuses with one log line, keeping web's."""
+        admin_file = os.path.join(self.tmp, "admin.token")
+        with open(admin_file, "w") as f:
+            f.write(self.srv.token)
+        os.chmod(admin_file, 0o600)
+        self.assertEqual(self.srv.put(exact("api", "web"), {"Action": "allow"}).status, 200)
+        m = self.mesh
+        p = self.proxy("--token-file", admin_file, token_file=False)
+        try:
+            self.wait_listening(p)
+            other = sidecar("web", "web-1-sidecar", m.web_port, m.web_app, [("api", m.up_api)])
+            other["Proxy"]["DestinationServiceName"] = "api"
+            m.register("n1", "127.0.0.1", other)
+            self.wait_log("config from server refused")
+            time.sleep(0.3)
+            refused = [ln for ln in self.proxy_log().splitlines()
+                       if "config from server refused" in ln]
+            self.assertEqual(len(refused), 1, refused)
+            self.assertIn('Proxy.Service: "api" is not the running proxy\'s "web"', refused[0])
+            self.assertEqual(self.call(self.api_leaf)[0], 200)
+        finally:
+            m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
+                                                  [("api", m.up_api)]))
             p.terminate()
             p.wait(10)
 

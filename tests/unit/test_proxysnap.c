@@ -2,7 +2,8 @@
  * the default mesh's CA): the topics it depends on (exactly), the
  * "connect:<destination>" topic the catalog publishes, endpoints' health
  * and weights, the fallback to coarse topics past the budget, and the
- * errors that name the registration's field. */
+ * errors that name the registration's field. Every snapshot built here
+ * must decode with the proxy's decoder (px_config_decode). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include "err.h"
 #include "jsonx.h"
 #include "proxysnap.h"
+#include "px_config.h"
 #include "store.h"
 
 #define MAXT 4096
@@ -134,6 +136,17 @@ static int build(struct fixture *f, const char *id, const char *node, struct pro
 	assert_non_null(db);
 	rc = proxysnap_build(db, &rq, s, err);
 	store_read_end(db);
+	if (rc == WEFT_OK) {
+		struct px_config *cfg = NULL;
+		char *derr = NULL, *text;
+
+		json_object_set_new(s->doc, "Index", json_integer(1));
+		text = jx_dump(s->doc);
+		if (px_config_decode(text, strlen(text), &cfg, &derr) != WEFT_OK)
+			fail_msg("the snapshot of %s does not decode: %s\n%s", id, derr, text);
+		px_config_unref(cfg);
+		free(text);
+	}
 	return rc;
 }
 
@@ -304,6 +317,33 @@ static void test_errors(void **state)
 	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
 	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 0}]}}}");
 	expect_error(f, "p6", NULL, WEFT_EINVAL, "Proxy.Upstreams[0].LocalBindPort: 0 is out of range");
+	/* listeners that could not all bind */
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p7\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 9000},"
+	       " {\"DestinationName\": \"db\", \"LocalBindAddress\": \"0.0.0.0\", \"LocalBindPort\": 9000}]}}}");
+	expect_error(f, "p7", NULL, WEFT_EINVAL,
+		     "Proxy.Upstreams[1].LocalBindPort: 9000 clashes with Proxy.Upstreams[0]'s");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p8\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindAddress\": \"0.0.0.0\","
+	       " \"LocalBindPort\": 21000}]}}}");
+	expect_error(f, "p8", NULL, WEFT_EINVAL, "Proxy.Upstreams[0].LocalBindPort: 0.0.0.0:21000 "
+		     "clashes with the proxy's own listener 10.0.0.1:21000");
+	/* the default admin port taken: the snapshot turns the admin listener off */
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p9\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 19000}]}}}");
+	assert_int_equal(build(f, "p9", NULL, &s, &err), WEFT_OK);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(s.doc, "Admin"),
+							    "BindPort")), 0);
+	proxysnap_clear(&s);
+	assert_int_equal(build(f, "dup", "n1", &s, &err), WEFT_OK);
+	assert_null(json_object_get(s.doc, "Admin"));
+	proxysnap_clear(&s);
 }
 
 int main(void)
