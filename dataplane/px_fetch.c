@@ -403,7 +403,7 @@ static void *fetch_main(void *arg)
 	struct px_fetch *f = arg;
 	long delay = PX_FETCH_BACKOFF_MIN_MS;
 	int failing = 0;
-	char *path = NULL;
+	char *path = NULL, *last_err = NULL;
 
 	while (!atomic_load(&f->stopping)) {
 		struct httpc_resp resp = { 0 };
@@ -428,6 +428,8 @@ static void *fetch_main(void *arg)
 			if (failing)
 				log_info("proxy", "server reachable again: %s", httpc_display(f->http));
 			failing = 0;
+			free(last_err);
+			last_err = NULL;
 			delay = PX_FETCH_BACKOFF_MIN_MS;
 			/* An index that went backwards (a server with other data):
 			 * start over, as Consul's clients do. */
@@ -449,11 +451,20 @@ static void *fetch_main(void *arg)
 			continue;
 		}
 		if (rc == WEFT_OK) {
-			char *msg = httpc_error_message(&resp);
+			char *msg = httpc_error_message(&resp), *line = NULL;
 
-			log_warnx("proxy", "config from server: %s answered %ld: %s (keeping the current "
-				  "snapshot; retrying)", httpc_display(f->http), resp.status,
-				  msg ? msg : "");
+			/* One line per distinct answer, not one per retry. */
+			if (asprintf(&line, "%s answered %ld: %s", httpc_display(f->http), resp.status,
+				     msg ? msg : "") < 0)
+				line = NULL;
+			if (line && (last_err == NULL || strcmp(line, last_err) != 0)) {
+				log_warnx("proxy", "config from server: %s (keeping the current snapshot; "
+					  "retrying)", line);
+				free(last_err);
+				last_err = line;
+				line = NULL;
+			}
+			free(line);
 			free(msg);
 			f->index = 0;
 		} else if (!failing) {
@@ -466,6 +477,7 @@ static void *fetch_main(void *arg)
 		nap(f, backoff_next(f, &delay));
 	}
 	free(path);
+	free(last_err);
 	return NULL;
 }
 

@@ -397,6 +397,8 @@ class ProxyFromServerTest(harness.ServerTest):
             m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
                                                   [("api", m.web_port)]))
             self.wait_log("answered 400: Proxy.Upstreams[0].LocalBindPort")
+            time.sleep(0.8)   # retried meanwhile: still one line
+            self.assertEqual(self.proxy_log().count("answered 400"), 1, self.proxy_log())
             self.assertEqual(self.call(self.db_leaf)[0], 200)
             m.register("n1", "127.0.0.1", sidecar("web", "web-1-sidecar", m.web_port, m.web_app,
                                                   [("api", m.up_api)]))
