@@ -22,6 +22,10 @@
 #define APP_ADDRESS_DEFAULT "127.0.0.1"
 #define UPSTREAM_BIND_DEFAULT "127.0.0.1"
 #define NAME_MAX_LEN 63            /* the format's names (service, mesh, zone) */
+/* The format's bounds (dataplane/px_config.h PX_CONFIG_*_MAX). */
+#define UPSTREAMS_MAX 1024
+#define ENDPOINTS_MAX 4096
+#define INTENTIONS_MAX 4096
 
 void proxysnap_clear(struct proxysnap *s)
 {
@@ -283,6 +287,11 @@ static json_t *endpoints(struct db *db, const char *mesh, const char *dest, cons
 				  db_col_text(st, 1), node, addr ? addr : "", port);
 			continue;
 		}
+		if (json_array_size(out) == ENDPOINTS_MAX) {
+			log_warnx("proxysnap", "upstream %s: more than %d instances; the snapshot "
+				  "holds the first %d", dest, ENDPOINTS_MAX, ENDPOINTS_MAX);
+			break;
+		}
 		json_array_append_new(out, json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}",
 			"Address", addr, "Port", (json_int_t)port,
 			"Weight", (json_int_t)(weight > 65535 ? 65535 : weight), "Zone", zone,
@@ -310,6 +319,10 @@ static json_t *upstreams(struct db *db, const struct proxy_row *p, const char *t
 
 	if (list != NULL && !json_is_array(list)) {
 		weft_errf(err, WEFT_EINVAL, "Proxy.Upstreams: must be an array");
+		goto fail;
+	}
+	if (json_array_size(list) > UPSTREAMS_MAX) {
+		weft_errf(err, WEFT_EINVAL, "Proxy.Upstreams: more than %d upstreams", UPSTREAMS_MAX);
 		goto fail;
 	}
 	json_array_foreach(list, i, u) {
@@ -446,6 +459,13 @@ static json_t *intentions_part(struct db *db, const char *mesh, const char *svc,
 	}
 	if (intentions_load_for(db, mesh, svc, &set, err) != WEFT_OK)
 		return NULL;
+	if (intention_set_count(set) > INTENTIONS_MAX) {
+		weft_errf(err, WEFT_EINVAL, "Intentions: %zu intentions concern service \"%s\" (to it "
+			  "or to *); a snapshot holds at most %d", intention_set_count(set), svc,
+			  INTENTIONS_MAX);
+		intention_set_free(set);
+		return NULL;
+	}
 	items = json_array();
 	for (size_t i = 0; i < intention_set_count(set); i++)
 		json_array_append_new(items, intention_to_json(intention_set_get(set, i)));
