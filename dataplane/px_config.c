@@ -819,14 +819,16 @@ out:
 static const char *const pem_fields[] = { "PEM", "File", NULL };
 static const char *const tls_fields[] = { "Certificate", "PrivateKey", "TrustBundle", NULL };
 
-static int decode_pem(json_t *obj, const char *ctx, const char *name, int key,
+static int decode_pem(json_t *obj, const char *ctx, const char *name, int key, int required,
 		      struct px_pem_ref *ref, char **err)
 {
 	char c[CTX_MAX];
 	json_t *o;
 
-	if (sub_object(obj, ctx, name, 1, &o, err) != WEFT_OK)
+	if (sub_object(obj, ctx, name, required, &o, err) != WEFT_OK)
 		return WEFT_EINVAL;
+	if (o == NULL)
+		return WEFT_OK;
 	path(c, ctx, name);
 	if (known_fields(o, c, pem_fields, err) != WEFT_OK ||
 	    jx_str(o, c, "PEM", &ref->pem, PX_CONFIG_PEM_MAX, err) != WEFT_OK ||
@@ -855,15 +857,20 @@ static int decode_pem(json_t *obj, const char *ctx, const char *name, int key,
 static int decode_tls(json_t *root, struct px_tls_cfg *t, char **err)
 {
 	json_t *o;
+	int has_leaf;
 
 	if (sub_object(root, NULL, "TLS", 0, &o, err) != WEFT_OK)
 		return WEFT_EINVAL;
 	if (o == NULL)
 		return WEFT_OK;
+	/* Certificate and PrivateKey: both, or neither (a snapshot from the
+	 * server, whose proxy has its leaf in files of its own). */
+	has_leaf = (jx_field(o, "Certificate") && !json_is_null(jx_field(o, "Certificate"))) ||
+		   (jx_field(o, "PrivateKey") && !json_is_null(jx_field(o, "PrivateKey")));
 	if (known_fields(o, "TLS", tls_fields, err) != WEFT_OK ||
-	    decode_pem(o, "TLS", "Certificate", 0, &t->certificate, err) != WEFT_OK ||
-	    decode_pem(o, "TLS", "PrivateKey", 1, &t->private_key, err) != WEFT_OK ||
-	    decode_pem(o, "TLS", "TrustBundle", 0, &t->trust_bundle, err) != WEFT_OK)
+	    decode_pem(o, "TLS", "Certificate", 0, has_leaf, &t->certificate, err) != WEFT_OK ||
+	    decode_pem(o, "TLS", "PrivateKey", 1, has_leaf, &t->private_key, err) != WEFT_OK ||
+	    decode_pem(o, "TLS", "TrustBundle", 0, 1, &t->trust_bundle, err) != WEFT_OK)
 		return WEFT_EINVAL;
 	t->configured = 1;
 	return WEFT_OK;

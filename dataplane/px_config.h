@@ -136,6 +136,8 @@ struct px_upstream {
 };
 
 struct px_tls_cfg {
+	/* Both set, or both {NULL, NULL}: a snapshot from the server carries
+	 * only the trust bundle, the proxy's leaf and key are its own files. */
 	struct px_pem_ref certificate;   /* leaf, then intermediates */
 	struct px_pem_ref private_key;   /* file only: never from the server */
 	struct px_pem_ref trust_bundle;

@@ -16,6 +16,9 @@
  *              TLS routed by SNI, not decrypted (docs/proxy-passthrough.md);
  *              alone or with the others; with --config, the snapshot's
  *              Passthrough section instead
+ *   weft-proxy --server URL --proxy-id ID [--token-file FILE | --token TOKEN]
+ *              [--server-ca PEM] [--server-timeout S] [--cert PEM --key PEM]
+ *              [--trust-bundle PEM]   the snapshot from weft-server (px_fetch.h)
  *
  * --inbound and --outbound may be given together (one sidecar). SIGHUP
  * (and, with --reload-interval, a change of the files) reloads the
@@ -55,6 +58,7 @@
 #include "px_admin.h"
 #include "px_config.h"
 #include "px_enforce.h"
+#include "px_fetch.h"
 #include "px_proxy.h"
 #include "px_sni.h"
 #include "px_stats.h"
@@ -259,6 +263,9 @@ struct up_names {
 
 static const char *pem_file(const struct px_pem_ref *r, const char *field)
 {
+	if (r->file == NULL && r->pem == NULL)
+		fatalx("proxy", "config: TLS.%s: absent (a snapshot with only the trust bundle is the "
+		       "server's: run weft-proxy --server with --cert and --key)", field);
 	if (r->file == NULL)
 		fatalx("proxy", "config: TLS.%s: weft-proxy --config takes File, not inline PEM", field);
 	return r->file;
@@ -341,6 +348,19 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 	}
 }
 
+/* --server: a new snapshot from the fetch thread. A new trust bundle
+ * is written to its file; SIGHUP makes the loop reload the TLS contexts. */
+static void on_server_snapshot(void *arg, const struct px_config *cfg, int bundle_changed)
+{
+	struct main_state *m = arg;
+
+	if (listeners_differ(m->boot, cfg))
+		log_warnx("proxy", "config: Inbound or Upstreams listeners changed: they take effect "
+			  "on restart (the intentions are in force now)");
+	if (bundle_changed)
+		kill(getpid(), SIGHUP);
+}
+
 /* The passthrough listener's address and routes (px_sni), once for every
  * event loop: from --passthrough and --route, or from the snapshot's
  * Passthrough section. Returns false when there is no such listener. */
@@ -376,7 +396,10 @@ static void usage(void)
 		"            [--workers N]\n"
 		"       weft-proxy --config SNAPSHOT.json [--reload-interval S] [--log-level LEVEL]\n"
 		"       weft-proxy --config SNAPSHOT.json --check\n"
-		"       weft-proxy --passthrough IP:PORT --route NAME=IP:PORT[,IP:PORT...] [--route ...]\n");
+		"       weft-proxy --passthrough IP:PORT --route NAME=IP:PORT[,IP:PORT...] [--route ...]\n"
+		"       weft-proxy --server URL --proxy-id ID [--token-file FILE | --token TOKEN]\n"
+		"                  [--server-ca PEM] [--server-timeout S] [--cert PEM --key PEM]\n"
+		"                  [--trust-bundle PEM] [--reload-interval S] [--log-level LEVEL]\n");
 	exit(2);
 }
 
@@ -397,6 +420,9 @@ int main(int argc, char **argv)
 		{"drain-timeout", required_argument, NULL, 'D'},
 		{"passthrough", required_argument, NULL, 'P'}, {"route", required_argument, NULL, 'R'},
 		{"workers", required_argument, NULL, 'W'},
+		{"server", required_argument, NULL, 'S'}, {"token", required_argument, NULL, 'X'},
+		{"token-file", required_argument, NULL, 'F'}, {"proxy-id", required_argument, NULL, 'I'},
+		{"server-ca", required_argument, NULL, 'Y'}, {"server-timeout", required_argument, NULL, 'Z'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *listen_s = NULL, *up_s = NULL, *in_s = NULL, *app_s = NULL, *out_s = NULL;
@@ -430,6 +456,12 @@ int main(int argc, char **argv)
 		.n = online < 1 ? 1 : online > PX_WORKERS_MAX ? PX_WORKERS_MAX : (unsigned)online,
 	};
 	struct px_worker *workers = NULL;
+	/* the snapshot from weft-server (px_fetch.h) */
+	struct px_fetch_opts fo = {0};
+	struct px_fetch *fetch = NULL;
+	const char *token_file = NULL;
+	char *token = NULL;
+	long server_timeout = 30;
 
 	log_setup(LOG_LVL_INFO, stderr);
 	if (px_sni_routes_new(&routes) != 0)
@@ -492,12 +524,44 @@ int main(int argc, char **argv)
 			wcfg.n = (unsigned)v;
 			break;
 		}
+		case 'S': fo.server = optarg; break;
+		case 'X': fo.token = optarg; break;
+		case 'F': token_file = optarg; break;
+		case 'I': fo.proxy_id = optarg; break;
+		case 'Y': fo.ca_file = optarg; break;
+		case 'Z':
+			server_timeout = strtol(optarg, &end, 10);
+			if (*end != '\0' || server_timeout < 1 || server_timeout > 86400)
+				fatalx("proxy", "--server-timeout: want 1..86400 seconds, got \"%s\"", optarg);
+			break;
 		default:
 			usage();
 		}
 	}
+	if (fo.server != NULL) {
+		if (m.config_path || listen_s || in_s || out_s || up_s || app_s || up_id || sni ||
+		    files.trust_domain || check)
+			fatalx("proxy", "--server: the snapshot gives the listeners; give only --proxy-id, "
+			       "--token-file or --token, --server-ca, --server-timeout, --cert, --key, "
+			       "--trust-bundle, --admin, --access-log, --reload-interval, --log-level");
+		if (fo.token && token_file)
+			fatalx("proxy", "--token and --token-file: give one");
+		if (token_file && px_fetch_read_token(token_file, &token, &err) != WEFT_OK)
+			fatalx("proxy", "%s", err);
+		if (token)
+			fo.token = token;
+		fo.cert_file = files.cert;
+		fo.key_file = files.key;
+		fo.bundle_file = files.bundle;
+		fo.slot = &m.slot;
+		fo.on_load = on_server_snapshot;
+		fo.arg = &m;
+		files = (struct px_tls_files){0};
+	} else if (fo.proxy_id || fo.token || token_file || fo.ca_file) {
+		fatalx("proxy", "--proxy-id, --token, --token-file, --server-ca: give --server too");
+	}
 	if (optind != argc || (listen_s == NULL && in_s == NULL && out_s == NULL && m.config_path == NULL &&
-			       pt_s == NULL))
+			       fo.server == NULL && pt_s == NULL))
 		usage();
 	if (has_routes && pt_s == NULL)
 		fatalx("proxy", "--route: give --passthrough IP:PORT too");
@@ -532,8 +596,13 @@ int main(int argc, char **argv)
 		px_sni_routes_free(routes);
 		return rc == 0 ? 0 : 1;
 	}
-	if (m.config_path != NULL) {
-		if (load_config(&m, &err) != 0)
+	if (fo.server != NULL) {
+		if (px_fetch_new(&fetch, &fo, &err) != WEFT_OK ||
+		    px_fetch_first(fetch, server_timeout * 1000, &err) != WEFT_OK)
+			fatalx("proxy", "--server: %s", err);
+	}
+	if (m.config_path != NULL || fetch != NULL) {
+		if (fetch == NULL && load_config(&m, &err) != 0)
 			fatalx("proxy", "config: %s", err);
 		boot = px_config_slot_get(&m.slot);
 		m.boot = boot;
@@ -541,7 +610,7 @@ int main(int argc, char **argv)
 		wcfg.enforce_slot = &m.slot;
 		wcfg.enforce_http = boot->inbound.protocol == PX_PROTO_HTTP;
 		log_info("proxy", "config loaded: file=%s index=%llu service=%s intentions=%zu default=%s",
-			 m.config_path, (unsigned long long)boot->index, boot->identity.service,
+			 m.config_path ? m.config_path : fo.server, (unsigned long long)boot->index, boot->identity.service,
 			 intention_set_count(boot->intentions),
 			 boot->default_action == INTENTION_ALLOW ? "allow" : "deny");
 	}
@@ -649,6 +718,8 @@ int main(int argc, char **argv)
 		tick = event_new(base, -1, EV_PERSIST, on_tick, &m);
 		event_add(tick, &tv);
 	}
+	if (fetch != NULL && px_fetch_start(fetch, &err) != WEFT_OK)
+		fatalx("proxy", "--server: %s", err);
 	/* the signals have their handlers: the threads may start (with every
 	 * signal blocked), and we say we are up */
 	if (px_worker_start(workers, &err) != 0)
@@ -657,6 +728,8 @@ int main(int argc, char **argv)
 		log_info("proxy", "admin listening: %s", admin_s);
 	event_base_dispatch(base);
 	px_worker_stop(workers);
+	px_fetch_free(fetch);
+	free(token);
 	px_admin_free(admin);
 	px_worker_free(workers);
 	px_sni_routes_free(routes);

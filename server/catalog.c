@@ -254,9 +254,29 @@ static int same(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* "connect:<destination>" for a connect-proxy instance (kind, its Proxy
+ * as stored text or as JSON): what the proxy snapshots of the services that
+ * call that destination watch (server/proxysnap.h). */
+static void touch_connect(struct store_changes *ch, const char *kind, const char *proxy_text,
+			  json_t *proxy)
+{
+	json_t *parsed = NULL;
+	const char *dest;
+
+	if (kind == NULL || strcmp(kind, "connect-proxy") != 0)
+		return;
+	if (proxy == NULL && proxy_text != NULL)
+		proxy = parsed = json_loads(proxy_text, 0, NULL);
+	dest = json_string_value(jx_field(proxy, "DestinationServiceName"));
+	if (dest && dest[0])
+		changes_add(ch, "connect:%s", dest);
+	json_decref(parsed);
+}
+
 void catalog_touch_node(struct db *db, const char *node, struct store_changes *ch)
 {
-	struct db_stmt *st = db_prep(db, "SELECT DISTINCT name FROM services WHERE node = ?");
+	struct db_stmt *st = db_prep(db, "SELECT DISTINCT name, kind, proxy FROM services"
+					 " WHERE node = ?");
 
 	changes_add(ch, "node:%s", node);
 	changes_add(ch, "nodes");
@@ -264,8 +284,10 @@ void catalog_touch_node(struct db *db, const char *node, struct store_changes *c
 	if (st == NULL)
 		return;
 	db_bind_text(st, 1, node);
-	while (db_step(st) == DB_ROW)
+	while (db_step(st) == DB_ROW) {
 		changes_add(ch, "svc:%s", db_col_text(st, 0));
+		touch_connect(ch, db_col_text(st, 1), db_col_text(st, 2), NULL);
+	}
 	db_done(st);
 }
 
@@ -327,7 +349,7 @@ static int put_service(struct db *db, uint64_t index, const char *node, const st
 	     *weights = dump_or(s->weights, "{\"Passing\":1,\"Warning\":1}");
 	int rc = WEFT_OK, changed = 1;
 	const char *old_name = NULL;
-	char *old_name_copy = NULL;
+	char *old_name_copy = NULL, *old_kind = NULL, *old_proxy = NULL;
 
 	rc = mesh_exists(db, s->mesh);
 	if (rc <= 0) {
@@ -347,6 +369,8 @@ static int put_service(struct db *db, uint64_t index, const char *node, const st
 	if (db_step(st) == DB_ROW) {
 		old_name = db_col_text(st, 0);
 		old_name_copy = strdup(old_name ? old_name : "");
+		old_kind = strdup(db_col_text(st, 1) ? db_col_text(st, 1) : "");
+		old_proxy = strdup(db_col_text(st, 9) ? db_col_text(st, 9) : "{}");
 		changed = !same(old_name, s->name) || !same(db_col_text(st, 1), s->kind) ||
 			  !same(db_col_text(st, 2), tags) || !same(db_col_text(st, 3), s->address) ||
 			  db_col_int(st, 4) != s->port || !same(db_col_text(st, 5), meta) ||
@@ -407,8 +431,12 @@ static int put_service(struct db *db, uint64_t index, const char *node, const st
 	changes_add(ch, "checks");
 	if (old_name_copy && strcmp(old_name_copy, s->name) != 0)
 		changes_add(ch, "svc:%s", old_name_copy);
+	touch_connect(ch, s->kind, NULL, s->proxy);
+	touch_connect(ch, old_kind, old_proxy, NULL);
 out:
 	free(old_name_copy);
+	free(old_kind);
+	free(old_proxy);
 	free(tags);
 	free(meta);
 	free(tagged);
@@ -627,11 +655,13 @@ int catalog_apply_deregister(struct db *db, uint64_t index, struct store_write *
 		return WEFT_OK;
 	}
 	if (d->service_id) {
-		st = db_prep(db, "SELECT name FROM services WHERE node = ? AND id = ?");
+		st = db_prep(db, "SELECT name, kind, proxy FROM services WHERE node = ? AND id = ?");
 		db_bind_text(st, 1, d->node);
 		db_bind_text(st, 2, d->service_id);
-		if (db_step(st) == DB_ROW)
+		if (db_step(st) == DB_ROW) {
 			svc = strdup(db_col_text(st, 0));
+			touch_connect(ch, db_col_text(st, 1), db_col_text(st, 2), NULL);
+		}
 		db_done(st);
 		if (svc) {
 			rc = session_on_service_removed(db, index, d->node, d->service_id, now_wall_ms(),

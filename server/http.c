@@ -50,6 +50,7 @@ static const struct route *const route_tables[] = {
 	api_mesh_routes,
 	api_config_routes,
 	api_ca_routes,
+	api_proxy_routes,
 };
 
 enum phase {
@@ -107,8 +108,8 @@ struct req {
 	char *hdr_name[MAX_HEADERS], *hdr_value[MAX_HEADERS];
 	size_t nhdr;
 	/* blocking query */
-	char *topics[HUB_MAX_TOPICS];
-	size_t ntopics;
+	char **topics;                /* grown by req_watch, up to HUB_MAX_TOPICS */
+	size_t ntopics, cap_topics;
 	uint64_t index;
 	uint64_t min_index;
 	int64_t deadline;
@@ -369,7 +370,16 @@ void req_watch(struct req *r, const char *fmt, ...)
 	idx = hub_index(r->srv->hub, topic);
 	if (idx > r->index)
 		r->index = idx;
-	if (r->ntopics < HUB_MAX_TOPICS)
+	if (r->ntopics == r->cap_topics && r->cap_topics < HUB_MAX_TOPICS) {
+		size_t nc = r->cap_topics ? r->cap_topics * 2 : 8;
+		char **nt = realloc(r->topics, nc * sizeof(*nt));
+
+		if (nt != NULL) {
+			r->topics = nt;
+			r->cap_topics = nc;
+		}
+	}
+	if (r->ntopics < r->cap_topics)
 		r->topics[r->ntopics++] = topic;
 	else
 		free(topic);
@@ -806,6 +816,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->status = 499;   /* the client went away before a reply */
 	stats_record(h, r);
 	topics_clear(r);
+	free(r->topics);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	for (size_t i = 0; i < r->nhdr; i++) {

@@ -55,6 +55,7 @@ extern const struct route api_intentions_routes[];
 extern const struct route api_mesh_routes[];
 extern const struct route api_config_routes[];
 extern const struct route api_ca_routes[];
+extern const struct route api_proxy_routes[];   /* /v1/weft/proxy/:id/snapshot */
 
 struct http_opts {
 	const char *addr;        /* host:port */

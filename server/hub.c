@@ -31,6 +31,7 @@ struct hub {
 	struct hub_waiter **heap;   /* min-heap on _deadline */
 	size_t heap_len, heap_cap;
 	size_t nwaiting;
+	size_t nlinks;              /* links of all armed waiters */
 };
 
 static uint64_t hash_str(const char *s)
@@ -146,7 +147,10 @@ static void waiter_disarm(struct hub *h, struct hub_waiter *w)
 		if (l->_next)
 			l->_next->_prev = l->_prev;
 	}
+	h->nlinks -= w->_nlinks;
 	w->_nlinks = 0;
+	free(w->_links);
+	w->_links = NULL;
 	heap_remove(h, w);
 	w->_armed = 0;
 	h->nwaiting--;
@@ -263,7 +267,7 @@ static void topics_sweep(struct hub *h)
 void hub_publish(struct hub *h, const char *const *topics, const uint64_t *indexes, size_t n)
 {
 	pthread_mutex_lock(&h->lock);
-	if (h->ntopics + n > HUB_IDLE_TOPICS_MAX + h->nwaiting * HUB_MAX_TOPICS)
+	if (h->ntopics + n > HUB_IDLE_TOPICS_MAX + h->nlinks)
 		topics_sweep(h);
 	for (size_t i = 0; i < n; i++) {
 		struct hub_topic *t = topic_find(h, topics[i], 1);
@@ -283,11 +287,21 @@ void hub_publish(struct hub *h, const char *const *topics, const uint64_t *index
 int hub_wait(struct hub *h, struct hub_waiter *w, const char *const *topics, size_t n,
 	     uint64_t min_index, int64_t deadline)
 {
-	struct hub_topic *ts[HUB_MAX_TOPICS];
+	struct hub_topic **ts;
+	struct hub_link *links;
 	int rc = 0;
 
 	if (n > HUB_MAX_TOPICS)
 		n = HUB_MAX_TOPICS;
+	/* Allocated before the lock; a failure answers at once (the caller
+	 * looks again), as for a topic already past min_index. */
+	ts = calloc(n ? n : 1, sizeof(*ts));
+	links = calloc(n ? n : 1, sizeof(*links));
+	if (ts == NULL || links == NULL) {
+		free(ts);
+		free(links);
+		return 1;
+	}
 	pthread_mutex_lock(&h->lock);
 	if (h->refuse) {
 		rc = 1;
@@ -310,7 +324,10 @@ int hub_wait(struct hub *h, struct hub_waiter *w, const char *const *topics, siz
 		h->heap = nh;
 		h->heap_cap = nc;
 	}
+	w->_links = links;
+	links = NULL;
 	w->_nlinks = n;
+	h->nlinks += n;
 	for (size_t i = 0; i < n; i++) {
 		struct hub_link *l = &w->_links[i];
 		l->_topic = ts[i];
@@ -331,6 +348,8 @@ int hub_wait(struct hub *h, struct hub_waiter *w, const char *const *topics, siz
 		pthread_cond_signal(&h->timer_cond);
 out:
 	pthread_mutex_unlock(&h->lock);
+	free(ts);
+	free(links);
 	return rc;
 }
 

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HUB_MAX_TOPICS 4
+/* Topics one waiter may watch (a proxy's snapshot watches a few per
+ * upstream). Links are allocated when a waiter is armed. */
+#define HUB_MAX_TOPICS 4096
 
 struct hub;
 struct hub_waiter;
@@ -25,7 +27,7 @@ struct hub_waiter {
 		struct hub_topic *_topic;
 		struct hub_waiter *_waiter;
 		struct hub_link *_prev, *_next;
-	} _links[HUB_MAX_TOPICS];
+	} *_links;
 	size_t _nlinks;
 	int64_t _deadline;
 	size_t _heap_pos;
@@ -41,9 +43,10 @@ uint64_t hub_index(struct hub *h, const char *topic);
  * waiters. Called by the store's writer after the commit is durable. */
 void hub_publish(struct hub *h, const char *const *topics, const uint64_t *indexes, size_t n);
 
-/* Arms w on the topics until one passes min_index or deadline (monotonic ms)
- * comes. Returns 1 without arming when a topic is already past min_index,
- * 0 once armed. w->wake runs on a hub or store thread, exactly once. */
+/* Arms w on the topics (at most HUB_MAX_TOPICS; more are ignored) until one
+ * passes min_index or deadline (monotonic ms) comes. Returns 1 without
+ * arming when a topic is already past min_index (or memory ran out), 0 once
+ * armed. w->wake runs on a hub or store thread, exactly once. */
 int hub_wait(struct hub *h, struct hub_waiter *w, const char *const *topics, size_t n,
 	     uint64_t min_index, int64_t deadline);
 /* Disarms w if still armed; returns 1 if it was (wake will not run). */

@@ -193,6 +193,38 @@ static void test_idle_topics_are_bounded(void **state)
 	hub_free(h);
 }
 
+/* A waiter may watch many topics (a proxy's snapshot watches several per
+ * upstream): a write to the last one wakes it, and only once. */
+static void test_many_topics_per_waiter(void **state)
+{
+	struct hub *h = hub_new(1);
+	struct probe p, q;
+	static char names[300][32];
+	const char *topics[300];
+
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		snprintf(names[i], sizeof(names[i]), "svc:s%d", i);
+		topics[i] = names[i];
+	}
+	probe_init(&p);
+	probe_init(&q);
+	assert_int_equal(hub_wait(h, &p.w, topics, 300, 1, now_mono_ms() + 60000), 0);
+	assert_int_equal(hub_wait(h, &q.w, topics, 300, 1, now_mono_ms() + 60000), 0);
+	publish1(h, "svc:other", 2);
+	assert_int_equal(p.woken, 0);
+	publish1(h, "svc:s299", 3);
+	assert_int_equal(p.woken, 1);
+	assert_int_equal(q.woken, 1);
+	publish1(h, "svc:s0", 4);
+	assert_int_equal(p.woken, 1);
+	assert_int_equal(hub_waiting(h), 0);
+	/* re-armed, then cancelled: its links go with it */
+	assert_int_equal(hub_wait(h, &p.w, topics, 300, 4, now_mono_ms() + 60000), 0);
+	assert_int_equal(hub_cancel(h, &p.w), 1);
+	hub_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +235,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_and_wake_all),
 		cmocka_unit_test(test_many_waiters),
 		cmocka_unit_test(test_idle_topics_are_bounded),
+		cmocka_unit_test(test_many_topics_per_waiter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

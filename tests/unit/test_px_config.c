@@ -197,6 +197,26 @@ static void test_full(void **state)
 	px_config_unref(c);
 }
 
+/* A snapshot from the server: the trust bundle only (the proxy's leaf and
+ * key are files where it runs, given on its command line). */
+static void test_tls_bundle_only(void **state)
+{
+	struct px_config *c = decode_ok(
+		"{\"Version\": 1, \"Index\": 7,"
+		" \"Proxy\": {\"Service\": \"web\", \"SpiffeID\": \"" ID("web") "\"},"
+		" \"Inbound\": {\"BindPort\": 21000, \"AppPort\": 8080},"
+		" \"Intentions\": {\"DefaultAction\": \"deny\"},"
+		" \"TLS\": {\"TrustBundle\": {\"PEM\": \"-----BEGIN CERTIFICATE-----\\nAAAA\\n\"}}}");
+
+	(void)state;
+	assert_int_equal(c->tls.configured, 1);
+	assert_null(c->tls.certificate.pem);
+	assert_null(c->tls.certificate.file);
+	assert_null(c->tls.private_key.file);
+	assert_non_null(strstr(c->tls.trust_bundle.pem, "BEGIN CERTIFICATE"));
+	px_config_unref(c);
+}
+
 static void test_redacted(void **state)
 {
 	struct px_config *c = decode_ok(full);
@@ -370,6 +390,8 @@ static const struct bad_case bad_cases[] = {
 	{ "TLS.Certificate.PEM", "\"-----BEGIN CERTIFICATE-----\\n-----BEGIN PRIVATE KEY-----\"", "TLS.Certificate.PEM: holds a private key" },
 	{ "TLS.PrivateKey.PEM", "\"-----BEGIN PRIVATE KEY-----\"", "TLS.PrivateKey.PEM: a private key is never sent in a snapshot" },
 	{ "TLS.PrivateKey.File", NULL, "TLS.PrivateKey: File is required" },
+	{ "TLS.PrivateKey", NULL, "TLS.PrivateKey: is required" },
+	{ "TLS.TrustBundle", NULL, "TLS.TrustBundle: is required" },
 	{ "TLS.TrustBundle.File", "\"roots.pem\"", "TLS.TrustBundle.File: \"roots.pem\" must be an absolute path" },
 	{ "Admin.BindAddress", "\"0.0.0.0\"", "Admin.BindAddress: \"0.0.0.0\" is not a loopback address" },
 	{ "Admin.BindPort", "21000", "Admin.BindPort: 21000 clashes with Inbound's :::21000" },
@@ -773,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_redacted),
+		cmocka_unit_test(test_tls_bundle_only),
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_too_many),

@@ -1,0 +1,359 @@
+/* proxysnap: the snapshot of one proxy from a real store (catalog writes,
+ * the default mesh's CA): the topics it depends on (exactly), the
+ * "connect:<destination>" topic the catalog publishes, endpoints' health
+ * and weights, the fallback to coarse topics past the budget, and the
+ * errors that name the registration's field. Every snapshot built here
+ * must decode with the proxy's decoder (px_config_decode). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "castore.h"
+#include "catalog.h"
+#include "err.h"
+#include "jsonx.h"
+#include "proxysnap.h"
+#include "px_config.h"
+#include "store.h"
+
+#define MAXT 4096
+
+struct published {
+	pthread_mutex_t lock;
+	char topics[MAXT][96];
+	size_t n;
+};
+
+static void on_publish(void *ctx, const char *const *topics, const uint64_t *idx, size_t n)
+{
+	struct published *p = ctx;
+
+	(void)idx;
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < n && p->n < MAXT; i++, p->n++)
+		snprintf(p->topics[p->n], sizeof(p->topics[0]), "%s", topics[i]);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static int published(struct published *p, const char *topic)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->n && !found; i++)
+		found = strcmp(p->topics[i], topic) == 0;
+	pthread_mutex_unlock(&p->lock);
+	return found;
+}
+
+struct fixture {
+	char dir[64];
+	struct store *store;
+	struct castore *cs;
+	struct published pub;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_opts o = { 0 };
+	char path[128], *err = NULL;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/weft-psnap-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(path, sizeof(path), "%s/weft.db", f->dir);
+	pthread_mutex_init(&f->pub.lock, NULL);
+	o.path = path;
+	o.publish = on_publish;
+	o.publish_ctx = &f->pub;
+	assert_int_equal(store_open(&f->store, &o, &err), WEFT_OK);
+	if (castore_open(&f->cs, f->store, f->dir, "dc1", &err) != WEFT_OK)
+		fail_msg("castore_open: %s", err);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+
+	castore_close(f->cs);
+	store_close(f->store);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	pthread_mutex_destroy(&f->pub.lock);
+	free(f);
+	return 0;
+}
+
+/* Registers a JSON body (catalog_decode_register's form). */
+static void reg(struct fixture *f, const char *text)
+{
+	struct cat_register *r = calloc(1, sizeof(*r));
+	struct store_write w = { .apply = catalog_apply_register, .arg = r };
+	json_t *doc = json_loads(text, 0, NULL);
+	char *err = NULL;
+
+	assert_non_null(doc);
+	if (catalog_decode_register(doc, "dc1", r, &err) != WEFT_OK)
+		fail_msg("decode %s: %s", text, err);
+	json_decref(doc);
+	if (store_write_sync(f->store, &w) != WEFT_OK)
+		fail_msg("register %s: %s", text, w.err);
+	json_decref(w.result);
+	catalog_register_free(r);
+}
+
+static void sidecar(struct fixture *f, const char *node, const char *addr, const char *svc,
+		    const char *id, int port, const char *upstreams, const char *extra)
+{
+	char body[2048];
+
+	snprintf(body, sizeof(body),
+		 "{\"Node\": \"%s\", \"Address\": \"%s\", \"Service\": {\"Service\": \"%s-sidecar\","
+		 " \"ID\": \"%s\", \"Kind\": \"connect-proxy\", \"Port\": %d, %s"
+		 " \"Proxy\": {\"DestinationServiceName\": \"%s\", \"LocalServicePort\": 8080,"
+		 " \"Upstreams\": [%s]}}}", node, addr, svc, id, port, extra ? extra : "", svc,
+		 upstreams ? upstreams : "");
+	reg(f, body);
+}
+
+static int build(struct fixture *f, const char *id, const char *node, struct proxysnap *s,
+		 char **err)
+{
+	struct proxysnap_req rq = { .proxy_id = id, .node = node, .datacenter = "dc1" };
+	struct db *db = store_read_begin(f->store);
+	int rc;
+
+	assert_non_null(db);
+	rc = proxysnap_build(db, &rq, s, err);
+	store_read_end(db);
+	if (rc == WEFT_OK) {
+		struct px_config *cfg = NULL;
+		char *derr = NULL, *text;
+
+		json_object_set_new(s->doc, "Index", json_integer(1));
+		text = jx_dump(s->doc);
+		if (px_config_decode(text, strlen(text), &cfg, &derr) != WEFT_OK)
+			fail_msg("the snapshot of %s does not decode: %s\n%s", id, derr, text);
+		px_config_unref(cfg);
+		free(text);
+	}
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The topics, sorted, joined with spaces. */
+static char *topics_text(const struct proxysnap *s)
+{
+	const char *k, *names[64];
+	size_t n = 0, len = 0;
+	json_t *v;
+	char *out;
+
+	json_object_foreach(s->topics, k, v) {
+		assert_true(n < 64);
+		names[n++] = k;
+		len += strlen(k) + 1;
+	}
+	qsort(names, n, sizeof(names[0]), cmp_str);
+	out = calloc(1, len + 1);
+	for (size_t i = 0; i < n; i++) {
+		strcat(out, names[i]);
+		if (i + 1 < n)
+			strcat(out, " ");
+	}
+	return out;
+}
+
+static void test_snapshot_and_exact_topics(void **state)
+{
+	struct fixture *f = *state;
+	struct proxysnap s = { 0 };
+	char *err = NULL, *t;
+	json_t *eps;
+
+	sidecar(f, "n1", "10.0.0.1", "web", "web-1-sidecar", 21000,
+		"{\"DestinationName\": \"api\", \"LocalBindPort\": 9191}", NULL);
+	sidecar(f, "n2", "10.0.0.2", "api", "api-1-sidecar", 21001, NULL,
+		"\"Weights\": {\"Passing\": 3, \"Warning\": 0},");
+	assert_true(published(&f->pub, "connect:api"));
+	assert_true(published(&f->pub, "connect:web"));
+	if (build(f, "web-1-sidecar", NULL, &s, &err) != WEFT_OK)
+		fail_msg("build: %s", err);
+	t = topics_text(&s);
+	assert_string_equal(t, "ca:default cfg:default:proxy-defaults:global"
+			       " cfg:default:service-defaults:api cfg:default:service-defaults:web"
+			       " connect:api ixn:default:dst:* ixn:default:dst:web mesh:default"
+			       " svc:api-sidecar svc:web-sidecar");
+	free(t);
+	assert_string_equal(s.service, "web");
+	assert_string_equal(s.node, "n1");
+	eps = json_object_get(json_array_get(json_object_get(s.doc, "Upstreams"), 0), "Endpoints");
+	assert_int_equal(json_array_size(eps), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(eps, 0), "Address")),
+			    "10.0.0.2");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(eps, 0), "Weight")), 3);
+	proxysnap_clear(&s);
+
+	/* A warning check: Weights.Warning 0 sends it nothing. */
+	reg(f, "{\"Node\": \"n2\", \"Address\": \"10.0.0.2\", \"Check\": {\"CheckID\": \"c1\","
+	       " \"ServiceID\": \"api-1-sidecar\", \"Status\": \"warning\"}}");
+	assert_int_equal(build(f, "web-1-sidecar", NULL, &s, &err), WEFT_OK);
+	eps = json_object_get(json_array_get(json_object_get(s.doc, "Upstreams"), 0), "Endpoints");
+	assert_int_equal(json_array_size(eps), 0);
+	/* still watched: it may come back */
+	assert_non_null(json_object_get(s.topics, "svc:api-sidecar"));
+	proxysnap_clear(&s);
+}
+
+static void test_connect_topic_follows_the_destination(void **state)
+{
+	struct fixture *f = *state;
+
+	sidecar(f, "n1", "10.0.0.1", "api", "p1", 21000, NULL, NULL);
+	f->pub.n = 0;
+	/* the same instance now fronts db: both destinations move */
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"api-sidecar\","
+	       " \"ID\": \"p1\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"db\"}}}");
+	assert_true(published(&f->pub, "connect:api"));
+	assert_true(published(&f->pub, "connect:db"));
+	/* an ordinary service publishes no connect topic */
+	f->pub.n = 0;
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"x\"}}");
+	for (size_t i = 0; i < f->pub.n; i++)
+		assert_null(strstr(f->pub.topics[i], "connect:"));
+}
+
+/* Many endpoint services: their health topics give way to "services"
+ * and "checks", which cover them all. */
+static void test_topics_budget(void **state)
+{
+	struct fixture *f = *state;
+	struct proxysnap s = { 0 };
+	char *err = NULL, svc[32], id[32];
+
+	sidecar(f, "n1", "10.0.0.1", "web", "web-1-sidecar", 21000,
+		"{\"DestinationName\": \"api\", \"LocalBindPort\": 9191}", NULL);
+	for (int i = 0; i < PROXYSNAP_TOPICS_MAX + 5; i++) {
+		char body[600];
+
+		snprintf(svc, sizeof(svc), "api-%d", i);
+		snprintf(id, sizeof(id), "api-%d-sc", i);
+		snprintf(body, sizeof(body),
+			 "{\"Node\": \"n2\", \"Address\": \"10.0.0.2\", \"Service\": {\"Service\": \"%s\","
+			 " \"ID\": \"%s\", \"Kind\": \"connect-proxy\", \"Port\": %d,"
+			 " \"Proxy\": {\"DestinationServiceName\": \"api\"}}}", svc, id, 20000 + i);
+		reg(f, body);
+	}
+	if (build(f, "web-1-sidecar", NULL, &s, &err) != WEFT_OK)
+		fail_msg("build: %s", err);
+	assert_non_null(json_object_get(s.topics, "services"));
+	assert_non_null(json_object_get(s.topics, "checks"));
+	assert_null(json_object_get(s.topics, "svc:api-7"));
+	assert_non_null(json_object_get(s.topics, "connect:api"));
+	assert_true(json_object_size(s.topics) < 20);
+	assert_int_equal(json_array_size(json_object_get(json_array_get(
+		json_object_get(s.doc, "Upstreams"), 0), "Endpoints")), PROXYSNAP_TOPICS_MAX + 5);
+	proxysnap_clear(&s);
+}
+
+static void expect_error(struct fixture *f, const char *id, const char *node, int code,
+			 const char *msg)
+{
+	struct proxysnap s = { 0 };
+	char *err = NULL;
+
+	assert_int_equal(build(f, id, node, &s, &err), code);
+	if (err == NULL || strstr(err, msg) == NULL)
+		fail_msg("want \"%s\" in \"%s\"", msg, err ? err : "(null)");
+	assert_null(s.doc);
+	assert_non_null(s.topics);
+	free(err);
+	proxysnap_clear(&s);
+}
+
+static void test_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct proxysnap s = { 0 };
+	char *err = NULL;
+
+	expect_error(f, "nope", NULL, WEFT_ENOENT, "no connect-proxy service instance \"nope\"");
+	sidecar(f, "n1", "10.0.0.1", "web", "dup", 21000, NULL, NULL);
+	sidecar(f, "n2", "10.0.0.2", "web", "dup", 21000, NULL, NULL);
+	expect_error(f, "dup", NULL, WEFT_EINVAL, "registered on nodes \"n1\", \"n2\": give ?node=");
+	assert_int_equal(build(f, "dup", "n2", &s, &err), WEFT_OK);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s.doc, "Inbound"),
+							      "BindAddress")), "10.0.0.2");
+	proxysnap_clear(&s);
+	reg(f, "{\"Node\": \"n3\", \"Address\": \"host.example\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p3\", \"Kind\": \"connect-proxy\", \"Port\": 1,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80}}}");
+	expect_error(f, "p3", NULL, WEFT_EINVAL, "Address: the proxy's address \"host.example\"");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p4\", \"Kind\": \"connect-proxy\", \"Port\": 1,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\"}}}");
+	expect_error(f, "p4", NULL, WEFT_EINVAL, "Proxy.LocalServicePort: the proxy \"p4\" needs one");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p5\", \"Kind\": \"connect-proxy\", \"Port\": 1,"
+	       " \"Proxy\": {\"LocalServicePort\": 80}}}");
+	expect_error(f, "p5", NULL, WEFT_EINVAL, "Proxy.DestinationServiceName");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p6\", \"Kind\": \"connect-proxy\", \"Port\": 1,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 0}]}}}");
+	expect_error(f, "p6", NULL, WEFT_EINVAL, "Proxy.Upstreams[0].LocalBindPort: 0 is out of range");
+	/* listeners that could not all bind */
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p7\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 9000},"
+	       " {\"DestinationName\": \"db\", \"LocalBindAddress\": \"0.0.0.0\", \"LocalBindPort\": 9000}]}}}");
+	expect_error(f, "p7", NULL, WEFT_EINVAL,
+		     "Proxy.Upstreams[1].LocalBindPort: 9000 clashes with Proxy.Upstreams[0]'s");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p8\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindAddress\": \"0.0.0.0\","
+	       " \"LocalBindPort\": 21000}]}}}");
+	expect_error(f, "p8", NULL, WEFT_EINVAL, "Proxy.Upstreams[0].LocalBindPort: 0.0.0.0:21000 "
+		     "clashes with the proxy's own listener 10.0.0.1:21000");
+	/* the default admin port taken: the snapshot turns the admin listener off */
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"p9\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 19000}]}}}");
+	assert_int_equal(build(f, "p9", NULL, &s, &err), WEFT_OK);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(s.doc, "Admin"),
+							    "BindPort")), 0);
+	proxysnap_clear(&s);
+	assert_int_equal(build(f, "dup", "n1", &s, &err), WEFT_OK);
+	assert_null(json_object_get(s.doc, "Admin"));
+	proxysnap_clear(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_snapshot_and_exact_topics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_topic_follows_the_destination, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_topics_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
