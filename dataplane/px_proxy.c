@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -153,6 +154,16 @@ static struct timeval tv_ms(uint32_t ms)
 	struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
 
 	return tv;
+}
+
+static void nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	/* small writes (a response head, a TLS record) go out now, not after
+	 * the peer's delayed ACK: Nagle would add ~40 ms per request */
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static SSL *bev_ssl(struct bufferevent *bev)
@@ -712,6 +723,8 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 		upconn_free(u);
 		u = NULL;
 	}
+	if (u != NULL && !u->reused)
+		nodelay(bufferevent_getfd(u->bev));
 	px_ep_unref(ep);
 	if (u == NULL) {
 		px_stats_upstream_connect_failure(l->cfg.stats, l->sid);
@@ -1532,6 +1545,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	}
 	c->l = l;
 	l->nconns++;
+	nodelay(fd);
 	inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->client_addr, sizeof(c->client_addr));
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", c->client_addr,
 		 (unsigned)ntohs(((struct sockaddr_in *)sa)->sin_port));

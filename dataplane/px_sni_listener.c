@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -51,6 +52,16 @@ struct sconn {
 	bool cli_shut, up_shut;         /* we sent ours to that side */
 	bool cli_shut_pending, up_shut_pending;  /* once its output is written */
 };
+
+static void nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	/* small writes (a response head, a TLS record) go out now, not after
+	 * the peer's delayed ACK: Nagle would add ~40 ms per request */
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
 
 static const char *const REFUSALS[PX_SNI_REFUSED_N] = {"no-route", "no-sni", "not-tls", "timeout"};
 
@@ -265,8 +276,10 @@ static void connect_next(struct sconn *c)
 		}
 		bufferevent_setcb(c->up, NULL, NULL, up_connect_event, c);
 		bufferevent_set_timeouts(c->up, NULL, &tv);     /* a connect waits for writability */
-		if (bufferevent_socket_connect(c->up, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		if (bufferevent_socket_connect(c->up, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+			nodelay(bufferevent_getfd(c->up));
 			return;
+		}
 		connect_failed(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		bufferevent_free(c->up);
 		c->up = NULL;
@@ -387,6 +400,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	}
 	c->l = l;
 	c->route = -1;
+	nodelay(fd);
 	inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
 		 (unsigned)ntohs(((struct sockaddr_in *)sa)->sin_port));

@@ -228,6 +228,8 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char 
 		goto out;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* an idle connection keeps no 16 KiB read/write buffers */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
 		rc = set_err(err, "--cert", t->cert, NULL);
 		goto out;
