@@ -18,7 +18,8 @@
 # figures, 2000), ROUNDS (runs of each load figure, the median is reported,
 # 1), PEERS (default "weft weft2 haproxy nginx direct"; weft2 is weft-proxy
 # with --workers 2), RESULTS (the report file), WEFT_BUILDDIR (use this
-# build instead of building ./build), KEEP (keep the temporary directory:
+# build instead of building ./build), WEFT_PROXY (the weft-proxy binary
+# to measure instead of the build's, e.g. another branch's), KEEP (keep the temporary directory:
 # configurations, logs).
 set -eu
 
@@ -30,7 +31,13 @@ else
 	build=$top/build
 	"$top/scripts/build.sh" build >&2
 fi
-make -C "$build" dataplane/weft-proxy tests/tools/ca-tool >/dev/null
+if [ -n "${WEFT_PROXY:-}" ]; then
+	proxy=$WEFT_PROXY
+	make -C "$build" tests/tools/ca-tool >/dev/null
+else
+	proxy=$build/dataplane/weft-proxy
+	make -C "$build" dataplane/weft-proxy tests/tools/ca-tool >/dev/null
+fi
 "$top/scripts/deps.sh" --bench
 
 DURATION=${DURATION:-10}
@@ -47,7 +54,6 @@ PEERS=${PEERS:-"weft weft2 haproxy nginx direct"}
 stamp=$(date -u +%Y-%m-%d-%H%M)
 RESULTS=${RESULTS:-$top/bench/results/proxy-$stamp.md}
 
-proxy=$build/dataplane/weft-proxy
 catool=$build/tests/tools/ca-tool
 TD=weft-test.example
 SPIFFE_API=spiffe://$TD/ns/default/dc/dc1/svc/api
@@ -397,8 +403,10 @@ done
 stop app
 
 # ---- report ----
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$top" diff --quiet HEAD -- dataplane 2>/dev/null || commit="$commit (dataplane/ modified)"
+commit="$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+commit="$commit (dataplane/ last changed in $(git -C "$top" log -1 --format='%h %ad' --date=short -- dataplane 2>/dev/null))"
+git -C "$top" diff --quiet HEAD -- dataplane 2>/dev/null || commit="$commit, with uncommitted changes to dataplane/"
+[ -z "${WEFT_PROXY:-}" ] || commit="$WEFT_PROXY (WEFT_PROXY; this checkout: $commit)"
 name() {
 	case $1 in
 	weft) echo "weft-proxy" ;; weft2) echo "weft-proxy ×2" ;; haproxy) echo "HAProxy" ;;
