@@ -82,8 +82,7 @@ free_port() {
 }
 
 wait_listen() {   # PORT PID LOG
-	local i
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		kill -0 "$2" 2>/dev/null || { cat "$3" >&2; die "the process for port $1 exited"; }
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		sleep 0.05
@@ -120,11 +119,11 @@ nginx_dir() {   # DIR
 }
 
 stop() {   # ROLE: the process and its descendants
-	local p=${PID[$1]:-} all i
+	local p=${PID[$1]:-} all
 	[ -n "$p" ] || return 0
 	all=$(tree "$p")
 	kill $all 2>/dev/null || true
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		kill -0 "$p" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -206,7 +205,10 @@ passive_opens() {
 
 raw() { printf '%s\n' "$*" >> "$tmp/raw"; printf '%s\n' "$*" >&2; }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+median() {   # of the lines read; of an even count, the mean of the middle two
+	sort -n | awk '{ v[NR] = $1 }
+		END { if (NR % 2) print v[(NR + 1) / 2]; else if (NR) printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 add() {   # PEER METRIC VALUE: one run's figure (the median of the runs is reported)
 	echo "$3" >> "$tmp/runs.$1.$2"
@@ -373,8 +375,8 @@ idle() {   # PEER ROLE PORT [CERT KEY CA SNI]: RSS growth of ROLE in KB per conn
 	rm -f "$tmp/ready" "$tmp/done"
 	before=$(mem_kb VmRSS "${PID[$peer-$role]}")
 	/usr/bin/python3 "$here/idle-conns.py" "$port" "$IDLE" "$tmp/ready" "$tmp/done" "$@" &
-	local ppid=$! i
-	for i in $(seq 1200); do
+	local ppid=$!
+	for _ in $(seq 1200); do
 		[ -e "$tmp/ready" ] && break
 		kill -0 "$ppid" 2>/dev/null || break
 		sleep 0.1
