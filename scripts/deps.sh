@@ -3,6 +3,8 @@
 #   scripts/deps.sh          build and run
 #   scripts/deps.sh --test   also what the test suite uses, and the browser
 #                            tests' npm packages (tests/browser/install.sh)
+#   scripts/deps.sh --bench  also the peers and load generators of
+#                            bench/proxy.sh (HAProxy, nginx, wrk, hey)
 set -e
 BUILD="build-essential autoconf automake libtool pkg-config libsqlite3-dev libmicrohttpd-dev
 libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libyaml-dev curl ca-certificates openssl
@@ -11,7 +13,9 @@ TEST="libcmocka-dev python3 python3-consul prometheus clang libclang-rt-14-dev s
 iproute2 libhttp-parser-dev"
 want="$BUILD"
 TEST="$TEST chromium"   # the browser tests (tests/browser) drive Debian's chromium
+BENCH="haproxy nginx wrk hey procps python3"
 [ "$1" = "--test" ] && want="$BUILD $TEST"
+[ "$1" = "--bench" ] && want="$BUILD $BENCH"
 missing=""
 for p in $want; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
