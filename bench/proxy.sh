@@ -150,7 +150,11 @@ start_peer() {   # PEER
 	IN[$peer]=$(free_port)
 	case $peer in
 	weft*)
-		[ "$peer" = weft2 ] && extra=(--workers 2)
+		# weft-proxy's default is one worker per core: say 1 or 2
+		if "$proxy" --help 2>&1 | grep -q -- '--workers'; then
+			extra=(--workers 1)
+			[ "$peer" = weft2 ] && extra=(--workers 2)
+		fi
 		"$proxy" --inbound "127.0.0.1:${IN[$peer]}" --app "127.0.0.1:$APP_PORT" \
 			--cert "$certs/api.crt" --key "$certs/api-old.key" --trust-bundle "$certs/old-root.pem" \
 			--mode http --log-level "${WEFT_LOG:-warn}" "${extra[@]}" 2>>"$d/in.log" &
