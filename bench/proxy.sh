@@ -361,6 +361,23 @@ for round in $(seq "$ROUNDS"); do
 		add "$peer" accepts "$per"
 		R[$peer,errors]=$(( ${R[$peer,errors]:-0} + WRK_ERR ))
 	done
+	# new mTLS connections: a full TLS 1.3 handshake with the mesh client
+	# certificate on every request, at the inbound (a pooling outbound
+	# hides handshakes from the figure above): 2 openssl s_time -new
+	for peer in $(order "$round"); do
+		[ "$peer" = direct ] && continue
+		for k in 1 2; do
+			openssl s_time -connect "127.0.0.1:${IN[$peer]}" -new -time "$CONN_DURATION" \
+				-cert "$certs/web.crt" -key "$certs/client.key" -CAfile "$certs/old-root.pem" \
+				-www /1k.html >"$tmp/stime.$k" 2>&1 &
+		done
+		wait
+		rate=$(cat "$tmp/stime.1" "$tmp/stime.2" | awk '/connections in .* real seconds/ { n += $1; t = $4 }
+			END { if (t > 0) printf "%.0f", n / t }')
+		[ -n "$rate" ] || { cat "$tmp/stime.1" >&2; die "openssl s_time against $peer gave no rate"; }
+		raw "$peer new mTLS connections: 2 × openssl s_time -new -time $CONN_DURATION at the inbound: $rate handshakes/s"
+		add "$peer" tls_cps "$rate"
+	done
 done
 for peer in $proxies; do
 	R[$peer,out_hwm]=$(mem_kb VmHWM "${PID[$peer-out]}")
@@ -470,6 +487,7 @@ met() {   # VALUE OP LIMIT
 	row "rate hey achieved, req/s (check: $RATE)" lat_rps noratio
 	row "new connections/s (each request on new connections)" cps
 	row "TCP accepts per request in that run (check: 3 through a pair, 1 direct)" accepts noratio
+	row "new mTLS connections/s at the inbound (2 × openssl s_time -new, GET 1 KiB)" tls_cps
 	row "outbound idle RSS, MB" out_idle_rss kb
 	row "outbound idle RssAnon, MB" out_idle_anon kb
 	row "inbound idle RSS, MB" in_idle_rss kb
@@ -491,6 +509,7 @@ met() {   # VALUE OP LIMIT
 		echo "| --- | --- | --- |"
 		echo "| throughput ≥ HAProxy's | $(ratio "$p" rps) × | $(met "${R[$p,rps]:-}" ge "${R[haproxy,rps]:-}") |"
 		echo "| new connections/s ≥ HAProxy's | $(ratio "$p" cps) × | $(met "${R[$p,cps]:-}" ge "${R[haproxy,cps]:-}") |"
+		echo "| new mTLS connections/s ≥ HAProxy's | $(ratio "$p" tls_cps) × | $(met "${R[$p,tls_cps]:-}" ge "${R[haproxy,tls_cps]:-}") |"
 		echo "| p99 ≤ HAProxy's | ${R[$p,p99]:-} ms vs ${R[haproxy,p99]:-} ms | $(met "${R[$p,p99]:-}" le "${R[haproxy,p99]:-}") |"
 		echo "| idle RSS ≤ 8 MB per proxy | out $(cell "$p" out_idle_rss kb), in $(cell "$p" in_idle_rss kb) MB |" \
 			"$(met "$(awk -v a="${R[$p,out_idle_rss]}" -v b="${R[$p,in_idle_rss]}" 'BEGIN { print (a > b ? a : b) }')" le 8192) |"
