@@ -171,6 +171,51 @@ static SSL *bev_ssl(struct bufferevent *bev)
 	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
+/* Plaintext sockets are written at once by the callbacks that queue the
+ * bytes (a speculative send, as HAProxy does), instead of libevent's way:
+ * add the write event, wait a loop turn for EPOLLOUT, write, remove the
+ * event (two epoll_ctl calls and a wake-up per response). EV_WRITE stays
+ * disabled on such a bufferevent while its output is empty; a write that
+ * leaves bytes behind enables it and libevent sends the rest (and reports
+ * an error). TLS bufferevents are left to libevent. */
+static void write_now(struct bufferevent *bev)
+{
+	struct evbuffer *out;
+	int wr;
+
+	if (bev == NULL)
+		return;
+	out = bufferevent_get_output(bev);
+	if (bev_ssl(bev) != NULL) {
+		/* libevent sends one TLS record per buffer chain: a small
+		 * message made contiguous goes out as one record, and the peer
+		 * reads it in one go */
+		if (evbuffer_get_length(out) > 0 && evbuffer_get_length(out) <= 16384)
+			evbuffer_pullup(out, -1);
+		return;
+	}
+	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	/* (bufferevent_socket keeps its output's start frozen but in its
+	 * own write callback) */
+	evbuffer_unfreeze(out, 1);
+	wr = evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (wr < 0 && errno != EAGAIN && errno != EINTR) {
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+/* A write callback found the output empty: back to writing at once. */
+static void write_idle(struct bufferevent *bev)
+{
+	if (bev_ssl(bev) == NULL && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+}
+
 /* ---- the cluster: fixed, or followed from the snapshot ---- */
 
 static const struct px_timeouts DEFAULT_TIMEOUTS = {
@@ -509,6 +554,7 @@ static void close_after_flush(struct conn *c)
 {
 	c->closing = true;
 	bufferevent_disable(c->cli, EV_READ);
+	write_now(c->cli);
 	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
 		conn_close(c);
 }
@@ -740,9 +786,14 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	px_ep_request_begin(u->ep);
 	snprintf(c->answered_by, sizeof(c->answered_by), "%s", px_ep_name(u->ep));
 	bufferevent_setcb(u->bev, up_read, up_write, up_event, u);
+	/* (a new connection needs EV_WRITE to learn that it connected) */
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	if (u->connected && bev_ssl(u->bev) == NULL)
+		bufferevent_disable(u->bev, EV_WRITE);
 	if (pending != NULL)
 		evbuffer_add_buffer(bufferevent_get_output(u->bev), pending);
+	if (u->connected)
+		write_now(u->bev);
 	if (c->tunnel && evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
 		bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	return 0;
@@ -1150,9 +1201,47 @@ static void backpressure(struct bufferevent *from, struct bufferevent *to)
 		bufferevent_disable(from, EV_READ);
 }
 
+static void flush_up(struct conn *c)
+{
+	if (c->u == NULL || !c->u->connected || c->u->bev == NULL)
+		return;
+	write_now(c->u->bev);
+	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(c->u->bev)) == 0)
+		shut_up(c);
+}
+
+static void flush_cli(struct conn *c)
+{
+	if (c->cli == NULL || c->dead)
+		return;
+	write_now(c->cli);
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
+		conn_close(c);
+}
+
+static void cli_read_(struct bufferevent *bev, struct conn *c);
+static void up_read_(struct bufferevent *bev, struct upconn *u);
+
 static void cli_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+
+	cli_read_(bev, c);
+	if (!c->dead)
+		flush_up(c);
+}
+
+static void up_read(struct bufferevent *bev, void *arg)
+{
+	struct upconn *u = arg;
+	struct conn *c = u->c;
+
+	up_read_(bev, u);
+	flush_cli(c);
+}
+
+static void cli_read_(struct bufferevent *bev, struct conn *c)
+{
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	if (!c->cli_ready || c->dead)
@@ -1209,9 +1298,8 @@ static void cli_read(struct bufferevent *bev, void *arg)
 		backpressure(c->cli, c->u->bev);
 }
 
-static void up_read(struct bufferevent *bev, void *arg)
+static void up_read_(struct bufferevent *bev, struct upconn *u)
 {
-	struct upconn *u = arg;
 	struct conn *c = u->c;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
@@ -1266,6 +1354,7 @@ static void cli_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	write_idle(bev);
 	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c);
 	else if (!c->closing && c->u)
@@ -1277,6 +1366,8 @@ static void up_write(struct bufferevent *bev, void *arg)
 	struct upconn *u = arg;
 	struct conn *c = u->c;
 
+	if (u->connected)
+		write_idle(bev);
 	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		shut_up(c);
 	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done))
@@ -1353,6 +1444,7 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 		}
 		u->connected = true;
 		bufferevent_set_timeouts(bev, NULL, NULL);
+		write_idle(bev);
 		if (l->cfg.mode == PX_MODE_TCP &&
 		    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
 			log_ejection(c, u->ep, "?");
@@ -1471,18 +1563,12 @@ static void start_splice(struct conn *c)
 		return;
 	evbuffer_add_buffer(early, bufferevent_get_output(c->u->bev));
 	evbuffer_add_buffer(early, bufferevent_get_input(c->cli));
-	fa = dup(bufferevent_getfd(c->cli));
-	fb = dup(bufferevent_getfd(c->u->bev));
-	if (fa < 0 || fb < 0) {
-		if (fa >= 0)
-			close(fa);
-		if (fb >= 0)
-			close(fb);
-		/* stay on bufferevents: put the bytes back */
-		evbuffer_add_buffer(bufferevent_get_output(c->u->bev), early);
-		evbuffer_free(early);
-		return;
-	}
+	/* the sockets change hands, not duplicated (px_worker's epoll
+	 * changelist does not survive dup()): the bufferevents let go of them */
+	fa = bufferevent_getfd(c->cli);
+	fb = bufferevent_getfd(c->u->bev);
+	bufferevent_setfd(c->cli, -1);
+	bufferevent_setfd(c->u->bev, -1);
 	if (px_splice_new(&c->sp, c->l->base, fa, fb, evbuffer_pullup(early, -1),
 			  evbuffer_get_length(early), c->l->timeouts.idle_ms, splice_done, c, &err) != 0) {
 		log_warnx("proxy", "listener=%s peer=%s: %s", c->l->cfg.name, c->peer, err ? err : "splice");
@@ -1593,7 +1679,10 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	}
 	bufferevent_setcb(c->cli, cli_read, cli_write, cli_event, c);
 	bufferevent_setwatermark(c->cli, EV_WRITE, HIGH_WATER / 4, 0);
+	/* plaintext: EV_WRITE only while a write left bytes behind (write_now) */
 	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+	if (cfg->tls_in == NULL)
+		bufferevent_disable(c->cli, EV_WRITE);
 	if (cfg->tls_in == NULL)
 		conn_start(c);
 }

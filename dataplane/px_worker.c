@@ -121,7 +121,20 @@ static int worker_init(struct px_worker *p, unsigned k, const struct px_worker_c
 
 	w->pool = p;
 	w->id = k;
-	w->base = event_base_new();
+	{
+		/* epoll changes are batched and those that cancel out within
+		 * one loop turn never reach the kernel (a TLS write adds and
+		 * removes EPOLLOUT in the same turn). Nothing here dup()s a
+		 * descriptor that an event watches, which the changelist would
+		 * not survive (px_proxy hands sockets to px_splice unduplicated). */
+		struct event_config *ec = event_config_new();
+
+		if (ec != NULL)
+			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		w->base = ec != NULL ? event_base_new_with_config(ec) : NULL;
+		if (ec != NULL)
+			event_config_free(ec);
+	}
 	w->stats = px_stats_new();
 	w->l = calloc(p->nl ? p->nl : 1, sizeof(*w->l));
 	if (w->base == NULL || w->stats == NULL || w->l == NULL)
