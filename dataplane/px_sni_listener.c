@@ -17,9 +17,9 @@
 #include "err.h"
 #include "log.h"
 #include "px_sni.h"
+#include "px_splice.h"
 #include "px_stats.h"
 
-#define HIGH_WATER (1u << 20)   /* stop reading a side when the other has this queued */
 
 struct px_sni_listener {
 	struct event_base *base;
@@ -45,12 +45,10 @@ struct sconn {
 	char sni[PX_SNI_NAME_MAX + 1];
 	char up_name[INET_ADDRSTRLEN + 8];
 	int route;
-	uint64_t to_up, to_cli;         /* tunnel bytes relayed each way */
+	struct px_splice *sp;           /* PH_TUNNEL */
+	size_t prefix;                  /* bytes read before the tunnel (the hello) */
 	size_t start, tries;            /* round robin: the first endpoint, how many tried */
 	bool dead;
-	bool cli_eof, up_eof;           /* that side sent its FIN */
-	bool cli_shut, up_shut;         /* we sent ours to that side */
-	bool cli_shut_pending, up_shut_pending;  /* once its output is written */
 };
 
 static void nodelay(evutil_socket_t fd)
@@ -80,6 +78,7 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 	px_stats_conn_close(c->l->cfg.stats, c->l->sid);
 	if (c->timer)
 		event_free(c->timer);
+	px_splice_free(c->sp);
 	if (c->cli)
 		bufferevent_free(c->cli);
 	if (c->up)
@@ -95,7 +94,8 @@ static void conn_close(struct sconn *c)
 		return;
 	c->dead = true;
 	event_del(c->timer);
-	bufferevent_disable(c->cli, EV_READ | EV_WRITE);
+	if (c->cli)
+		bufferevent_disable(c->cli, EV_READ | EV_WRITE);
 	if (c->up)
 		bufferevent_disable(c->up, EV_READ | EV_WRITE);
 	/* never free inside our own callbacks: from the loop, right after */
@@ -123,122 +123,50 @@ static void count_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info,
 		px_stats_bytes(c->l->cfg.stats, c->l->sid, 0, info->n_deleted);
 }
 
-/* ---- the tunnel ---- */
+/* ---- the tunnel: px_splice moves the bytes in the kernel ---- */
 
-static void tunnel_closed(struct sconn *c, const char *how)
+static void tunnel_done(void *ud, const struct px_splice_result *r)
 {
+	struct sconn *c = ud;
+
+	/* the hello came through the client bufferevent, counted there */
+	px_stats_bytes(c->l->cfg.stats, c->l->sid, r->a_to_b > c->prefix ? r->a_to_b - c->prefix : 0,
+		       r->b_to_a);
 	log_debug("proxy", "sni tunnel closed: listener=%s peer=%s sni=\"%s\" upstream=%s "
 		  "to-upstream=%llu to-client=%llu how=%s", c->l->cfg.name, c->peer, c->sni, c->up_name,
-		  (unsigned long long)c->to_up, (unsigned long long)c->to_cli, how);
+		  (unsigned long long)r->a_to_b, (unsigned long long)r->b_to_a,
+		  r->error ? "error" : r->idle_timeout ? "idle" : "both-closed");
 	conn_close(c);
 }
 
-static void maybe_done(struct sconn *c)
-{
-	if (c->cli_eof && c->up_eof && c->cli_shut && c->up_shut)
-		tunnel_closed(c, "both-closed");
-}
-
-/* Our write side to bev ends (a FIN) once what is queued for it is out. */
-static void shut_when_flushed(struct sconn *c, struct bufferevent *bev)
-{
-	bool *shut = bev == c->cli ? &c->cli_shut : &c->up_shut;
-	bool *pending = bev == c->cli ? &c->cli_shut_pending : &c->up_shut_pending;
-
-	if (*shut)
-		return;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		shutdown(bufferevent_getfd(bev), SHUT_WR);
-		*shut = true;
-		*pending = false;
-	} else {
-		*pending = true;
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);  /* the write callback at empty */
-	}
-}
-
-static void relay(struct sconn *c, struct bufferevent *from, struct bufferevent *to)
-{
-	size_t n = evbuffer_get_length(bufferevent_get_input(from));
-
-	if (from == c->cli)
-		c->to_up += n;
-	else
-		c->to_cli += n;
-	bufferevent_write_buffer(to, bufferevent_get_input(from));
-	if (evbuffer_get_length(bufferevent_get_output(to)) > HIGH_WATER)
-		bufferevent_disable(from, EV_READ);
-}
-
-static void tunnel_read(struct bufferevent *bev, void *arg)
-{
-	struct sconn *c = arg;
-
-	if (!c->dead)
-		relay(c, bev, bev == c->cli ? c->up : c->cli);
-}
-
-/* bev's output went below its low-water mark (or empty). */
-static void tunnel_write(struct bufferevent *bev, void *arg)
-{
-	struct sconn *c = arg;
-	bool to_cli = bev == c->cli;
-
-	if (c->dead)
-		return;
-	if (to_cli ? c->cli_shut_pending : c->up_shut_pending)
-		shut_when_flushed(c, bev);
-	/* the other side may be read again (unless it has ended) */
-	if (to_cli ? !c->up_eof : !c->cli_eof)
-		bufferevent_enable(to_cli ? c->up : c->cli, EV_READ);
-	maybe_done(c);
-}
-
-static void tunnel_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct sconn *c = arg;
-	bool from_cli = bev == c->cli;
-	struct bufferevent *other = from_cli ? c->up : c->cli;
-
-	if (c->dead)
-		return;
-	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
-		/* a half-close: pass it on once the bytes before it are */
-		relay(c, bev, other);
-		bufferevent_disable(bev, EV_READ);
-		if (from_cli)
-			c->cli_eof = true;
-		else
-			c->up_eof = true;
-		shut_when_flushed(c, other);
-		maybe_done(c);
-		return;
-	}
-	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
-		log_debug("proxy", "sni tunnel error: listener=%s peer=%s side=%s error=\"%s\"",
-			  c->l->cfg.name, c->peer, from_cli ? "client" : "upstream",
-			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		tunnel_closed(c, from_cli ? "client-error" : "upstream-error");
-	}
-}
-
+/* The upstream is connected: the hello (and anything after it) goes first,
+ * as it came, then both sockets go to px_splice (not duplicated: the
+ * workers' epoll changelist would not survive a dup()). */
 static void tunnel_start(struct sconn *c)
 {
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	evutil_socket_t fa = bufferevent_getfd(c->cli), fb = bufferevent_getfd(c->up);
+	char *err = NULL;
+
 	c->phase = PH_TUNNEL;
-	bufferevent_set_timeouts(c->up, NULL, NULL);
 	log_debug("proxy", "sni tunnel: listener=%s peer=%s sni=\"%s\" route=%s upstream=%s",
 		  c->l->cfg.name, c->peer, c->sni, px_sni_routes_name(c->l->cfg.routes, c->route),
 		  c->up_name);
-	bufferevent_setcb(c->cli, tunnel_read, tunnel_write, tunnel_event, c);
-	bufferevent_setcb(c->up, tunnel_read, tunnel_write, tunnel_event, c);
-	bufferevent_setwatermark(c->cli, EV_READ, 0, 0);
-	bufferevent_setwatermark(c->cli, EV_WRITE, HIGH_WATER / 4, 0);
-	bufferevent_setwatermark(c->up, EV_WRITE, HIGH_WATER / 4, 0);
-	/* the hello (and anything after it) goes first, as it came */
-	c->to_up = evbuffer_get_length(bufferevent_get_input(c->cli));
-	bufferevent_write_buffer(c->up, bufferevent_get_input(c->cli));
-	bufferevent_enable(c->up, EV_READ | EV_WRITE);
-	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+	c->prefix = evbuffer_get_length(in);
+	bufferevent_setfd(c->cli, -1);
+	bufferevent_setfd(c->up, -1);
+	if (px_splice_new(&c->sp, c->l->base, fa, fb, evbuffer_pullup(in, -1), c->prefix, 0,
+			  tunnel_done, c, &err) != WEFT_OK) {
+		log_warnx("proxy", "sni tunnel: listener=%s peer=%s: %s", c->l->cfg.name, c->peer,
+			  err ? err : "splice failed");
+		free(err);
+		conn_close(c);
+		return;
+	}
+	event_del(c->timer);
+	bufferevent_free(c->cli);
+	bufferevent_free(c->up);
+	c->cli = c->up = NULL;
 }
 
 /* ---- connecting: round robin over the route's endpoints ---- */
