@@ -64,6 +64,8 @@ struct px_listener {
 	struct px_cluster *cluster;
 	uint64_t gen;                   /* the slot generation the cluster follows */
 	struct px_timeouts timeouts;    /* the cluster's, or the fixed upstream's */
+	struct px_http1_limits rq_limits;
+	size_t rq_head_max;             /* a request head collected, at most */
 };
 
 struct field {
@@ -619,7 +621,7 @@ static struct head *side_head(struct side *s)
 		if (s->h == NULL)
 			return NULL;
 		buf_init(&s->h->line, PX_HTTP1_DEFAULT_MAX_LINE + 16);
-		buf_init(&s->h->store, HEAD_MAX);
+		buf_init(&s->h->store, s == &s->c->rq ? s->c->l->rq_head_max : HEAD_MAX);
 	}
 	return s->h;
 }
@@ -696,7 +698,7 @@ static int side_headers(struct side *s, const struct px_http1_msg *m,
 	char *err = NULL;
 	int rc;
 
-	buf_init(&b, HEAD_MAX);
+	buf_init(&b, s == &s->c->rq ? s->c->l->rq_head_max + 4096 : HEAD_MAX);
 	rc = px_http1_forward_headers(m, hdr, n, fwd, &b, &err);
 	if (rc != 0) {
 		log_warnx("proxy", "forward: %s", err ? err : "failed");
@@ -1638,7 +1640,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	c->rq.c = c->rs.c = c;
 	c->tunnel = cfg->mode == PX_MODE_TCP;
 	if (cfg->mode == PX_MODE_HTTP) {
-		c->rq.p = px_http1_new(PX_HTTP1_REQUEST, NULL, &RQ_CB, &c->rq);
+		c->rq.p = px_http1_new(PX_HTTP1_REQUEST, &l->rq_limits, &RQ_CB, &c->rq);
 		c->rs.p = px_http1_new(PX_HTTP1_RESPONSE, NULL, &RS_CB, &c->rs);
 	}
 	c->timer = event_new(l->base, -1, 0, on_timer, c);
@@ -1700,6 +1702,9 @@ int px_listener_new(struct px_listener **out, struct event_base *base,
 	l->base = base;
 	l->cfg = *cfg;
 	l->gen = UINT64_MAX;
+	l->rq_limits.max_header_bytes = cfg->max_header_bytes;
+	l->rq_head_max = PX_HTTP1_DEFAULT_MAX_LINE + 1024 +
+			 (cfg->max_header_bytes ? cfg->max_header_bytes : PX_HTTP1_DEFAULT_MAX_HEADER_BYTES);
 	l->sid = px_stats_listener(cfg->stats, cfg->name);
 	if ((rc = cluster_init(l, err)) != WEFT_OK) {
 		px_cluster_free(l->cluster);

@@ -56,6 +56,7 @@ struct px_listener_cfg {
 	uint32_t max_connections;       /* 0: no limit */
 	uint32_t max_pending_requests;  /* in flight to the upstream at once; 0: no limit */
 	uint64_t max_body_bytes;        /* request bodies; 0: no limit */
+	uint32_t max_header_bytes;      /* a request's header section; 0: the parser's default */
 	const char *via;
 	const char *peer_id;            /* plaintext listener: XFCC URI= stand-in (tests) */
 	const char *by_id;              /* plaintext listener: XFCC By= */

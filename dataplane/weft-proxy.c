@@ -316,6 +316,7 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 	cfg[*n].max_connections = c->inbound.limits.max_connections;
 	cfg[*n].max_pending_requests = c->inbound.limits.max_pending_requests;
 	cfg[*n].max_body_bytes = c->inbound.limits.max_body_bytes;
+	cfg[*n].max_header_bytes = c->inbound.limits.max_header_bytes;
 	(*n)++;
 	for (size_t i = 0; i < c->n_upstreams; i++) {
 		const struct px_upstream *u = &c->upstreams[i];
@@ -340,6 +341,7 @@ static void from_config(struct main_state *m, const struct px_config *c, const c
 			.max_connections = u->limits.max_connections,
 			.max_pending_requests = u->limits.max_pending_requests,
 			.max_body_bytes = u->limits.max_body_bytes,
+			.max_header_bytes = u->limits.max_header_bytes,
 		};
 		snprintf(field, sizeof(field), "Upstreams[%zu].BindAddress", i);
 		addr_port(u->bind_address, u->bind_port, &lc->listen, field);

@@ -312,6 +312,15 @@ class UpstreamsTest(unittest.TestCase):
         self.assertEqual(results, [(200, "b0")])
         self.assertEqual(self.stats()["upstream_overflows_total"], 1)
 
+    def test_header_and_body_limits(self):
+        (e,) = self.endpoints(1)
+        _, port, _, _ = self.start([e], Limits={"MaxHeaderBytes": 2048, "MaxBodyBytes": 10})
+        self.assertEqual(self.get(port, headers={"X-Small": "y" * 1000}), (200, "b0"))
+        self.assertEqual(self.get(port, headers={"X-Big": "y" * 3000})[0], 431)
+        self.assertEqual(self.get(port, method="POST", data=b"0123456789"), (200, "b0"))
+        self.assertEqual(self.get(port, method="POST", data=b"0123456789a")[0], 413)
+        self.assertEqual(len([r for r in e.requests if r.startswith("POST")]), 1)
+
     def test_no_endpoint(self):
         _, port, _, _ = self.start([])
         self.assertEqual(self.get(port)[0], 503)
