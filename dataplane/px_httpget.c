@@ -774,8 +774,15 @@ static int exchange(struct px_httpget *g, const char *path, int reused, int64_t 
 	if (g->done && g->status > 0 && !g->body_too_big)
 		return WEFT_OK;
 	/* The request failed; what follows reads the connection's remains. */
-	if (g->bev && g->https)
-		ssl_err = bufferevent_get_openssl_error(g->bev);
+	if (g->bev && g->https) {
+		unsigned long x;
+
+		/* libevent queues SSL_get_error() codes (library 0) beside
+		 * OpenSSL's: SSL_ERROR_SYSCALL is a socket error, named below */
+		while ((x = bufferevent_get_openssl_error(g->bev)) != 0)
+			if (ssl_err == 0 && ERR_GET_LIB(x) != 0)
+				ssl_err = x;
+	}
 	if (g->connect_timed_out)
 		return weft_errf(err, WEFT_EIO, "cannot reach weft-server at %s: %s within %ld ms",
 				 g->display, g->ssl && bufferevent_getfd(g->bev) >= 0 &&
