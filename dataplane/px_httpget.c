@@ -71,7 +71,7 @@ struct px_httpget {
 	uint64_t index;
 	int has_index;
 	int body_too_big;
-	char verify_err[512];    /* the first certificate check that failed */
+	char verify_err[1024];    /* the first certificate check that failed */
 
 	/* name resolution in progress */
 	struct evdns_getaddrinfo_request *dns_req;
