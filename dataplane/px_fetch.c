@@ -15,9 +15,9 @@
 #include <jansson.h>
 
 #include "err.h"
-#include "httpc.h"
 #include "jsonx.h"
 #include "log.h"
+#include "px_httpget.h"
 #include "util.h"
 
 #define TOKEN_FILE_MAX 4096
@@ -25,7 +25,7 @@
 
 struct px_fetch {
 	struct px_fetch_opts o;
-	struct httpc *http;
+	struct px_httpget *http;
 	char *path;                 /* /v1/weft/proxy/<escaped id>/snapshot */
 	char *tmp_dir;              /* when bundle_file was not given */
 	char *bundle_path;
@@ -56,13 +56,6 @@ static void remove_exit_dir(void)
 	unlink(path);
 	rmdir(exit_dir);
 	exit_dir[0] = '\0';
-}
-
-static int should_abort(void *arg)
-{
-	struct px_fetch *f = arg;
-
-	return atomic_load(&f->stopping);
 }
 
 static uint64_t rnd(struct px_fetch *f)
@@ -135,7 +128,7 @@ int px_fetch_read_token(const char *path, char **token, char **err)
 
 int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **err)
 {
-	struct httpc_opts ho = { 0 };
+	struct px_httpget_opts ho = { 0 };
 	struct px_fetch *f;
 	char *id = NULL;
 	int rc;
@@ -149,8 +142,6 @@ int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **er
 	    (o->bundle_file && o->bundle_file[0] != '/'))
 		return weft_errf(err, WEFT_EINVAL, "--cert, --key, --trust-bundle: give absolute paths "
 				 "(the snapshot refers to them)");
-	if ((rc = httpc_global_init(err)) != WEFT_OK)
-		return rc;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return weft_errf(err, WEFT_ENOMEM, "out of memory");
 	f->o = *o;
@@ -170,11 +161,9 @@ int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **er
 	ho.token = o->token;
 	ho.ca_file = o->ca_file;
 	ho.max_body = PX_CONFIG_MAX_BYTES;
-	ho.abort_fn = should_abort;
-	ho.abort_arg = f;
-	if ((rc = httpc_new(&f->http, &ho, err)) != WEFT_OK)
+	if ((rc = px_httpget_new(&f->http, &ho, err)) != WEFT_OK)
 		goto fail;
-	id = httpc_escape(o->proxy_id, 0);
+	id = px_httpget_escape(o->proxy_id);
 	if (id == NULL || asprintf(&f->path, "/v1/weft/proxy/%s/snapshot", id) < 0) {
 		f->path = NULL;
 		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
@@ -304,7 +293,7 @@ static void log_loaded(struct px_fetch *f, const char *what)
 	if (c == NULL)
 		return;
 	log_info("proxy", "%s: server=%s proxy-id=%s index=%llu upstreams=%zu intentions=%zu "
-		 "default=%s", what, httpc_display(f->http), f->o.proxy_id,
+		 "default=%s", what, px_httpget_display(f->http), f->o.proxy_id,
 		 (unsigned long long)c->index, c->n_upstreams, intention_set_count(c->intentions),
 		 c->default_action == INTENTION_ALLOW ? "allow" : "deny");
 	px_config_unref(c);
@@ -318,35 +307,35 @@ int px_fetch_first(struct px_fetch *f, long timeout_ms, char **err)
 	int rc = WEFT_EIO;
 
 	for (;;) {
-		struct httpc_resp resp = { 0 };
+		struct px_httpget_resp resp = { 0 };
 		char *e = NULL;
 		int64_t left = deadline - now_mono_ms();
 		int changed, bchanged;
 
-		rc = httpc_request(f->http, "GET", f->path, NULL, 0, NULL,
+		rc = px_httpget_get(f->http, f->path,
 				   left < FIRST_TRY_TIMEOUT_MS ? (left > 100 ? (long)left : 100)
 							       : FIRST_TRY_TIMEOUT_MS,
 				   &resp, &e);
 		if (rc == WEFT_OK && resp.status == 200) {
 			if (load(f, resp.body ? resp.body : "", resp.len, &changed, &bchanged, &e) != 0) {
 				rc = weft_errf(err, WEFT_EINVAL, "snapshot from %s refused: %s",
-					       httpc_display(f->http), e ? e : "?");
+					       px_httpget_display(f->http), e ? e : "?");
 				free(e);
-				httpc_resp_free(&resp);
+				px_httpget_resp_free(&resp);
 				break;
 			}
 			f->index = resp.index;
-			httpc_resp_free(&resp);
+			px_httpget_resp_free(&resp);
 			rc = WEFT_OK;
 			break;
 		}
 		if (rc == WEFT_OK) {
-			char *msg = httpc_error_message(&resp);
+			char *msg = px_httpget_error_message(&resp);
 			long st = resp.status;
 
-			httpc_resp_free(&resp);
+			px_httpget_resp_free(&resp);
 			free(last);
-			if (asprintf(&last, "%s answered %ld: %s", httpc_display(f->http), st,
+			if (asprintf(&last, "%s answered %ld: %s", px_httpget_display(f->http), st,
 				     msg ? msg : "") < 0)
 				last = NULL;
 			free(msg);
@@ -359,7 +348,7 @@ int px_fetch_first(struct px_fetch *f, long timeout_ms, char **err)
 			}
 			rc = WEFT_EIO;
 		} else {
-			httpc_resp_free(&resp);
+			px_httpget_resp_free(&resp);
 			if (rc == WEFT_ESHUTDOWN) {
 				free(e);
 				rc = weft_errf(err, WEFT_ESHUTDOWN, "stopped before the first snapshot");
@@ -406,7 +395,7 @@ static void *fetch_main(void *arg)
 	char *path = NULL, *last_err = NULL;
 
 	while (!atomic_load(&f->stopping)) {
-		struct httpc_resp resp = { 0 };
+		struct px_httpget_resp resp = { 0 };
 		char *e = NULL;
 		int rc, changed = 0, bchanged = 0;
 
@@ -417,16 +406,16 @@ static void *fetch_main(void *arg)
 			nap(f, backoff_next(f, &delay));
 			continue;
 		}
-		rc = httpc_request(f->http, "GET", path, NULL, 0, NULL,
+		rc = px_httpget_get(f->http, path,
 				   (f->o.wait_s + f->o.wait_s / 16 + 30) * 1000L, &resp, &e);
 		if (atomic_load(&f->stopping) || rc == WEFT_ESHUTDOWN) {
-			httpc_resp_free(&resp);
+			px_httpget_resp_free(&resp);
 			free(e);
 			break;
 		}
 		if (rc == WEFT_OK && resp.status == 200) {
 			if (failing)
-				log_info("proxy", "server reachable again: %s", httpc_display(f->http));
+				log_info("proxy", "server reachable again: %s", px_httpget_display(f->http));
 			failing = 0;
 			free(last_err);
 			last_err = NULL;
@@ -436,7 +425,7 @@ static void *fetch_main(void *arg)
 			f->index = resp.index < f->index ? 0 : resp.index;
 			if (load(f, resp.body ? resp.body : "", resp.len, &changed, &bchanged, &e) != 0) {
 				log_warnx("proxy", "config from server refused: server=%s error=\"%s\" (the "
-					  "previous snapshot stays in force)", httpc_display(f->http),
+					  "previous snapshot stays in force)", px_httpget_display(f->http),
 					  e ? e : "?");
 			} else if (changed) {
 				struct px_config *c = px_config_slot_get(f->o.slot);
@@ -446,15 +435,15 @@ static void *fetch_main(void *arg)
 					f->o.on_load(f->o.arg, c, bchanged);
 				px_config_unref(c);
 			}
-			httpc_resp_free(&resp);
+			px_httpget_resp_free(&resp);
 			free(e);
 			continue;
 		}
 		if (rc == WEFT_OK) {
-			char *msg = httpc_error_message(&resp), *line = NULL;
+			char *msg = px_httpget_error_message(&resp), *line = NULL;
 
 			/* One line per distinct answer, not one per retry. */
-			if (asprintf(&line, "%s answered %ld: %s", httpc_display(f->http), resp.status,
+			if (asprintf(&line, "%s answered %ld: %s", px_httpget_display(f->http), resp.status,
 				     msg ? msg : "") < 0)
 				line = NULL;
 			if (line && (last_err == NULL || strcmp(line, last_err) != 0)) {
@@ -472,7 +461,7 @@ static void *fetch_main(void *arg)
 				  "retrying)", e ? e : "transport error");
 		}
 		failing = 1;
-		httpc_resp_free(&resp);
+		px_httpget_resp_free(&resp);
 		free(e);
 		nap(f, backoff_next(f, &delay));
 	}
@@ -497,6 +486,7 @@ void px_fetch_free(struct px_fetch *f)
 	atomic_store(&f->stopping, 1);
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
+	px_httpget_interrupt(f->http);   /* a long poll in progress ends at once */
 	if (f->started)
 		pthread_join(f->thread, NULL);
 	if (f->tmp_dir) {
@@ -506,7 +496,7 @@ void px_fetch_free(struct px_fetch *f)
 		if (strcmp(exit_dir, f->tmp_dir) == 0)
 			exit_dir[0] = '\0';
 	}
-	httpc_free(f->http);
+	px_httpget_free(f->http);
 	free(f->path);
 	free(f->tmp_dir);
 	free(f->bundle_path);

@@ -25,7 +25,7 @@
 #define PX_FETCH_BACKOFF_MAX_MS 30000
 
 struct px_fetch_opts {
-	const char *server;        /* URL or HOST:PORT (lib/httpc.h) */
+	const char *server;        /* URL or HOST:PORT (px_httpget.h) */
 	const char *token;         /* X-Consul-Token, or NULL */
 	const char *ca_file;       /* PEM bundle to verify an https server, or NULL */
 	const char *proxy_id;      /* the proxy's catalog service ID */
@@ -44,9 +44,8 @@ struct px_fetch_opts {
 struct px_fetch;
 
 /* Validates the options and makes the HTTP client (no request yet). The
- * strings must outlive the struct. Call it before other threads start
- * (it initialises libcurl). A private bundle directory is also removed
- * at exit(). */
+ * strings must outlive the struct. A private bundle directory is also
+ * removed at exit(). */
 int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **err);
 
 /* Fetches and loads the first snapshot, retrying until timeout_ms passes
@@ -60,7 +59,8 @@ int px_fetch_first(struct px_fetch *f, long timeout_ms, char **err);
 /* Starts the long-polling thread (after px_fetch_first). */
 int px_fetch_start(struct px_fetch *f, char **err);
 
-/* Stops the thread (within about a second), removes a temporary bundle
+/* Stops the thread (a long poll in progress is interrupted at once; a
+ * name lookup too), removes a temporary bundle
  * file, frees. NULL is fine. */
 void px_fetch_free(struct px_fetch *f);
 

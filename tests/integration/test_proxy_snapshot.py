@@ -543,5 +543,101 @@ class ProxyOverHttpsTest(harness.ServerTest):
         self.assertIn("no snapshot for proxy web-1-sidecar within 1000 ms", err.decode())
 
 
+@unittest.skipUnless(OPENSSL, "the openssl command is not installed")
+class ProxyHttpsVerificationTest(harness.ServerTest):
+    """weft-proxy checks the https server's certificate: the host name it
+    was asked for (the certificate is for DNS:localhost only) and the CA of
+    --server-ca. A server that fails either is refused with the reason and
+    the proxy does not start."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_https import Certs
+        cls.certs = Certs()
+        cls.other = Certs(name="another CA")
+        cert, key = cls.certs.issue("server", "DNS:localhost")
+        cls.https_port = free_port()
+        cls.server_args = ("--https-addr", "127.0.0.1:%d" % cls.https_port,
+                           "--tls-cert", cert, "--tls-key", key)
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="weft-proxysnap-verify-")
+        cls.mesh = Mesh(cls.srv)
+        cls.leaf = make_leaf(cls.srv, cls.tmp, "web")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.certs.close()
+        cls.other.close()
+        super().tearDownClass()
+
+    def run_proxy(self, host, ca, *extra):
+        cmd = [PROXY, "--server", "https://%s:%d" % (host, self.https_port),
+               "--proxy-id", "web-1-sidecar", "--token", self.srv.token, "--server-ca", ca,
+               "--cert", self.leaf[0], "--key", self.leaf[1]] + list(extra)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def refused(self, host, ca):
+        p = self.run_proxy(host, ca, "--server-timeout", "1")
+        try:
+            _, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        err = err.decode()
+        self.assertNotEqual(p.returncode, 0, err)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", self.mesh.web_port), 0.2).close()
+        return err
+
+    def test_name_in_certificate(self):
+        p = self.run_proxy("localhost", self.certs.ca)
+        try:
+            deadline = time.time() + 15
+            while True:
+                self.assertIsNone(p.poll(), p.stderr.read().decode() if p.poll() else "")
+                try:
+                    socket.create_connection(("127.0.0.1", self.mesh.web_port), 0.2).close()
+                    break
+                except OSError:
+                    self.assertLess(time.time(), deadline)
+                    time.sleep(0.05)
+            time.sleep(0.3)   # the long poll is under way
+        finally:
+            t0 = time.time()
+            p.terminate()
+            _, err = p.communicate(timeout=10)
+            took = time.time() - t0
+        self.assertEqual(p.returncode, 0, err.decode())
+        self.assertIn("config from server: server=https://localhost:%d" % self.https_port,
+                      err.decode())
+        # SIGTERM interrupts the long poll at once
+        self.assertLess(took, 1.0)
+
+    def test_address_not_in_certificate(self):
+        err = self.refused("127.0.0.1", self.certs.ca)
+        self.assertIn("--server: no snapshot for proxy web-1-sidecar within 1000 ms: cannot reach "
+                      "weft-server at https://127.0.0.1:%d: TLS: the server's certificate is "
+                      "refused: IP address mismatch (it is not for 127.0.0.1; subject /CN=server)"
+                      % self.https_port, err)
+
+    def test_certificate_of_another_ca(self):
+        err = self.refused("localhost", self.other.ca)
+        self.assertIn("cannot reach weft-server at https://localhost:%d: TLS: the server's "
+                      "certificate is refused: unable to get local issuer certificate (not signed "
+                      "by a CA of --server-ca %s; subject /CN=server)"
+                      % (self.https_port, self.other.ca), err)
+
+    def test_plain_http_server(self):
+        """https:// to weft-server's plain HTTP port: the handshake fails."""
+        cmd = [PROXY, "--server", "https://" + self.srv.addr, "--proxy-id", "web-1-sidecar",
+               "--token", self.srv.token, "--server-ca", self.certs.ca, "--cert", self.leaf[0],
+               "--key", self.leaf[1], "--server-timeout", "1"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cannot reach weft-server at https://%s: TLS handshake failed: "
+                      % self.srv.addr, p.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
