@@ -109,6 +109,7 @@ struct conn {
 	size_t sp_prefix;               /* bytes read before it (counted already) */
 	struct side rq, rs;
 	struct event *timer;            /* idle, request timeout */
+	struct event *resume;           /* runs cli_read from the loop (resume_reading) */
 	char client_addr[INET_ADDRSTRLEN];
 	char peer[INET_ADDRSTRLEN + 8];     /* addr:port, for log lines */
 	char peer_id[ID_MAX];               /* the caller's SPIFFE ID (or --peer-id) */
@@ -286,6 +287,27 @@ static int cluster_init(struct px_listener *l, char **err)
 
 		return px_cluster_update(l->cluster, &u, err);
 	}
+}
+
+static void cli_read(struct bufferevent *bev, void *arg);
+
+/* cli_read again from the loop, for bytes already read (a pipelined
+ * request, bytes after an upgrade). Our own event, not
+ * bufferevent_trigger(..., BEV_TRIG_DEFER_CALLBACKS): a deferred
+ * bufferevent callback holds a reference that a loop stopped before it
+ * runs would never drop (the bufferevent and its SSL would leak). */
+static void resume_reading(struct conn *c)
+{
+	if (c->cli != NULL && !c->dead)
+		event_active(c->resume, EV_READ, 1);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->cli != NULL && !c->dead)
+		cli_read(c->cli, c);
 }
 
 /* ---- stats and access log hooks ---- */
@@ -541,6 +563,8 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 	free(c->line);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->resume)
+		event_free(c->resume);
 	px_splice_free(c->sp);
 	if (c->cli)
 		bufferevent_free(c->cli);
@@ -797,7 +821,7 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	if (u->connected)
 		write_now(u->bev);
 	if (c->tunnel && evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
-		bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+		resume_reading(c);
 	return 0;
 }
 
@@ -1053,7 +1077,6 @@ static int rs_body(void *ud, const char *at, size_t len)
 	return 0;
 }
 
-static void cli_read(struct bufferevent *bev, void *arg);
 
 static int rs_message_complete(void *ud, const struct px_http1_msg *m)
 {
@@ -1078,7 +1101,7 @@ static int rs_message_complete(void *ud, const struct px_http1_msg *m)
 		c->last_active_ms = now_ms();
 		/* what the client sent after its request goes on as it is */
 		if (evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
-			bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+			resume_reading(c);
 		return 0;
 	}
 	/* the upstream connection is released once its bytes are consumed */
@@ -1107,7 +1130,7 @@ static void finish_response(struct conn *c)
 	c->last_active_ms = now_ms();
 	arm_timer(c, c->l->timeouts.idle_ms);
 	bufferevent_enable(c->cli, EV_READ);
-	bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	resume_reading(c);
 }
 
 static const struct px_http1_callbacks RQ_CB = {
@@ -1180,7 +1203,7 @@ static void conn_start(struct conn *c)
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
-		bufferevent_trigger(c->cli, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+		resume_reading(c);
 }
 
 /* Our half of the upstream stream ends (TCP FIN or TLS close_notify). */
@@ -1644,6 +1667,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		c->rs.p = px_http1_new(PX_HTTP1_RESPONSE, NULL, &RS_CB, &c->rs);
 	}
 	c->timer = event_new(l->base, -1, 0, on_timer, c);
+	c->resume = event_new(l->base, -1, 0, on_resume, c);
 	if (cfg->tls_in != NULL) {
 		snprintf(c->by_id, sizeof(c->by_id), "%s", px_tls_self_id(cfg->tls_in));
 		ssl = px_tls_ssl_new(cfg->tls_in, NULL, NULL);
@@ -1661,7 +1685,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		l->conns->_prev = c;
 	l->conns = c;
 	if ((cfg->mode == PX_MODE_HTTP && (c->rq.p == NULL || c->rs.p == NULL)) || c->cli == NULL ||
-	    c->timer == NULL) {
+	    c->timer == NULL || c->resume == NULL) {
 		if (c->cli == NULL)
 			evutil_closesocket(fd);
 		c->dead = true;

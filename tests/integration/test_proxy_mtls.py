@@ -207,7 +207,10 @@ class MTLSTest(unittest.TestCase):
         p = Proxy(self.tmp, "out-%d" % port,
                   ["--outbound", "127.0.0.1:%d" % port, "--upstream", "127.0.0.1:%d" % up_port,
                    "--upstream-id", spiffe(expect), "--cert", self.f(cert), "--key", self.f(key),
-                   "--trust-bundle", self.f("old-root.pem"), "--mode", mode])
+                   "--trust-bundle", self.f("old-root.pem"), "--mode", mode,
+                   # one worker: which upstream connection is pooled, and so
+                   # which request makes a handshake, is then known
+                   "--workers", "1"])
         self.procs.append(p)
         return p, port
 
