@@ -547,9 +547,12 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 		"Inbound", in, "Upstreams", ups, "Intentions", ixns,
 		"TLS", "TrustBundle", "PEM", pem);
 	in = ups = ixns = NULL;
-	/* The proxy's default admin listener would clash with one of its
-	 * own: the snapshot turns it off rather than be refused. */
-	if (out->doc && admin_clash)
+	/* No admin listener from here: whoever starts the proxy gives it one
+	 * (--admin; the agent picks a port per proxy), so that two sidecars
+	 * on one machine never both take the decoder's default 127.0.0.1:19000
+	 * (and a proxy listener on that address is no clash). */
+	(void)admin_clash;
+	if (out->doc)
 		json_object_set_new(out->doc, "Admin", json_pack("{s:i}", "BindPort", 0));
 	rc = out->doc ? WEFT_OK : weft_errf(err, WEFT_ENOMEM, "out of memory");
 out:

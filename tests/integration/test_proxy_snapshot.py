@@ -162,9 +162,10 @@ class SnapshotTest(harness.ServerTest):
         self.assertIn(("api", "web"), pairs)
         self.assertTrue(all(d in ("web", "*") for _, d in pairs), pairs)
         self.assertNotIn(("web", "api"), pairs)
-        # The trust bundle inline, no leaf, no key; no admin, no access log.
+        # The trust bundle inline, no leaf, no key; no admin listener (the
+        # proxy's starter gives one with --admin), no access log.
         self.assertEqual(s["TLS"], {"TrustBundle": {"PEM": bundle}})
-        self.assertNotIn("Admin", s)
+        self.assertEqual(s["Admin"], {"BindPort": 0})
         self.assertNotIn("AccessLog", s)
         path = self.check_decodes(s)
         # as it is (no leaf), --config cannot serve mTLS from it and says why
