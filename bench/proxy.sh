@@ -366,12 +366,14 @@ for round in $(seq "$ROUNDS"); do
 	# hides handshakes from the figure above): 2 openssl s_time -new
 	for peer in $(order "$round"); do
 		[ "$peer" = direct ] && continue
+		stimes=()
 		for k in 1 2; do
-			openssl s_time -connect "127.0.0.1:${IN[$peer]}" -new -time "$CONN_DURATION" \
-				-cert "$certs/web.crt" -key "$certs/client.key" -CAfile "$certs/old-root.pem" \
-				-www /1k.html >"$tmp/stime.$k" 2>&1 &
+			timeout $((CONN_DURATION + 30)) openssl s_time -connect "127.0.0.1:${IN[$peer]}" -new \
+				-time "$CONN_DURATION" -cert "$certs/web.crt" -key "$certs/client.key" \
+				-CAfile "$certs/old-root.pem" -www /1k.html >"$tmp/stime.$k" 2>&1 &
+			stimes+=($!)
 		done
-		wait
+		wait "${stimes[@]}" || true   # (not a bare wait: the peers run in the background too)
 		rate=$(cat "$tmp/stime.1" "$tmp/stime.2" | awk '/connections in .* real seconds/ { n += $1; t = $4 }
 			END { if (t > 0) printf "%.0f", n / t }')
 		[ -n "$rate" ] || { cat "$tmp/stime.1" >&2; die "openssl s_time against $peer gave no rate"; }
