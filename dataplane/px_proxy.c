@@ -89,9 +89,23 @@ struct side {
 	struct conn *c;
 };
 
+/* The socket under a TLS bufferevent (libevent's filter mode: the TLS
+ * layer reads and writes the socket bufferevent's buffers, so a record
+ * is read with the rest in one read(), and written at once by write_now).
+ * Its callbacks are libevent's; this hook wraps them to learn when the
+ * socket's output drained. */
+struct sock_hook {
+	bufferevent_data_cb r, w;
+	bufferevent_event_cb e;
+	void *arg;
+	void (*drained)(void *ud);
+	void *ud;
+};
+
 /* An upstream connection: owned by a client connection (c) or idle in
  * its endpoint's pool (c NULL). */
 struct upconn {
+	struct sock_hook hook;
 	struct px_listener *l;
 	struct bufferevent *bev;
 	struct px_ep *ep;               /* a reference */
@@ -104,12 +118,16 @@ struct conn {
 	struct px_listener *l;
 	struct conn *_prev, *_next;     /* in l->conns */
 	struct bufferevent *cli;        /* NULL once spliced */
+	struct sock_hook cli_hook;      /* a TLS client: its socket's drain */
 	struct upconn *u;               /* the attempt in progress, or NULL */
 	struct px_splice *sp;           /* plaintext TCP: the kernel moves the bytes */
 	size_t sp_prefix;               /* bytes read before it (counted already) */
 	struct side rq, rs;
 	struct event *timer;            /* idle, request timeout */
 	struct event *resume;           /* runs cli_read from the loop (resume_reading) */
+	struct event *eof_ev;           /* a TLS side's EOF, handled from the loop */
+	short cli_eof_what, up_eof_what;
+	struct upconn *eof_u;           /* the attempt whose EOF waits */
 	char client_addr[INET_ADDRSTRLEN];
 	char peer[INET_ADDRSTRLEN + 8];     /* addr:port, for log lines */
 	char peer_id[ID_MAX];               /* the caller's SPIFFE ID (or --peer-id) */
@@ -174,6 +192,83 @@ static SSL *bev_ssl(struct bufferevent *bev)
 	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
+/* The socket bufferevent: bev itself, or the one under a TLS filter. */
+static struct bufferevent *sock_of(struct bufferevent *bev)
+{
+	struct bufferevent *u = bev ? bufferevent_get_underlying(bev) : NULL;
+
+	return u ? u : bev;
+}
+
+/* A TLS bufferevent over a socket bufferevent (filter mode) on fd (-1:
+ * to connect). On failure fd and ssl are closed and freed, NULL returned. */
+static struct bufferevent *tls_bev_new(struct event_base *base, evutil_socket_t fd, SSL *ssl,
+				       enum bufferevent_ssl_state state)
+{
+	struct bufferevent *sock, *b = NULL;
+
+	if (ssl == NULL) {
+		if (fd >= 0)
+			evutil_closesocket(fd);
+		return NULL;
+	}
+	sock = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (sock != NULL)
+		b = bufferevent_openssl_filter_new(base, sock, ssl, state, BEV_OPT_CLOSE_ON_FREE);
+	if (b == NULL) {
+		if (sock != NULL)
+			bufferevent_free(sock);
+		else if (fd >= 0)
+			evutil_closesocket(fd);
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
+	return b;
+}
+
+static void sock_hook_read(struct bufferevent *s, void *arg)
+{
+	struct sock_hook *h = arg;
+
+	h->r(s, h->arg);
+}
+
+static void sock_hook_event(struct bufferevent *s, short what, void *arg)
+{
+	struct sock_hook *h = arg;
+
+	h->e(s, what, h->arg);
+}
+
+static void sock_hook_write(struct bufferevent *s, void *arg)
+{
+	struct sock_hook *h = arg;
+
+	h->w(s, h->arg);
+	if (evbuffer_get_length(bufferevent_get_output(s)) == 0)
+		h->drained(h->ud);
+}
+
+static void write_now(struct bufferevent *bev);
+
+/* The TLS handshake is done (libevent has put its own callbacks on the
+ * socket): wrap them, and from now on write the socket at once. */
+static void sock_hook_install(struct bufferevent *bev, struct sock_hook *h,
+			      void (*drained)(void *), void *ud)
+{
+	struct bufferevent *s = sock_of(bev);
+
+	if (s == bev || h->drained != NULL)
+		return;
+	bufferevent_getcb(s, &h->r, &h->w, &h->e, &h->arg);
+	h->drained = drained;
+	h->ud = ud;
+	bufferevent_setcb(s, sock_hook_read, sock_hook_write, sock_hook_event, h);
+	bufferevent_disable(s, EV_WRITE);
+	write_now(bev);
+}
+
 /* Plaintext sockets are written at once by the callbacks that queue the
  * bytes (a speculative send, as HAProxy does), instead of libevent's way:
  * add the write event, wait a loop turn for EPOLLOUT, write, remove the
@@ -188,15 +283,14 @@ static void write_now(struct bufferevent *bev)
 
 	if (bev == NULL)
 		return;
-	out = bufferevent_get_output(bev);
 	if (bev_ssl(bev) != NULL) {
-		/* libevent sends one TLS record per buffer chain: a small
-		 * message made contiguous goes out as one record, and the peer
-		 * reads it in one go */
-		if (evbuffer_get_length(out) > 0 && evbuffer_get_length(out) <= 16384)
-			evbuffer_pullup(out, -1);
-		return;
+		/* TLS: the records are in the socket bufferevent's output
+		 * already; before the handshake ends libevent writes them */
+		if (!SSL_is_init_finished(bev_ssl(bev)))
+			return;
+		bev = sock_of(bev);
 	}
+	out = bufferevent_get_output(bev);
 	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
 	/* (bufferevent_socket keeps its output's start frozen but in its
@@ -215,7 +309,8 @@ static void write_now(struct bufferevent *bev)
 /* A write callback found the output empty: back to writing at once. */
 static void write_idle(struct bufferevent *bev)
 {
-	if (bev_ssl(bev) == NULL && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	bev = sock_of(bev);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -376,6 +471,7 @@ static void upconn_free(struct upconn *u)
 			 * could not resume it */
 			SSL_shutdown(ssl);
 			ERR_clear_error();
+			write_now(u->bev);
 		}
 		bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 		bufferevent_free(u->bev);
@@ -482,12 +578,7 @@ static struct upconn *upconn_open(struct px_listener *l, struct px_ep *ep)
 		const char *sni = cfg->sni ? cfg->sni : px_ep_sni(ep)[0] ? px_ep_sni(ep) : NULL;
 		SSL *ssl = px_tls_ssl_new(cfg->tls_out, id, sni);
 
-		u->bev = ssl ? bufferevent_openssl_socket_new(l->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-							      BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (u->bev == NULL)
-			SSL_free(ssl);
-		else
-			bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
+		u->bev = tls_bev_new(l->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING);
 	} else {
 		u->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
@@ -531,6 +622,10 @@ static void attempt_end(struct conn *c, bool reuse)
 	if (u == NULL)
 		return;
 	c->u = NULL;
+	if (c->eof_u == u) {
+		c->eof_u = NULL;
+		c->up_eof_what = 0;
+	}
 	c->l->inflight--;
 	px_ep_request_end(u->ep);
 	if (c->retry_counted) {
@@ -565,6 +660,8 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 		event_free(c->timer);
 	if (c->resume)
 		event_free(c->resume);
+	if (c->eof_ev)
+		event_free(c->eof_ev);
 	px_splice_free(c->sp);
 	if (c->cli)
 		bufferevent_free(c->cli);
@@ -576,12 +673,19 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Close the client once what we queued for it has been written. */
+static size_t queued(struct bufferevent *bev)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+
+	return sock_of(bev) != bev ? n + evbuffer_get_length(bufferevent_get_output(sock_of(bev))) : n;
+}
+
 static void close_after_flush(struct conn *c)
 {
 	c->closing = true;
 	bufferevent_disable(c->cli, EV_READ);
 	write_now(c->cli);
-	if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
+	if (queued(c->cli) == 0)
 		conn_close(c);
 }
 
@@ -789,7 +893,7 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	if (l->cfg.mode == PX_MODE_HTTP && !c->tunnel && (u = pool_take(ep)) != NULL)
 		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_POOL_REUSE);
 	if (u == NULL && (u = upconn_open(l, ep)) != NULL &&
-	    bufferevent_socket_connect(u->bev, (struct sockaddr *)(void *)px_ep_addr(ep),
+	    bufferevent_socket_connect(sock_of(u->bev), (struct sockaddr *)(void *)px_ep_addr(ep),
 				       sizeof(struct sockaddr_in)) != 0) {
 		/* (an immediate failure: let the event path handle it alike) */
 		upconn_free(u);
@@ -1212,9 +1316,10 @@ static void shut_up(struct conn *c)
 	SSL *ssl = bev_ssl(c->u->bev);
 
 	c->shut_up_pending = false;
-	if (ssl != NULL)
+	if (ssl != NULL) {
 		SSL_shutdown(ssl);
-	else
+		write_now(c->u->bev);
+	} else
 		shutdown(bufferevent_getfd(c->u->bev), SHUT_WR);
 }
 
@@ -1222,7 +1327,8 @@ static void shut_up(struct conn *c)
 
 static void backpressure(struct bufferevent *from, struct bufferevent *to)
 {
-	if (evbuffer_get_length(bufferevent_get_output(to)) > HIGH_WATER)
+	if (evbuffer_get_length(bufferevent_get_output(to)) +
+	    (sock_of(to) != to ? evbuffer_get_length(bufferevent_get_output(sock_of(to))) : 0) > HIGH_WATER)
 		bufferevent_disable(from, EV_READ);
 }
 
@@ -1240,7 +1346,7 @@ static void flush_cli(struct conn *c)
 	if (c->cli == NULL || c->dead)
 		return;
 	write_now(c->cli);
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
+	if (c->closing && queued(c->cli) == 0)
 		conn_close(c);
 }
 
@@ -1380,7 +1486,7 @@ static void cli_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	write_idle(bev);
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (c->closing && queued(bev) == 0)
 		conn_close(c);
 	else if (!c->closing && c->u)
 		bufferevent_enable(c->u->bev, EV_READ);
@@ -1399,29 +1505,83 @@ static void up_write(struct bufferevent *bev, void *arg)
 		bufferevent_enable(c->cli, EV_READ);
 }
 
-static void cli_event(struct bufferevent *bev, short what, void *arg)
+/* The client's socket drained (TLS): what cli_write does for the
+ * plaintext output, and the close that waited for it. */
+static void cli_drained(void *ud)
 {
-	struct conn *c = arg;
+	struct conn *c = ud;
 
+	if (c->dead || c->cli == NULL)
+		return;
+	write_idle(c->cli);
+	if (c->closing && queued(c->cli) == 0)
+		conn_close(c);
+	else if (!c->closing && c->u && c->u->bev)
+		bufferevent_enable(c->u->bev, EV_READ);
+}
+
+static void up_drained(void *ud)
+{
+	struct upconn *u = ud;
+	struct conn *c = u->c;
+
+	if (u->bev == NULL)
+		return;
+	write_idle(u->bev);
+	if (c == NULL || c->dead || c->u != u)
+		return;
+	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(u->bev)) == 0)
+		shut_up(c);
+	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done) && c->cli)
+		bufferevent_enable(c->cli, EV_READ);
+}
+
+/* The mTLS handshake with the caller is done. */
+static void cli_connected(struct conn *c, struct bufferevent *bev)
+{
+	const char *id = px_tls_peer_id(bev_ssl(bev));
+
+	if (id == NULL) {
+		log_tls_failure_err(c, bev, "client", ssl_error(bev), NULL);
+		conn_close(c);
+		return;
+	}
+	snprintf(c->peer_id, sizeof(c->peer_id), "%s", id);
+	sock_hook_install(bev, &c->cli_hook, cli_drained, c);
+	px_stats_tls(c->l->cfg.stats, c->l->sid, PX_STATS_CLIENT, NULL);
+	log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
+		  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
+		  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
+	conn_start(c);
+}
+
+static void cli_event_now(struct bufferevent *bev, short what, struct conn *c)
+{
+	if (c->dead)
+		return;
 	if (what & BEV_EVENT_CONNECTED) {
-		/* the mTLS handshake with the caller is done */
-		const char *id = px_tls_peer_id(bev_ssl(bev));
-
-		if (id == NULL) {
-			log_tls_failure_err(c, bev, "client", ssl_error(bev), NULL);
-			conn_close(c);
-			return;
-		}
-		snprintf(c->peer_id, sizeof(c->peer_id), "%s", id);
-		px_stats_tls(c->l->cfg.stats, c->l->sid, PX_STATS_CLIENT, NULL);
-		log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
-			  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
-			  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
-		conn_start(c);
+		if (!c->cli_ready)
+			cli_connected(c, bev);
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
+	if (!c->cli_ready && (what & BEV_EVENT_EOF) && bev_ssl(bev) != NULL &&
+	    SSL_is_init_finished(bev_ssl(bev))) {
+		/* a TLS filter that read the handshake's end, data and the
+		 * close_notify in one go reports the close before CONNECTED */
+		cli_connected(c, bev);
+		if (c->dead)
+			return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->cli_ready &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		/* a TLS filter reports the peer's close_notify before the read
+		 * callback gets the bytes that came with it: those first */
+		cli_read(bev, c);
+		if (c->dead)
+			return;
+	}
 	if (!c->cli_ready) {
 		log_tls_failure_err(c, bev, "client", ssl_error(bev), NULL);
 		conn_close(c);
@@ -1448,39 +1608,65 @@ static void cli_event(struct bufferevent *bev, short what, void *arg)
 	conn_close(c);
 }
 
-static void up_event(struct bufferevent *bev, short what, void *arg)
+/* The upstream connection is up (and its TLS handshake done): 0; -1 when
+ * it must count as a connect failure; 1 when the tunnel went to splice. */
+static int up_connected(struct upconn *u, struct bufferevent *bev)
 {
-	struct upconn *u = arg;
 	struct conn *c = u->c;
 	struct px_listener *l = c->l;
 
-	if (what & BEV_EVENT_CONNECTED) {
-		if (bev_ssl(bev) != NULL && px_tls_peer_id(bev_ssl(bev)) == NULL) {
-			/* a resumed session whose identity no longer fits */
-			log_tls_failure_err(c, bev, "upstream", ssl_error(bev), u->ep);
-			goto connect_failed;
-		}
-		if (bev_ssl(bev) != NULL) {
-			px_stats_tls(l->cfg.stats, l->sid, PX_STATS_UPSTREAM, NULL);
-			log_debug("proxy", "tls handshake: listener=%s side=upstream upstream=%s id=%s "
-				  "version=%s resumed=%s", l->cfg.name, px_ep_name(u->ep),
-				  px_tls_peer_id(bev_ssl(bev)), SSL_get_version(bev_ssl(bev)),
-				  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
-		}
-		u->connected = true;
-		bufferevent_set_timeouts(bev, NULL, NULL);
+	if (bev_ssl(bev) != NULL && px_tls_peer_id(bev_ssl(bev)) == NULL) {
+		/* a resumed session whose identity no longer fits */
+		log_tls_failure_err(c, bev, "upstream", ssl_error(bev), u->ep);
+		return -1;
+	}
+	if (bev_ssl(bev) != NULL) {
+		px_stats_tls(l->cfg.stats, l->sid, PX_STATS_UPSTREAM, NULL);
+		log_debug("proxy", "tls handshake: listener=%s side=upstream upstream=%s id=%s "
+			  "version=%s resumed=%s", l->cfg.name, px_ep_name(u->ep),
+			  px_tls_peer_id(bev_ssl(bev)), SSL_get_version(bev_ssl(bev)),
+			  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
+	}
+	u->connected = true;
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	if (bev_ssl(bev) != NULL)
+		sock_hook_install(bev, &u->hook, up_drained, u);
+	else
 		write_idle(bev);
-		if (l->cfg.mode == PX_MODE_TCP &&
-		    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
-			log_ejection(c, u->ep, "?");
-		if (l->cfg.mode == PX_MODE_TCP && l->cfg.tls_in == NULL && l->cfg.tls_out == NULL &&
-		    !c->shut_up_pending) {
-			start_splice(c);
+	if (l->cfg.mode == PX_MODE_TCP &&
+	    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
+		log_ejection(c, u->ep, "?");
+	if (l->cfg.mode == PX_MODE_TCP && l->cfg.tls_in == NULL && l->cfg.tls_out == NULL &&
+	    !c->shut_up_pending) {
+		start_splice(c);
+		return 1;
+	}
+	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		shut_up(c);
+	return 0;
+}
+
+static void up_event_now(struct bufferevent *bev, short what, struct upconn *u)
+{
+	struct conn *c = u->c;
+	struct px_listener *l = c->l;
+	int r;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (u->connected)
 			return;
-		}
-		if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			shut_up(c);
+		if (up_connected(u, bev) < 0)
+			goto connect_failed;
 		return;
+	}
+	if (!u->connected && (what & BEV_EVENT_EOF) && bev_ssl(bev) != NULL &&
+	    SSL_is_init_finished(bev_ssl(bev))) {
+		/* (as in cli_event: the close reported before CONNECTED) */
+		r = up_connected(u, bev);
+		if (r < 0)
+			goto connect_failed;
+		if (r > 0 || c->dead || c->u != u)
+			return;
 	}
 	if (!u->connected) {
 		if (what & BEV_EVENT_TIMEOUT) {
@@ -1499,6 +1685,12 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
 		return;
+	if ((what & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		/* (as in cli_event: the bytes before the close first) */
+		up_read(bev, u);
+		if (c->dead || c->u != u)
+			return;
+	}
 	if ((what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL) {
 		/* TLS 1.3: the upstream refuses our certificate after our side
 		 * of the handshake is done; its alert arrives here */
@@ -1557,6 +1749,57 @@ connect_failed:
 		attempt_failed(c, PX_OUTCOME_CONNECT_FAILURE, unsent, 502);
 		if (unsent)
 			evbuffer_free(unsent);
+	}
+}
+
+/* libevent's TLS filter reports the peer's close_notify (or FIN) from
+ * inside its read loop, before it hands over the bytes it decrypted in
+ * the same turn: the EOF is handled from the loop, after them. */
+static void cli_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL && !c->dead) {
+		c->cli_eof_what = what;
+		event_active(c->eof_ev, EV_READ, 1);
+		return;
+	}
+	cli_event_now(bev, what, c);
+}
+
+static void up_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct upconn *u = arg;
+	struct conn *c = u->c;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL && !c->dead) {
+		c->up_eof_what = what;
+		c->eof_u = u;
+		event_active(c->eof_ev, EV_READ, 1);
+		return;
+	}
+	up_event_now(bev, what, u);
+}
+
+static void on_eof(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn *c = arg;
+	short what;
+
+	if (c->dead)
+		return;
+	if (c->up_eof_what != 0 && c->eof_u != NULL && c->eof_u == c->u) {
+		struct upconn *u = c->eof_u;
+
+		what = c->up_eof_what;
+		c->up_eof_what = 0;
+		c->eof_u = NULL;
+		up_event_now(u->bev, what, u);
+	}
+	if (c->cli_eof_what != 0 && !c->dead && c->cli != NULL) {
+		what = c->cli_eof_what;
+		c->cli_eof_what = 0;
+		cli_event_now(c->cli, what, c);
 	}
 }
 
@@ -1668,13 +1911,12 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	}
 	c->timer = event_new(l->base, -1, 0, on_timer, c);
 	c->resume = event_new(l->base, -1, 0, on_resume, c);
+	c->eof_ev = event_new(l->base, -1, 0, on_eof, c);
 	if (cfg->tls_in != NULL) {
 		snprintf(c->by_id, sizeof(c->by_id), "%s", px_tls_self_id(cfg->tls_in));
 		ssl = px_tls_ssl_new(cfg->tls_in, NULL, NULL);
-		c->cli = ssl ? bufferevent_openssl_socket_new(l->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							      BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (c->cli == NULL)
-			SSL_free(ssl);
+		c->cli = tls_bev_new(l->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING);
+		fd = -1; /* (closed with it on failure) */
 	} else {
 		snprintf(c->by_id, sizeof(c->by_id), "%s", cfg->by_id ? cfg->by_id : "");
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s", cfg->peer_id ? cfg->peer_id : "");
@@ -1685,8 +1927,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		l->conns->_prev = c;
 	l->conns = c;
 	if ((cfg->mode == PX_MODE_HTTP && (c->rq.p == NULL || c->rs.p == NULL)) || c->cli == NULL ||
-	    c->timer == NULL || c->resume == NULL) {
-		if (c->cli == NULL)
+	    c->timer == NULL || c->resume == NULL || c->eof_ev == NULL) {
+		if (c->cli == NULL && fd >= 0)
 			evutil_closesocket(fd);
 		c->dead = true;
 		conn_free_cb(-1, 0, c);
