@@ -89,23 +89,9 @@ struct side {
 	struct conn *c;
 };
 
-/* The socket under a TLS bufferevent (libevent's filter mode: the TLS
- * layer reads and writes the socket bufferevent's buffers, so a record
- * is read with the rest in one read(), and written at once by write_now).
- * Its callbacks are libevent's; this hook wraps them to learn when the
- * socket's output drained. */
-struct sock_hook {
-	bufferevent_data_cb r, w;
-	bufferevent_event_cb e;
-	void *arg;
-	void (*drained)(void *ud);
-	void *ud;
-};
-
 /* An upstream connection: owned by a client connection (c) or idle in
  * its endpoint's pool (c NULL). */
 struct upconn {
-	struct sock_hook hook;
 	struct px_listener *l;
 	struct bufferevent *bev;
 	struct px_ep *ep;               /* a reference */
@@ -118,7 +104,6 @@ struct conn {
 	struct px_listener *l;
 	struct conn *_prev, *_next;     /* in l->conns */
 	struct bufferevent *cli;        /* NULL once spliced */
-	struct sock_hook cli_hook;      /* a TLS client: its socket's drain */
 	struct upconn *u;               /* the attempt in progress, or NULL */
 	struct px_splice *sp;           /* plaintext TCP: the kernel moves the bytes */
 	size_t sp_prefix;               /* bytes read before it (counted already) */
@@ -192,81 +177,22 @@ static SSL *bev_ssl(struct bufferevent *bev)
 	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
-/* The socket bufferevent: bev itself, or the one under a TLS filter. */
-static struct bufferevent *sock_of(struct bufferevent *bev)
-{
-	struct bufferevent *u = bev ? bufferevent_get_underlying(bev) : NULL;
-
-	return u ? u : bev;
-}
-
-/* A TLS bufferevent over a socket bufferevent (filter mode) on fd (-1:
- * to connect). On failure fd and ssl are closed and freed, NULL returned. */
+/* A TLS bufferevent on fd (-1: to connect). On failure fd is closed, ssl
+ * freed, NULL returned. */
 static struct bufferevent *tls_bev_new(struct event_base *base, evutil_socket_t fd, SSL *ssl,
 				       enum bufferevent_ssl_state state)
 {
-	struct bufferevent *sock, *b = NULL;
+	struct bufferevent *b = ssl ? bufferevent_openssl_socket_new(base, fd, ssl, state,
+								     BEV_OPT_CLOSE_ON_FREE) : NULL;
 
-	if (ssl == NULL) {
-		if (fd >= 0)
-			evutil_closesocket(fd);
-		return NULL;
-	}
-	sock = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (sock != NULL)
-		b = bufferevent_openssl_filter_new(base, sock, ssl, state, BEV_OPT_CLOSE_ON_FREE);
 	if (b == NULL) {
-		if (sock != NULL)
-			bufferevent_free(sock);
-		else if (fd >= 0)
+		if (fd >= 0)
 			evutil_closesocket(fd);
 		SSL_free(ssl);
 		return NULL;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
 	return b;
-}
-
-static void sock_hook_read(struct bufferevent *s, void *arg)
-{
-	struct sock_hook *h = arg;
-
-	h->r(s, h->arg);
-}
-
-static void sock_hook_event(struct bufferevent *s, short what, void *arg)
-{
-	struct sock_hook *h = arg;
-
-	h->e(s, what, h->arg);
-}
-
-static void sock_hook_write(struct bufferevent *s, void *arg)
-{
-	struct sock_hook *h = arg;
-
-	h->w(s, h->arg);
-	if (evbuffer_get_length(bufferevent_get_output(s)) == 0)
-		h->drained(h->ud);
-}
-
-static void write_now(struct bufferevent *bev);
-
-/* The TLS handshake is done (libevent has put its own callbacks on the
- * socket): wrap them, and from now on write the socket at once. */
-static void sock_hook_install(struct bufferevent *bev, struct sock_hook *h,
-			      void (*drained)(void *), void *ud)
-{
-	struct bufferevent *s = sock_of(bev);
-
-	if (s == bev || h->drained != NULL)
-		return;
-	bufferevent_getcb(s, &h->r, &h->w, &h->e, &h->arg);
-	h->drained = drained;
-	h->ud = ud;
-	bufferevent_setcb(s, sock_hook_read, sock_hook_write, sock_hook_event, h);
-	bufferevent_disable(s, EV_WRITE);
-	write_now(bev);
 }
 
 /* Plaintext sockets are written at once by the callbacks that queue the
@@ -283,14 +209,15 @@ static void write_now(struct bufferevent *bev)
 
 	if (bev == NULL)
 		return;
-	if (bev_ssl(bev) != NULL) {
-		/* TLS: the records are in the socket bufferevent's output
-		 * already; before the handshake ends libevent writes them */
-		if (!SSL_is_init_finished(bev_ssl(bev)))
-			return;
-		bev = sock_of(bev);
-	}
 	out = bufferevent_get_output(bev);
+	if (bev_ssl(bev) != NULL) {
+		/* libevent sends one TLS record per buffer chain: a small
+		 * message made contiguous goes out as one record, and the peer
+		 * reads it in one go */
+		if (evbuffer_get_length(out) > 0 && evbuffer_get_length(out) <= 16384)
+			evbuffer_pullup(out, -1);
+		return;
+	}
 	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
 	/* (bufferevent_socket keeps its output's start frozen but in its
@@ -309,8 +236,7 @@ static void write_now(struct bufferevent *bev)
 /* A write callback found the output empty: back to writing at once. */
 static void write_idle(struct bufferevent *bev)
 {
-	bev = sock_of(bev);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (bev_ssl(bev) == NULL && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -471,7 +397,6 @@ static void upconn_free(struct upconn *u)
 			 * could not resume it */
 			SSL_shutdown(ssl);
 			ERR_clear_error();
-			write_now(u->bev);
 		}
 		bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 		bufferevent_free(u->bev);
@@ -675,9 +600,7 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 /* Close the client once what we queued for it has been written. */
 static size_t queued(struct bufferevent *bev)
 {
-	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
-
-	return sock_of(bev) != bev ? n + evbuffer_get_length(bufferevent_get_output(sock_of(bev))) : n;
+	return evbuffer_get_length(bufferevent_get_output(bev));
 }
 
 static void close_after_flush(struct conn *c)
@@ -893,7 +816,7 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	if (l->cfg.mode == PX_MODE_HTTP && !c->tunnel && (u = pool_take(ep)) != NULL)
 		px_stats_upstream_event(l->cfg.stats, l->sid, PX_STATS_POOL_REUSE);
 	if (u == NULL && (u = upconn_open(l, ep)) != NULL &&
-	    bufferevent_socket_connect(sock_of(u->bev), (struct sockaddr *)(void *)px_ep_addr(ep),
+	    bufferevent_socket_connect(u->bev, (struct sockaddr *)(void *)px_ep_addr(ep),
 				       sizeof(struct sockaddr_in)) != 0) {
 		/* (an immediate failure: let the event path handle it alike) */
 		upconn_free(u);
@@ -1316,10 +1239,9 @@ static void shut_up(struct conn *c)
 	SSL *ssl = bev_ssl(c->u->bev);
 
 	c->shut_up_pending = false;
-	if (ssl != NULL) {
+	if (ssl != NULL)
 		SSL_shutdown(ssl);
-		write_now(c->u->bev);
-	} else
+	else
 		shutdown(bufferevent_getfd(c->u->bev), SHUT_WR);
 }
 
@@ -1327,8 +1249,7 @@ static void shut_up(struct conn *c)
 
 static void backpressure(struct bufferevent *from, struct bufferevent *to)
 {
-	if (evbuffer_get_length(bufferevent_get_output(to)) +
-	    (sock_of(to) != to ? evbuffer_get_length(bufferevent_get_output(sock_of(to))) : 0) > HIGH_WATER)
+	if (evbuffer_get_length(bufferevent_get_output(to)) > HIGH_WATER)
 		bufferevent_disable(from, EV_READ);
 }
 
@@ -1505,37 +1426,6 @@ static void up_write(struct bufferevent *bev, void *arg)
 		bufferevent_enable(c->cli, EV_READ);
 }
 
-/* The client's socket drained (TLS): what cli_write does for the
- * plaintext output, and the close that waited for it. */
-static void cli_drained(void *ud)
-{
-	struct conn *c = ud;
-
-	if (c->dead || c->cli == NULL)
-		return;
-	write_idle(c->cli);
-	if (c->closing && queued(c->cli) == 0)
-		conn_close(c);
-	else if (!c->closing && c->u && c->u->bev)
-		bufferevent_enable(c->u->bev, EV_READ);
-}
-
-static void up_drained(void *ud)
-{
-	struct upconn *u = ud;
-	struct conn *c = u->c;
-
-	if (u->bev == NULL)
-		return;
-	write_idle(u->bev);
-	if (c == NULL || c->dead || c->u != u)
-		return;
-	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(u->bev)) == 0)
-		shut_up(c);
-	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done) && c->cli)
-		bufferevent_enable(c->cli, EV_READ);
-}
-
 /* The mTLS handshake with the caller is done. */
 static void cli_connected(struct conn *c, struct bufferevent *bev)
 {
@@ -1547,7 +1437,6 @@ static void cli_connected(struct conn *c, struct bufferevent *bev)
 		return;
 	}
 	snprintf(c->peer_id, sizeof(c->peer_id), "%s", id);
-	sock_hook_install(bev, &c->cli_hook, cli_drained, c);
 	px_stats_tls(c->l->cfg.stats, c->l->sid, PX_STATS_CLIENT, NULL);
 	log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
 		  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
@@ -1568,16 +1457,15 @@ static void cli_event_now(struct bufferevent *bev, short what, struct conn *c)
 		return;
 	if (!c->cli_ready && (what & BEV_EVENT_EOF) && bev_ssl(bev) != NULL &&
 	    SSL_is_init_finished(bev_ssl(bev))) {
-		/* a TLS filter that read the handshake's end, data and the
-		 * close_notify in one go reports the close before CONNECTED */
+		/* (a TLS bufferevent that read the handshake's end, data and
+		 * the close_notify in one go may report the close first) */
 		cli_connected(c, bev);
 		if (c->dead)
 			return;
 	}
 	if ((what & BEV_EVENT_EOF) && c->cli_ready &&
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
-		/* a TLS filter reports the peer's close_notify before the read
-		 * callback gets the bytes that came with it: those first */
+		/* the bytes that came before the close first */
 		cli_read(bev, c);
 		if (c->dead)
 			return;
@@ -1629,10 +1517,7 @@ static int up_connected(struct upconn *u, struct bufferevent *bev)
 	}
 	u->connected = true;
 	bufferevent_set_timeouts(bev, NULL, NULL);
-	if (bev_ssl(bev) != NULL)
-		sock_hook_install(bev, &u->hook, up_drained, u);
-	else
-		write_idle(bev);
+	write_idle(bev);
 	if (l->cfg.mode == PX_MODE_TCP &&
 	    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
 		log_ejection(c, u->ep, "?");
@@ -1752,9 +1637,9 @@ connect_failed:
 	}
 }
 
-/* libevent's TLS filter reports the peer's close_notify (or FIN) from
- * inside its read loop, before it hands over the bytes it decrypted in
- * the same turn: the EOF is handled from the loop, after them. */
+/* libevent's TLS bufferevent reports the peer's close_notify (or FIN)
+ * from inside its read loop, before it hands over the bytes it decrypted
+ * in the same turn: the EOF is handled from the loop, after them. */
 static void cli_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;

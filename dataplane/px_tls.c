@@ -230,8 +230,7 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char 
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* an idle connection keeps no 16 KiB read/write buffers */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	/* (TLS 1.2 renegotiation would also put libevent's handshake
-	 * callbacks back on the socket, under px_proxy's hook) */
+	/* a sidecar never needs a TLS 1.2 renegotiation mid-connection */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
 		rc = set_err(err, "--cert", t->cert, NULL);
