@@ -281,6 +281,12 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char 
 	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
 	if (t->role == PX_TLS_SERVER) {
 		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"weft-proxy", 10);
+		/* resumption is by stateless tickets: no server-side cache
+		 * (OpenSSL would keep up to 20,000 sessions and sweep them all
+		 * every 255 handshakes), and one ticket per handshake (our
+		 * clients keep only the last one) */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_num_tickets(ctx, 1);
 	} else {
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
