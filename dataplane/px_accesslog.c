@@ -7,6 +7,7 @@
  * Linux; to a pipe, socket or terminal only up to PIPE_BUF bytes, so the
  * writes there are at most PIPE_BUF (a line is shorter: LINE_MAX_BYTES). */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -177,12 +178,34 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		arm(a);
 }
 
+/* At the end the loop is gone: the sink gets a bounded wait (the serving
+ * path never waits) before what is left is counted as dropped. */
+#define LAST_FLUSH_MS 2000
+
 void px_accesslog_free(struct px_accesslog *a)
 {
 	if (a == NULL)
 		return;
-	if (a->fd >= 0 && a->ring != NULL)
-		flush(a);
+	if (a->fd >= 0 && a->ring != NULL) {
+		struct pollfd pfd = {.fd = a->fd, .events = POLLOUT};
+		int waited = 0;
+
+		while (!flush(a) && waited < LAST_FLUSH_MS) {
+			if (poll(&pfd, 1, 50) < 0 && errno != EINTR)
+				break;
+			waited += 50;
+		}
+		if (a->len > 0) {
+			uint64_t lost = 0;
+
+			for (size_t i = 0; i < a->len; i++)
+				lost += a->ring[(a->head + i) % a->cap] == '\n';
+			a->dropped += lost;
+			px_stats_accesslog_dropped(a->stats, lost);
+			log_warnx("proxy", "access log: %llu lines dropped at exit (the sink did not "
+				 "take them within %d ms)", (unsigned long long)lost, LAST_FLUSH_MS);
+		}
+	}
 	if (a->timer)
 		event_free(a->timer);
 	if (a->own_fd && a->fd >= 0)

@@ -588,6 +588,12 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->eof_ev)
 		event_free(c->eof_ev);
 	px_splice_free(c->sp);
+	if (c->cli && c->cli_ready && bev_ssl(c->cli) != NULL) {
+		/* a clean end for the caller (a bare FIN reads as an
+		 * "unexpected eof" to OpenSSL 3 peers) */
+		SSL_shutdown(bev_ssl(c->cli));
+		ERR_clear_error();
+	}
 	if (c->cli)
 		bufferevent_free(c->cli);
 	px_http1_free(c->rq.p);
@@ -1637,14 +1643,16 @@ connect_failed:
 	}
 }
 
-/* libevent's TLS bufferevent reports the peer's close_notify (or FIN)
- * from inside its read loop, before it hands over the bytes it decrypted
- * in the same turn: the EOF is handled from the loop, after them. */
+/* libevent's TLS bufferevent reports the peer's close_notify, FIN or
+ * reset from inside its read loop, before it hands over the bytes it
+ * decrypted in the same turn: once the connection is up, the end is
+ * handled from the loop, after them. */
 static void cli_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL && !c->dead) {
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && bev_ssl(bev) != NULL && c->cli_ready &&
+	    !c->dead) {
 		c->cli_eof_what = what;
 		event_active(c->eof_ev, EV_READ, 1);
 		return;
@@ -1657,7 +1665,8 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
 	struct upconn *u = arg;
 	struct conn *c = u->c;
 
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && bev_ssl(bev) != NULL && !c->dead) {
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && bev_ssl(bev) != NULL && u->connected &&
+	    !c->dead) {
 		c->up_eof_what = what;
 		c->eof_u = u;
 		event_active(c->eof_ev, EV_READ, 1);

@@ -232,6 +232,10 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char 
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* a sidecar never needs a TLS 1.2 renegotiation mid-connection */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	/* a peer that closes without close_notify ends the stream (EOF, as
+	 * OpenSSL 1.1 had it), rather than an error that loses the bytes
+	 * read with it */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
 		rc = set_err(err, "--cert", t->cert, NULL);
 		goto out;
