@@ -1217,6 +1217,14 @@ void px_config_slot_init(struct px_config_slot *slot)
 	pthread_mutex_init(&slot->_lock, NULL);
 	slot->_cur = NULL;
 	atomic_init(&slot->_gen, 0);
+	slot->_any_index = false;
+}
+
+void px_config_slot_forget_index(struct px_config_slot *slot)
+{
+	pthread_mutex_lock(&slot->_lock);
+	slot->_any_index = true;
+	pthread_mutex_unlock(&slot->_lock);
 }
 
 void px_config_slot_destroy(struct px_config_slot *slot)
@@ -1251,7 +1259,7 @@ int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t le
 	if ((rc = px_config_decode(data, len, &c, err)) != WEFT_OK)
 		return rc;
 	pthread_mutex_lock(&slot->_lock);
-	if (slot->_cur && c->index < slot->_cur->index) {
+	if (slot->_cur && c->index < slot->_cur->index && !slot->_any_index) {
 		rc = weft_errf(err, WEFT_ECONFLICT, "Index: %llu is older than the current %llu",
 			       (unsigned long long)c->index, (unsigned long long)slot->_cur->index);
 	} else if (slot->_cur && strcmp(c->identity.service, slot->_cur->identity.service) != 0) {
@@ -1262,6 +1270,7 @@ int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t le
 		old = slot->_cur;
 		slot->_cur = c;
 		c = NULL;
+		slot->_any_index = false;
 		atomic_fetch_add_explicit(&slot->_gen, 1, memory_order_release);
 	}
 	pthread_mutex_unlock(&slot->_lock);

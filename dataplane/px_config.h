@@ -19,6 +19,7 @@
 #define WEFT_PX_CONFIG_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -253,6 +254,7 @@ struct px_config_slot {
 	pthread_mutex_t _lock;
 	struct px_config *_cur;
 	atomic_uint_fast64_t _gen;
+	bool _any_index;                /* px_config_slot_forget_index() */
 };
 
 void px_config_slot_init(struct px_config_slot *slot);
@@ -260,6 +262,10 @@ void px_config_slot_destroy(struct px_config_slot *slot);
 /* A new reference to the current config (NULL before the first), which
  * the caller drops with px_config_unref. */
 struct px_config *px_config_slot_get(struct px_config_slot *slot);
+/* The next load may carry any Index, also an older one: the source
+ * started over (a server whose data was reset answers with indexes from
+ * 1 again; refusing them would freeze the proxy on its last snapshot). */
+void px_config_slot_forget_index(struct px_config_slot *slot);
 /* Counts the configs made current: a worker compares it with the one it
  * last applied (one atomic load) to learn that it must look again. */
 uint64_t px_config_slot_generation(struct px_config_slot *slot);

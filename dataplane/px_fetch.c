@@ -421,8 +421,15 @@ static void *fetch_main(void *arg)
 			last_err = NULL;
 			delay = PX_FETCH_BACKOFF_MIN_MS;
 			/* An index that went backwards (a server with other data):
-			 * start over, as Consul's clients do. */
-			f->index = resp.index < f->index ? 0 : resp.index;
+			 * start over, as Consul's clients do, and take its
+			 * snapshot although its Index is older than ours. */
+			if (resp.index < f->index) {
+				log_warnx("proxy", "config from server: its index went back from %llu to "
+					  "%llu (its data was reset?): following it",
+					  (unsigned long long)f->index, (unsigned long long)resp.index);
+				px_config_slot_forget_index(f->o.slot);
+			}
+			f->index = resp.index;
 			if (load(f, resp.body ? resp.body : "", resp.len, &changed, &bchanged, &e) != 0) {
 				log_warnx("proxy", "config from server refused: server=%s error=\"%s\" (the "
 					  "previous snapshot stays in force)", px_httpget_display(f->http),

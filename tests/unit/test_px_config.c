@@ -774,6 +774,23 @@ static void test_slot(void **state)
 	s = with_index(minimal, 120, NULL);
 	assert_int_equal(px_config_slot_load(&slot, s, strlen(s), &err), WEFT_OK);
 	free(s);
+	/* A source that started over (its index back at 3): refused until told
+	 * to forget the index, then taken, and the check is back for the next */
+	s = with_index(minimal, 3, NULL);
+	assert_int_equal(px_config_slot_load(&slot, s, strlen(s), &err), WEFT_ECONFLICT);
+	free(err);
+	err = NULL;
+	px_config_slot_forget_index(&slot);
+	assert_int_equal(px_config_slot_load(&slot, s, strlen(s), &err), WEFT_OK);
+	free(s);
+	s = with_index(minimal, 2, NULL);
+	assert_int_equal(px_config_slot_load(&slot, s, strlen(s), &err), WEFT_ECONFLICT);
+	free(err);
+	err = NULL;
+	free(s);
+	s = with_index(minimal, 120, NULL);
+	assert_int_equal(px_config_slot_load(&slot, s, strlen(s), &err), WEFT_OK);
+	free(s);
 	now = px_config_slot_get(&slot);
 	assert_ptr_not_equal(now, held);
 	assert_int_equal(now->index, 120);
