@@ -24,10 +24,22 @@ SERVER_BIN = os.path.join(BUILDDIR, "server", "weft-server")
 CTL_BIN = os.path.join(BUILDDIR, "ctl", "weftctl")
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1, never one this process was given before:
+    the kernel may hand the same ephemeral port to two binds in a row once
+    the first socket is closed, and a test asking for two ports (a listener
+    and its peer) must get two."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no fresh free port in 1000 tries")
 
 
 class Response:
