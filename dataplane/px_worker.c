@@ -101,6 +101,12 @@ static void *run(void *arg)
 	log_info("proxy", "worker %u started: listeners=%zu", w->id, w->pool->nl);
 	if (event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0)
 		log_warnx("proxy", "worker %u: event loop failed", w->id);
+	/* A few more turns: libevent's TLS bufferevent schedules its write
+	 * callback deferred, holding a reference that only running it drops;
+	 * one left pending at the break would keep the bufferevent (and its
+	 * SSL) from ever being freed. */
+	for (int i = 0; i < 3; i++)
+		event_base_loop(w->base, EVLOOP_NONBLOCK);
 	return NULL;
 }
 
