@@ -1,5 +1,6 @@
 /* HTTP/1.1 GET on evhttp, for px_fetch (px_httpget.h). */
 #include "config.h"
+#include "httpmsg.h"
 #include "px_httpget.h"
 
 #include <arpa/inet.h>
@@ -174,53 +175,12 @@ nomem:
 
 char *px_httpget_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = malloc(strlen(s) * 3 + 1), *p = out;
-
-	if (out == NULL)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-			*p++ = (char)ch;
-		} else {
-			*p++ = '%';
-			*p++ = hex[ch >> 4];
-			*p++ = hex[ch & 15];
-		}
-	}
-	*p = '\0';
-	return out;
+	return http_escape(s, 0);
 }
 
 char *px_httpget_error_message(const struct px_httpget_resp *r)
 {
-	json_t *doc = NULL, *e;
-	char *msg = NULL;
-	size_t start = 0, end = r->len;
-
-	if (r->body && r->len) {
-		doc = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
-		e = json_is_object(doc) ? json_object_get(doc, "error") : NULL;
-		if (json_is_string(e) && json_string_length(e) > 0) {
-			msg = strdup(json_string_value(e));
-			goto out;
-		}
-		while (start < end && isspace((unsigned char)r->body[start]))
-			start++;
-		while (end > start && isspace((unsigned char)r->body[end - 1]))
-			end--;
-		if (end > start) {
-			msg = strndup(r->body + start, end - start > 2000 ? 2000 : end - start);
-			goto out;
-		}
-	}
-	if (asprintf(&msg, "the server answered HTTP %ld without a message", r->status) < 0)
-		msg = NULL;
-out:
-	json_decref(doc);
-	return msg;
+	return http_error_message(r->status, r->body, r->len);
 }
 
 void px_httpget_resp_free(struct px_httpget_resp *r)

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "httpc.h"
+#include "httpmsg.h"
 #include "buf.h"
 #include "err.h"
 
@@ -372,31 +373,7 @@ out:
 
 char *httpc_error_message(const struct httpc_resp *r)
 {
-	json_t *doc = NULL, *e;
-	char *msg = NULL;
-	size_t start = 0, end = r->len;
-
-	if (r->body && r->len) {
-		doc = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
-		e = json_is_object(doc) ? json_object_get(doc, "error") : NULL;
-		if (json_is_string(e) && json_string_length(e) > 0) {
-			msg = strdup(json_string_value(e));
-			goto out;
-		}
-		while (start < end && isspace((unsigned char)r->body[start]))
-			start++;
-		while (end > start && isspace((unsigned char)r->body[end - 1]))
-			end--;
-		if (end > start) {
-			msg = strndup(r->body + start, end - start > 2000 ? 2000 : end - start);
-			goto out;
-		}
-	}
-	if (asprintf(&msg, "the server answered HTTP %ld without a message", r->status) < 0)
-		msg = NULL;
-out:
-	json_decref(doc);
-	return msg;
+	return http_error_message(r->status, r->body, r->len);
 }
 
 int httpc_missing_object(const struct httpc_resp *r)
@@ -464,23 +441,5 @@ out:
 
 char *httpc_escape(const char *s, int keep_slash)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *out = malloc(n * 3 + 1), *p = out;
-
-	if (out == NULL)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~' ||
-		    (keep_slash && ch == '/')) {
-			*p++ = (char)ch;
-		} else {
-			*p++ = '%';
-			*p++ = hex[ch >> 4];
-			*p++ = hex[ch & 15];
-		}
-	}
-	*p = '\0';
-	return out;
+	return http_escape(s, keep_slash);
 }

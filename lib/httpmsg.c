@@ -1,0 +1,62 @@
+/* The curl-free HTTP helpers (httpmsg.h). */
+#include "config.h"
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "httpmsg.h"
+
+char *http_error_message(long status, const char *body, size_t len)
+{
+	json_t *doc = NULL, *e;
+	char *msg = NULL;
+	size_t start = 0, end = len;
+
+	if (body && len) {
+		doc = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+		e = json_is_object(doc) ? json_object_get(doc, "error") : NULL;
+		if (json_is_string(e) && json_string_length(e) > 0) {
+			msg = strdup(json_string_value(e));
+			goto out;
+		}
+		while (start < end && isspace((unsigned char)body[start]))
+			start++;
+		while (end > start && isspace((unsigned char)body[end - 1]))
+			end--;
+		if (end > start) {
+			msg = strndup(body + start, end - start > 2000 ? 2000 : end - start);
+			goto out;
+		}
+	}
+	if (asprintf(&msg, "the server answered HTTP %ld without a message", status) < 0)
+		msg = NULL;
+out:
+	json_decref(doc);
+	return msg;
+}
+
+char *http_escape(const char *s, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = malloc(n * 3 + 1), *p = out;
+
+	if (out == NULL)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~' ||
+		    (keep_slash && ch == '/')) {
+			*p++ = (char)ch;
+		} else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
