@@ -38,6 +38,11 @@ void time_format_rfc3339(int64_t wall_ms, char *out, size_t size)
 	snprintf(out + n, size - n, ".%03dZ", (int)(wall_ms % 1000));
 }
 
+uint32_t random_below(uint32_t n)
+{
+	return n ? randombytes_uniform(n) : 0;
+}
+
 void uuid_generate(char out[37])
 {
 	unsigned char b[16];

@@ -12,6 +12,9 @@ int64_t now_wall_ms(void);
 /* RFC 3339 UTC time with nanosecond digits, as Go prints it. */
 void time_format_rfc3339(int64_t wall_ms, char *out, size_t size);
 
+/* A uniformly random integer in [0, n) (0 when n is 0), for jitter. */
+uint32_t random_below(uint32_t n);
+
 /* A random UUID (version 4) in its 36-character form. */
 void uuid_generate(char out[37]);
 int uuid_valid(const char *s);
