@@ -1,0 +1,286 @@
+"""weft-agent against a real weft-server: service definitions from files and
+from the local API (python-consul as the client), the catalog kept in sync
+with only the writes that matter, reloads, leave on stop, server outages,
+the local API's tokens and systemd's readiness protocol."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import consul
+
+from harness import Server, main
+from agentharness import AGENT_BIN, Agent, make_token, wait_for
+
+WEB_YAML = """\
+service:
+  name: web
+  port: 8080
+  tags: [v1]
+  meta: {team: shop}
+  connect:
+    sidecar_service:
+      proxy:
+        upstreams:
+          - destination_name: api
+            local_bind_port: 9191
+"""
+
+NODE_CHECK_JSON = """{
+  "check": {"id": "disk", "name": "Disk", "ttl": "1h", "status": "passing"}
+}
+"""
+
+
+def node_services(srv, node):
+    r = srv.get("/v1/catalog/node-services/%s" % node)
+    if r.status != 200:
+        return {}
+    return {s["ID"]: s for s in r.json()["Services"]}
+
+
+def node_checks(srv, node):
+    r = srv.get("/v1/health/node/%s" % node)
+    return {c["CheckID"]: c for c in r.json()}
+
+
+class AgentTest(unittest.TestCase):
+    def setUp(self):
+        self.srv = Server()
+        self.agents = []
+
+    def tearDown(self):
+        try:
+            for a in self.agents:
+                a.close()
+        finally:
+            self.srv.close()
+
+    def agent(self, **kw):
+        a = Agent(self.srv, **kw)
+        self.agents.append(a)
+        return a
+
+    def test_file_definitions_reach_the_catalog(self):
+        a = self.agent(start=False)
+        a.write_config("web.yaml", WEB_YAML)
+        a.write_config("node.json", NODE_CHECK_JSON)
+        a.start()
+        svcs = wait_for(lambda: len(node_services(self.srv, "vm1")) == 2 and
+                        node_services(self.srv, "vm1"), what="web and its sidecar")
+        self.assertEqual(svcs["web"]["Port"], 8080)
+        self.assertEqual(svcs["web"]["Tags"], ["v1"])
+        self.assertEqual(svcs["web"]["Meta"], {"team": "shop"})
+        side = svcs["web-sidecar-proxy"]
+        self.assertEqual(side["Kind"], "connect-proxy")
+        self.assertEqual(side["Port"], 21000)
+        self.assertEqual(side["Proxy"]["DestinationServiceName"], "web")
+        self.assertEqual(side["Proxy"]["LocalServicePort"], 8080)
+        self.assertEqual(side["Proxy"]["Upstreams"][0]["DestinationName"], "api")
+        self.assertEqual(side["Proxy"]["Upstreams"][0]["LocalBindPort"], 9191)
+        checks = node_checks(self.srv, "vm1")
+        self.assertEqual(checks["disk"]["Status"], "passing")
+        self.assertEqual(checks["disk"]["ServiceID"], "")
+        # Consul's default sidecar checks: listening, and an alias of web
+        self.assertEqual(checks["service:web-sidecar-proxy:1"]["Definition"]["TCP"],
+                         "127.0.0.1:21000")
+        self.assertEqual(checks["service:web-sidecar-proxy:2"]["Type"], "alias")
+        # the local API shows the same, in Consul's agent format
+        local = a.get("/v1/agent/services").json()
+        self.assertEqual(set(local), {"web", "web-sidecar-proxy"})
+        self.assertEqual(local["web-sidecar-proxy"]["Proxy"]["DestinationServiceID"], "web")
+
+    def test_python_consul_registers_through_the_agent(self):
+        a = self.agent()
+        c = consul.Consul(host="127.0.0.1", port=a.port)
+        # python-consul 0.7.1 leaves the token out of some agent calls
+        c.http.session.headers["X-Consul-Token"] = a.token
+        self.assertTrue(c.agent.service.register(
+            "api", service_id="api-1", port=9000, tags=["blue"],
+            check=consul.Check.ttl("30s")))
+        self.assertIn("api-1", c.agent.services())
+        wait_for(lambda: "api-1" in node_services(self.srv, "vm1"), what="api-1 in the catalog")
+        checks = node_checks(self.srv, "vm1")
+        self.assertEqual(checks["service:api-1"]["Status"], "critical")
+        # a TTL pass through the agent reaches the server's health view
+        self.assertTrue(c.agent.check.ttl_pass("service:api-1", notes="all good"))
+        wait_for(lambda: [e for e in self.srv.get("/v1/health/service/api?passing=1").json()
+                          if e["Service"]["ID"] == "api-1"], timeout=5,
+                 what="api-1 passing in /v1/health/service/api")
+        self.assertEqual(node_checks(self.srv, "vm1")["service:api-1"]["Output"], "all good")
+        # deregistering through the agent removes it from the catalog
+        self.assertTrue(c.agent.service.deregister("api-1"))
+        wait_for(lambda: "api-1" not in node_services(self.srv, "vm1"), what="api-1 gone")
+        self.assertNotIn("service:api-1", node_checks(self.srv, "vm1"))
+
+    def test_bad_registration_is_refused_naming_the_field(self):
+        a = self.agent()
+        r = a.put("/v1/agent/service/register", {"Name": "api", "Port": "x"})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], "Port: must be an integer")
+        r = a.put("/v1/agent/service/register", {"Name": "api", "Port": 1, "Chek": {}})
+        self.assertEqual(r.status, 400)
+        self.assertIn("Chek: unknown field", r.json()["error"])
+        r = a.put("/v1/agent/service/register",
+                  {"Name": "api", "Port": 1, "Check": {"HTTP": "http://127.0.0.1:1/"}})
+        self.assertEqual(r.status, 400)
+        self.assertIn("Check.Interval: required for an http check", r.json()["error"])
+        r = a.put("/v1/agent/service/register",
+                  {"Name": "api", "Port": 1, "Check": {"Args": ["/bin/true"], "Interval": "1s"}})
+        self.assertEqual(r.status, 400)
+        self.assertIn("--enable-script-checks", r.json()["error"])
+        self.assertEqual(a.get("/v1/agent/services").json(), {})
+
+    def test_steady_state_makes_no_catalog_writes(self):
+        a = self.agent(start=False, sync_interval=1)
+        a.write_config("web.yaml", WEB_YAML)
+        a.write_config("node.json", NODE_CHECK_JSON)
+        a.start()
+        wait_for(lambda: a.status()["Sync"]["InSync"] and
+                 len(node_services(self.srv, "vm1")) == 2, what="first sync")
+        st0 = a.status()["Sync"]
+        index0 = self.srv.get("/v1/catalog/nodes").index
+        time.sleep(3.5)  # three full comparisons at --sync-interval 1
+        st1 = a.status()["Sync"]
+        self.assertGreaterEqual(st1["FullSyncs"], st0["FullSyncs"] + 2)
+        self.assertEqual(st1["Writes"], st0["Writes"], "no write when nothing changed")
+        self.assertEqual(self.srv.get("/v1/catalog/nodes").index, index0)
+
+    def test_anti_entropy_repairs_drift(self):
+        a = self.agent(start=False, sync_interval=1)
+        a.write_config("web.yaml", WEB_YAML)
+        a.start()
+        wait_for(lambda: len(node_services(self.srv, "vm1")) == 2, what="first sync")
+        # someone removes the agent's service on the server, and adds a stray one
+        r = self.srv.put("/v1/catalog/deregister", {"Node": "vm1", "ServiceID": "web"})
+        self.assertEqual(r.status, 200)
+        r = self.srv.put("/v1/catalog/register", {"Node": "vm1", "Address": "127.0.0.1",
+                                                  "Service": {"Service": "stray", "Port": 1}})
+        self.assertEqual(r.status, 200)
+        wait_for(lambda: set(node_services(self.srv, "vm1")) == {"web", "web-sidecar-proxy"},
+                 timeout=5, what="web back and stray gone")
+
+    def test_reload_adds_removes_and_refuses_bad_files(self):
+        a = self.agent()
+        a.write_config("web.yaml", WEB_YAML)
+        a.send(signal.SIGHUP)
+        wait_for(lambda: "web" in node_services(self.srv, "vm1"), what="web after SIGHUP")
+        a.write_config("bad.yaml", "service:\n  name: db\n  port: 5432\n  chek:\n    ttl: 10s\n")
+        a.send(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in a.read_log(), what="refusal log line")
+        self.assertIn("bad.yaml:4:3: service.chek: unknown field", a.read_log())
+        time.sleep(0.3)
+        self.assertEqual(set(node_services(self.srv, "vm1")), {"web", "web-sidecar-proxy"})
+        a.remove_config("bad.yaml")
+        a.remove_config("web.yaml")
+        a.send(signal.SIGHUP)
+        wait_for(lambda: node_services(self.srv, "vm1") == {}, what="services gone")
+
+    def test_check_mode_reports_file_and_line(self):
+        d = tempfile.mkdtemp(prefix="weft-agent-check-")
+        with open(os.path.join(d, "web.yaml"), "w") as f:
+            f.write(WEB_YAML)
+        r = subprocess.run([AGENT_BIN, "--config-dir", d, "--check"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(d, "api.json"), "w") as f:
+            f.write('{"service": {"name": "api", "port": 9000,\n'
+                    '  "check": {"tcp": "127.0.0.1:9000"}}}\n')
+        r = subprocess.run([AGENT_BIN, "--config-dir", d, "--check"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("api.json:2:3: service.Check.Interval: required for a tcp check",
+                      r.stderr)
+        with open(os.path.join(d, "api.json"), "w") as f:
+            f.write('{"service": {"name": "web", "port": 9000}}\n')
+        r = subprocess.run([AGENT_BIN, "--config-dir", d, "--check"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('service ID "web" is also defined in', r.stderr)
+
+    def test_stop_deregisters_the_node_quickly(self):
+        a = self.agent(start=False)
+        a.write_config("web.yaml", WEB_YAML)
+        a.start()
+        wait_for(lambda: "web" in node_services(self.srv, "vm1"), what="web registered")
+        t0 = time.time()
+        self.assertEqual(a.stop(), 0)
+        self.assertLess(time.time() - t0, 5)
+        self.assertEqual(self.srv.get("/v1/catalog/node/vm1").json(), None)
+
+    def test_api_registrations_survive_a_restart(self):
+        a = self.agent()
+        r = a.put("/v1/agent/service/register", {"Name": "api", "Port": 9000,
+                                                  "Connect": {"SidecarService": {}}})
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: len(node_services(self.srv, "vm1")) == 2, what="api and sidecar")
+        a.kill9()
+        a.start()
+        self.assertEqual(set(a.get("/v1/agent/services").json()), {"api", "api-sidecar-proxy"})
+        self.assertEqual(a.get("/v1/agent/services").json()["api-sidecar-proxy"]["Port"], 21000)
+
+    def test_server_outage_then_catalog_is_right_again(self):
+        a = self.agent()
+        r = a.put("/v1/agent/service/register", {"Name": "api", "Port": 9000,
+                                                  "Check": {"TTL": "1h", "Status": "passing"}})
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: node_checks(self.srv, "vm1").get("service:api", {}).get("Status") ==
+                 "passing", what="passing on the server")
+        self.srv.stop()
+        # the agent keeps serving its local API while the server is away
+        r = a.put("/v1/agent/check/fail/service:api?note=disk+full")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(a.get("/v1/agent/checks").json()["service:api"]["Status"], "critical")
+        wait_for(lambda: not a.status()["Sync"]["InSync"], what="sync noticing the outage")
+        time.sleep(1)
+        self.srv.start()
+        wait_for(lambda: node_checks(self.srv, "vm1").get("service:api", {}).get("Status") ==
+                 "critical", timeout=25, what="the outage's change on the server")
+        self.assertEqual(node_checks(self.srv, "vm1")["service:api"]["Output"], "disk full")
+        wait_for(lambda: a.status()["Sync"]["InSync"], what="in sync again")
+
+    def test_local_api_tokens(self):
+        a = self.agent()
+        r = a.get("/v1/agent/services", token=None)
+        self.assertEqual(r.status, 403)
+        self.assertIn("a token is required", r.json()["error"])
+        r = a.get("/v1/agent/services", token="weft1.bogus.token")
+        self.assertEqual(r.status, 403)
+        ro = make_token(self.srv, Kind="read-only")
+        self.assertEqual(a.get("/v1/agent/services", token=ro).status, 200)
+        r = a.put("/v1/agent/service/register", {"Name": "api", "Port": 1}, token=ro)
+        self.assertEqual(r.status, 403)
+        self.assertIn("read-only", r.json()["error"])
+        api_tok = make_token(self.srv, Kind="service", ServiceName="api")
+        r = a.put("/v1/agent/service/register", {"Name": "web", "Port": 1}, token=api_tok)
+        self.assertEqual(r.status, 403)
+        r = a.put("/v1/agent/service/register",
+                  {"Name": "api", "Port": 1, "Connect": {"SidecarService": {}}}, token=api_tok)
+        self.assertEqual(r.status, 200, r)
+        other = make_token(self.srv, Kind="agent", NodeName="vm2")
+        r = a.put("/v1/agent/service/deregister/api", token=other)
+        self.assertEqual(r.status, 403)
+        r = a.put("/v1/agent/service/deregister/api", token=self.srv.token)
+        self.assertEqual(r.status, 200)
+
+    def test_tells_systemd_when_ready(self):
+        d = tempfile.mkdtemp(prefix="weft-notify-")
+        path = os.path.join(d, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(10)
+        try:
+            a = self.agent(start=False, env={"NOTIFY_SOCKET": path})
+            a.start(wait=False)
+            msg = sock.recv(4096).decode()
+            self.assertIn("READY=1", msg)
+            # ready means the local API answers
+            self.assertEqual(a.get("/v1/agent/self").status, 200)
+            a.send(signal.SIGTERM)
+            self.assertIn("STOPPING=1", sock.recv(4096).decode())
+        finally:
+            sock.close()
+
+
+if __name__ == "__main__":
+    main()
