@@ -8,6 +8,7 @@
 #include "hub.h"
 #include "intentions.h"
 #include "log.h"
+#include "notify.h"
 #include "rcache.h"
 #include "server.h"
 #include "session.h"
@@ -165,6 +166,12 @@ static int serve(const struct settings *cfg)
 	log_info("main", "ready version=%s node=%s datacenter=%s data_dir=%s http=%s%s%s",
 		 PACKAGE_VERSION, srv.node_name, srv.datacenter, cfg->data_dir, cfg->http_addr,
 		 cfg->https_addr ? " https=" : "", cfg->https_addr ? cfg->https_addr : "");
+	/* systemd's Type=notify: ready once every listener serves */
+	if (notify_systemd("READY=1\nSTATUS=serving", &err) != WEFT_OK) {
+		log_warnx("main", "%s", err);
+		free(err);
+		err = NULL;
+	}
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
@@ -175,6 +182,7 @@ static int serve(const struct settings *cfg)
 		break;
 	}
 	log_info("main", "stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	notify_systemd("STOPPING=1", NULL);
 	exit_code = 0;
 out:
 	/* Stop taking requests, answer parked ones, finish writes, close. */
