@@ -36,6 +36,7 @@ class Agent:
     def __init__(self, srv, node="vm1", address="127.0.0.1", args=(), env=None,
                  token=None, dev=False, sync_interval=60, start=True):
         self.srv = srv
+        self.srv_addr = srv.addr    # what --server says; an https:// URL to test TLS
         self.node = node
         self.address = address
         self.dir = tempfile.mkdtemp(prefix="weft-agent-test-")
@@ -67,7 +68,7 @@ class Agent:
         os.unlink(os.path.join(self.config_dir, name))
 
     def command(self):
-        cmd = [AGENT_BIN, "--server", self.srv.addr, "--node", self.node,
+        cmd = [AGENT_BIN, "--server", self.srv_addr, "--node", self.node,
                "--address", self.address, "--config-dir", self.config_dir,
                "--data-dir", self.data_dir, "--http-addr", self.addr,
                "--sync-interval", str(self.sync_interval), "--proxy-bin", PROXY_BIN]

@@ -12,7 +12,7 @@ import unittest
 
 import consul
 
-from harness import Server, main
+from harness import Server, free_port, main
 from agentharness import AGENT_BIN, Agent, make_token, wait_for
 
 WEB_YAML = """\
@@ -262,6 +262,40 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(r.status, 403)
         r = a.put("/v1/agent/service/deregister/api", token=self.srv.token)
         self.assertEqual(r.status, 200)
+
+    def test_joins_over_https_verifying_the_server(self):
+        from test_https import Certs
+        certs = Certs()
+        try:
+            cert, key = certs.issue("weft-server", "IP:127.0.0.1")
+            port = free_port()
+            srv = Server(args=["--https-addr", "127.0.0.1:%d" % port, "--tls-cert", cert,
+                               "--tls-key", key])
+            try:
+                https = "https://127.0.0.1:%d" % port
+                good = Agent(srv, args=["--server-ca", certs.ca], start=False)
+                good.srv_addr = https
+                good.start()
+                self.agents.append(good)
+                good.write_config("web.yaml", WEB_YAML)
+                good.send(signal.SIGHUP)
+                wait_for(lambda: "web" in node_services(srv, "vm1"), what="web over https")
+                # without the CA, the server's certificate is refused and nothing is written
+                bad = Agent(srv, node="vm2", start=False)
+                bad.srv_addr = https
+                bad.start()
+                self.agents.append(bad)
+                wait_for(lambda: (bad.status()["Sync"].get("LastError") or ""), what="an error")
+                self.assertIn("certificate", bad.status()["Sync"]["LastError"])
+                self.assertEqual(srv.get("/v1/catalog/node/vm2").json(), None)
+            finally:
+                for a in list(self.agents):
+                    if a.srv is srv:
+                        a.close()
+                        self.agents.remove(a)
+                srv.close()
+        finally:
+            certs.close()
 
     def test_tells_systemd_when_ready(self):
         d = tempfile.mkdtemp(prefix="weft-notify-")
