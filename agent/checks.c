@@ -221,6 +221,7 @@ struct cdef {
 	int64_t run_interval_ms;     /* raised to the floor */
 	int64_t run_timeout_ms;      /* defaulted */
 	int64_t reap_after_ms;       /* raised to the floor; 0: never */
+	int64_t floor_interval_ms, floor_reap_ms;   /* the floors, when they applied */
 	char *tcp_url;               /* http://HOST:PORT/ for libcurl's connect-only mode */
 	struct curl_slist *headers;  /* HTTP request headers */
 };
@@ -483,7 +484,6 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 {
 	struct cdef *d = NULL;
 	char ctx[CHK_ID_MAX + 32];
-	char a[32], b[32];
 	const char *why;
 	int rc;
 
@@ -617,12 +617,8 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 			goto fail;
 		}
 		d->run_interval_ms = in->interval_ms;
-		if (d->run_interval_ms < floor) {
-			duration_format(in->interval_ms, a, sizeof(a));
-			duration_format(floor, b, sizeof(b));
-			log_warnx(SUBSYS, "%s: interval %s below the minimum, using %s", ctx, a, b);
-			d->run_interval_ms = floor;
-		}
+		if (d->run_interval_ms < floor)
+			d->run_interval_ms = d->floor_interval_ms = floor;
 		d->run_timeout_ms = in->timeout_ms > 0 ? in->timeout_ms
 			: in->type == CHK_SCRIPT ? CHK_DEFAULT_SCRIPT_TIMEOUT_MS : CHK_DEFAULT_TIMEOUT_MS;
 	}
@@ -631,13 +627,8 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 			: CHK_DEFAULT_MIN_DEREGISTER_MS;
 
 		d->reap_after_ms = in->deregister_after_ms;
-		if (d->reap_after_ms < floor) {
-			duration_format(in->deregister_after_ms, a, sizeof(a));
-			duration_format(floor, b, sizeof(b));
-			log_warnx(SUBSYS, "%s: deregister_critical_service_after %s below the minimum, "
-				  "using %s", ctx, a, b);
-			d->reap_after_ms = floor;
-		}
+		if (d->reap_after_ms < floor)
+			d->reap_after_ms = d->floor_reap_ms = floor;
 	}
 	*out = d;
 	return WEFT_OK;
@@ -661,16 +652,15 @@ struct chk {
 	struct event *tick;          /* next run; a TTL check's deadline */
 	struct event *reap_ev;       /* deregister_after since it became critical */
 	int running;
+	struct ring out;             /* an HTTP body, a script's stdout+stderr */
 	/* HTTP, TCP */
 	CURL *easy;
-	struct ring body;
 	char reason[64];             /* the status line's reason phrase */
 	char errbuf[CURL_ERROR_SIZE];
 	/* script */
 	pid_t pid;
 	int pidfd, outfd;
 	struct event *pid_ev, *out_ev, *kill_ev;
-	struct ring out;
 	int timed_out;
 };
 
@@ -959,7 +949,7 @@ static size_t body_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct chk *c = arg;
 
-	ring_add(&c->body, p, size * nmemb);
+	ring_add(&c->out, p, size * nmemb);
 	return size * nmemb;
 }
 
@@ -1033,7 +1023,7 @@ static void net_finish(struct chk *c, CURLcode res)
 		buf_init(&b, CHK_OUTPUT_MAX + CHK_URL_MAX + 256);
 		if (buf_printf(&b, "HTTP %s %s: %ld %s Output: ", d->method, d->http, code,
 			       c->reason[0] ? c->reason : reason_text(code)) == 0)
-			ring_append_to(&c->body, &b);
+			ring_append_to(&c->out, &b);
 		net_stop(c);
 		result_n(c, st, b.data, b.len);
 		buf_free(&b);
@@ -1130,7 +1120,7 @@ static void net_start(struct chk *c)
 	CURL *e = curl_easy_init();
 	int ok = e != NULL;
 
-	memset(&c->body, 0, sizeof(c->body));
+	memset(&c->out, 0, sizeof(c->out));
 	c->reason[0] = '\0';
 	c->errbuf[0] = '\0';
 	if (!ok)
@@ -1555,6 +1545,22 @@ static struct chk *chk_new(struct chk_runner *r, struct cdef *d)
 
 static void chk_start(struct chk *c)
 {
+	const struct cdef *d = c->d;
+	char a[32], b[32];
+
+	/* Consul raises both with a warning: logged once, when the check starts. */
+	if (d->floor_interval_ms > 0) {
+		duration_format(d->interval_ms, a, sizeof(a));
+		duration_format(d->floor_interval_ms, b, sizeof(b));
+		log_warnx(SUBSYS, "check \"%s\": interval %s is below the minimum, using %s", d->id,
+			  a, b);
+	}
+	if (d->floor_reap_ms > 0) {
+		duration_format(d->deregister_after_ms, a, sizeof(a));
+		duration_format(d->floor_reap_ms, b, sizeof(b));
+		log_warnx(SUBSYS, "check \"%s\": deregister_critical_service_after %s is below the "
+			  "minimum, using %s", d->id, a, b);
+	}
 	if (c->d->type == CHK_TTL)
 		timer_arm(c->tick, c->d->ttl_ms);
 	else   /* a random stagger in [0, interval), as Consul's RandomStagger */

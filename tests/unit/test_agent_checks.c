@@ -111,8 +111,12 @@ static void on_reap(void *arg, const char *svc, const char *id)
 	if (r->runner != NULL && r->after_reap != NULL && strcmp(svc, r->reap_svc) == 0) {
 		char *err = NULL;
 
-		r->set_rc = chk_runner_set(r->runner, r->after_reap, r->n_after_reap, &err);
+		int rc = chk_runner_set(r->runner, r->after_reap, r->n_after_reap, &err);
+
 		free(err);
+		pthread_mutex_lock(&r->mu);
+		r->set_rc = rc;
+		pthread_mutex_unlock(&r->mu);
 	}
 }
 
@@ -1052,7 +1056,9 @@ static void test_reap(void **state)
 	assert_int_equal(rec_count(rec, "back", 1), 0);
 	assert_int_equal(rec_count(rec, "dead", 1), 1);   /* once per critical spell */
 	/* The set replaced from the callback took effect. */
+	pthread_mutex_lock(&rec->mu);
 	assert_int_equal(rec->set_rc, WEFT_OK);
+	pthread_mutex_unlock(&rec->mu);
 	assert_int_equal(chk_runner_ttl(r, "svc-ttl", CHK_PASSING, "", &err), WEFT_ENOENT);
 	free(err);
 	chk_runner_free(r);
@@ -1126,6 +1132,72 @@ static void test_bad_definitions(void **state)
 	rec_free(rec);
 }
 
+/* The first run comes at a random point of the first interval, so checks
+ * added together do not all fire at once; each runs within its interval. */
+static void test_stagger(void **state)
+{
+	struct rec *rec = rec_new();
+	struct chk_runner *r = runner(rec, 0);
+	unsigned port;
+	int lfd = listen_any(&port);
+	char addr[64], ids[6][8];
+	struct chk_def d[6];
+	int64_t t0, first = 0, last = 0;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	for (int i = 0; i < 6; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "c%d", i);
+		d[i] = (struct chk_def){.id = ids[i], .type = CHK_TCP, .tcp = addr,
+					.interval_ms = 400, .initial = CHK_CRITICAL};
+	}
+	t0 = now_mono_ms();
+	set_ok(r, d, 6);
+	for (int i = 0; i < 6; i++) {
+		int from = 0;
+		char *out = rec_wait(rec, ids[i], CHK_PASSING, &from, 2000);
+
+		assert_non_null(out);
+		free(out);
+	}
+	pthread_mutex_lock(&rec->mu);
+	for (int i = 0; i < rec->n; i++) {
+		int64_t t = rec->ev[i].at_ms - t0;
+
+		if (i == 0 || t < first)
+			first = t;
+		if (i == 0 || t > last)
+			last = t;
+	}
+	pthread_mutex_unlock(&rec->mu);
+	assert_true(last < 400 + 150);
+	assert_true(last - first > 30);
+	chk_runner_free(r);
+	close(lfd);
+	rec_free(rec);
+}
+
+/* An interval under the runner's minimum is raised to it (as Consul's 1 s). */
+static void test_interval_floor(void **state)
+{
+	struct srv *s = srv_start(0);
+	struct rec *rec = rec_new();
+	struct chk_runner_opts o = {.report = on_report, .arg = rec, .min_interval_ms = 200};
+	struct chk_runner *r = NULL;
+	char url[128], *err = NULL;
+	struct chk_def d = {.id = "fast", .type = CHK_HTTP, .http = url, .interval_ms = 5};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", s->port);
+	assert_int_equal(chk_runner_new(&r, &o, &err), WEFT_OK);
+	set_ok(r, &d, 1);
+	usleep(700 * 1000);
+	/* At 5 ms there would be ~100; at 200 ms, at most 4 (stagger + 3). */
+	assert_true(srv_requests(s) >= 2);
+	assert_true(srv_requests(s) <= 4);
+	chk_runner_free(r);
+	srv_stop(s);
+	rec_free(rec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1145,6 +1217,8 @@ int main(void)
 		cmocka_unit_test(test_remove_stops),
 		cmocka_unit_test(test_reap),
 		cmocka_unit_test(test_bad_definitions),
+		cmocka_unit_test(test_stagger),
+		cmocka_unit_test(test_interval_floor),
 	};
 
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
