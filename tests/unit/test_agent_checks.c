@@ -1140,7 +1140,7 @@ static void test_stagger(void **state)
 	struct chk_runner *r = runner(rec, 0);
 	unsigned port;
 	int lfd = listen_any(&port);
-	char addr[64], ids[6][8];
+	char addr[64], ids[6][16];
 	struct chk_def d[6];
 	int64_t t0, first = 0, last = 0;
 
