@@ -1,0 +1,1923 @@
+/* The health-check runner (checks.h): one thread, one libevent loop, HTTP
+ * and TCP through libcurl's multi socket interface, scripts through
+ * posix_spawn and a pidfd. Semantics follow Consul's agent/checks. */
+#include "config.h"
+#include "checks.h"
+#include "buf.h"
+#include "duration.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
+#include <sys/random.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+extern char **environ;
+
+#define SUBSYS "checks"
+
+/* Bounds on what a definition may hold. */
+#define CHK_MAX_CHECKS 10000
+#define CHK_ID_MAX 512
+#define CHK_URL_MAX 8192
+#define CHK_METHOD_MAX 32
+#define CHK_HEADER_VALUES_MAX 128
+#define CHK_HEADER_LINE_MAX 8192
+#define CHK_BODY_MAX (64 * 1024)
+#define CHK_ARGS_MAX 1024
+#define CHK_ARG_MAX (64 * 1024)
+#define CHK_DURATION_MAX (366LL * 24 * 3600 * 1000)   /* a year, in ms */
+
+#define CHK_DEFAULT_TIMEOUT_MS 10000
+#define CHK_DEFAULT_SCRIPT_TIMEOUT_MS 30000
+#define CHK_DEFAULT_MIN_INTERVAL_MS 1000
+#define CHK_DEFAULT_MIN_DEREGISTER_MS 60000
+/* Reads of a script's pipe per wake-up, and after it exited. */
+#define CHK_PIPE_READS 16
+#define CHK_DRAIN_READS 64
+/* How long chk_runner_free waits for a killed script to be reapable. */
+#define CHK_KILL_WAIT_MS 2000
+#define CHK_USER_AGENT "Weft Health Check"
+
+/* ---- status names ---- */
+
+const char *chk_status_name(enum chk_status s)
+{
+	switch (s) {
+	case CHK_PASSING:
+		return "passing";
+	case CHK_WARNING:
+		return "warning";
+	case CHK_CRITICAL:
+		return "critical";
+	}
+	return "critical";
+}
+
+int chk_status_parse(const char *s, enum chk_status *out)
+{
+	if (s == NULL)
+		return WEFT_EINVAL;
+	if (strcmp(s, "passing") == 0)
+		*out = CHK_PASSING;
+	else if (strcmp(s, "warning") == 0)
+		*out = CHK_WARNING;
+	else if (strcmp(s, "critical") == 0)
+		*out = CHK_CRITICAL;
+	else
+		return WEFT_EINVAL;
+	return WEFT_OK;
+}
+
+static const char *type_name(enum chk_type t)
+{
+	switch (t) {
+	case CHK_HTTP:
+		return "HTTP";
+	case CHK_TCP:
+		return "TCP";
+	case CHK_TTL:
+		return "TTL";
+	case CHK_SCRIPT:
+		return "script";
+	}
+	return "?";
+}
+
+/* ---- output: the last CHK_OUTPUT_MAX bytes (Consul's circbuf) ---- */
+
+struct ring {
+	char data[CHK_OUTPUT_MAX];
+	uint64_t total;       /* bytes written in all */
+};
+
+static void ring_add(struct ring *g, const char *p, size_t n)
+{
+	if (n > CHK_OUTPUT_MAX) {
+		g->total += n - CHK_OUTPUT_MAX;
+		p += n - CHK_OUTPUT_MAX;
+		n = CHK_OUTPUT_MAX;
+	}
+	while (n > 0) {
+		size_t pos = (size_t)(g->total % CHK_OUTPUT_MAX);
+		size_t k = CHK_OUTPUT_MAX - pos < n ? CHK_OUTPUT_MAX - pos : n;
+
+		memcpy(g->data + pos, p, k);
+		g->total += k;
+		p += k;
+		n -= k;
+	}
+}
+
+/* Appends the kept bytes, oldest first, to b. */
+static int ring_append_to(const struct ring *g, struct buf *b)
+{
+	size_t pos = (size_t)(g->total % CHK_OUTPUT_MAX);
+
+	if (g->total <= CHK_OUTPUT_MAX)
+		return buf_append(b, g->data, (size_t)g->total);
+	if (buf_append(b, g->data + pos, CHK_OUTPUT_MAX - pos) != 0)
+		return WEFT_ENOMEM;
+	return buf_append(b, g->data, pos);
+}
+
+static size_t ring_len(const struct ring *g)
+{
+	return g->total < CHK_OUTPUT_MAX ? (size_t)g->total : CHK_OUTPUT_MAX;
+}
+
+/* Output goes into JSON later: invalid UTF-8 (a cut character, a binary
+ * body) and NUL bytes become U+FFFD, as Go's JSON encoder shows them. */
+static char *utf8_clean(const char *s, size_t n)
+{
+	static const char repl[] = "\xEF\xBF\xBD";
+	char *o = malloc(n * 3 + 1);
+	size_t i = 0, j = 0;
+
+	if (o == NULL)
+		return NULL;
+	while (i < n) {
+		unsigned char b = (unsigned char)s[i];
+		size_t len = 0;
+		uint32_t cp = 0, min = 0;
+		int ok = 1;
+
+		if (b != 0 && b < 0x80) {
+			o[j++] = (char)b;
+			i++;
+			continue;
+		}
+		if ((b & 0xE0) == 0xC0) {
+			len = 2, cp = b & 0x1F, min = 0x80;
+		} else if ((b & 0xF0) == 0xE0) {
+			len = 3, cp = b & 0x0F, min = 0x800;
+		} else if ((b & 0xF8) == 0xF0) {
+			len = 4, cp = b & 0x07, min = 0x10000;
+		} else {
+			ok = 0;
+		}
+		if (ok && i + len > n)
+			ok = 0;
+		for (size_t k = 1; ok && k < len; k++) {
+			unsigned char c = (unsigned char)s[i + k];
+
+			if ((c & 0xC0) != 0x80)
+				ok = 0;
+			else
+				cp = (cp << 6) | (c & 0x3F);
+		}
+		if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
+			ok = 0;
+		if (!ok) {
+			memcpy(o + j, repl, 3);
+			j += 3;
+			i++;
+			continue;
+		}
+		memcpy(o + j, s + i, len);
+		j += len;
+		i += len;
+	}
+	o[j] = '\0';
+	return o;
+}
+
+/* ---- definitions ---- */
+
+struct cdef {
+	char *id;
+	char *service_id;
+	enum chk_type type;
+	char *http;
+	char *method;
+	json_t *header;
+	char *body;
+	int tls_skip_verify;
+	char *tcp;
+	char **args;
+	size_t nargs;
+	int64_t interval_ms, timeout_ms, ttl_ms, deregister_after_ms;
+	enum chk_status initial;
+	/* derived */
+	int64_t run_interval_ms;     /* raised to the floor */
+	int64_t run_timeout_ms;      /* defaulted */
+	int64_t reap_after_ms;       /* raised to the floor; 0: never */
+	int64_t floor_interval_ms, floor_reap_ms;   /* the floors, when they applied */
+	char *tcp_url;               /* http://HOST:PORT/ for libcurl's connect-only mode */
+	struct curl_slist *headers;  /* HTTP request headers */
+};
+
+static void cdef_free(struct cdef *d)
+{
+	if (d == NULL)
+		return;
+	free(d->id);
+	free(d->service_id);
+	free(d->http);
+	free(d->method);
+	json_decref(d->header);
+	free(d->body);
+	free(d->tcp);
+	for (size_t i = 0; i < d->nargs; i++)
+		free(d->args[i]);
+	free(d->args);
+	free(d->tcp_url);
+	curl_slist_free_all(d->headers);
+	free(d);
+}
+
+static int str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* The definitions as given (the derived fields follow from them). */
+static int cdef_equal(const struct cdef *a, const struct cdef *b)
+{
+	if (!str_eq(a->id, b->id) || !str_eq(a->service_id, b->service_id) || a->type != b->type ||
+	    !str_eq(a->http, b->http) || !str_eq(a->method, b->method) ||
+	    !str_eq(a->body, b->body) || a->tls_skip_verify != b->tls_skip_verify ||
+	    !str_eq(a->tcp, b->tcp) || a->nargs != b->nargs || a->interval_ms != b->interval_ms ||
+	    a->timeout_ms != b->timeout_ms || a->ttl_ms != b->ttl_ms ||
+	    a->deregister_after_ms != b->deregister_after_ms || a->initial != b->initial)
+		return 0;
+	if ((a->header == NULL) != (b->header == NULL))
+		return 0;
+	if (a->header != NULL && !json_equal(a->header, b->header))
+		return 0;
+	for (size_t i = 0; i < a->nargs; i++)
+		if (strcmp(a->args[i], b->args[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s == NULL ? NULL : strdup(s);
+}
+
+static int is_tchar(int c)
+{
+	return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int is_token(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* HOST:PORT as Go's net.Dial takes it: an IPv6 literal in brackets. Gives
+ * the URL libcurl connects to. Host names: letters, digits, '-', '.', '_'. */
+static int parse_hostport(const char *s, char **url, const char **why)
+{
+	const char *host, *hend, *port;
+	size_t hlen, plen;
+	unsigned long pv = 0;
+
+	*why = "must be HOST:PORT";
+	if (s[0] == '[') {
+		host = s + 1;
+		hend = strchr(host, ']');
+		if (hend == NULL || hend[1] != ':') {
+			*why = "an IPv6 address must be in brackets followed by :PORT";
+			return -1;
+		}
+		for (const char *p = host; p < hend; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.') {
+				*why = "bad IPv6 address";
+				return -1;
+			}
+		port = hend + 2;
+	} else {
+		hend = strrchr(s, ':');
+		if (hend == NULL)
+			return -1;
+		host = s;
+		if (memchr(host, ':', (size_t)(hend - host)) != NULL) {
+			*why = "an IPv6 address must be in brackets: [ADDR]:PORT";
+			return -1;
+		}
+		for (const char *p = host; p < hend; p++)
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_') {
+				*why = "bad host name";
+				return -1;
+			}
+		port = hend + 1;
+	}
+	hlen = (size_t)(hend - host);
+	plen = strlen(port);
+	if (hlen == 0 || hlen > 253) {
+		*why = "bad host name";
+		return -1;
+	}
+	if (plen == 0 || plen > 5) {
+		*why = "bad port";
+		return -1;
+	}
+	for (size_t i = 0; i < plen; i++) {
+		if (!isdigit((unsigned char)port[i])) {
+			*why = "bad port";
+			return -1;
+		}
+		pv = pv * 10 + (unsigned long)(port[i] - '0');
+	}
+	if (pv == 0 || pv > 65535) {
+		*why = "port out of range";
+		return -1;
+	}
+	if (asprintf(url, "http://%s%.*s%s:%lu/", s[0] == '[' ? "[" : "", (int)hlen, host,
+		     s[0] == '[' ? "]" : "", pv) < 0) {
+		*url = NULL;
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static int has_header(const json_t *header, const char *name)
+{
+	const char *k;
+	json_t *v;
+
+	if (header == NULL)
+		return 0;
+	json_object_foreach((json_t *)header, k, v)
+		if (strcasecmp(k, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int build_headers(struct cdef *d, const char *ctx, char **err)
+{
+	const char *k;
+	json_t *v;
+	size_t count = 0;
+	char line[CHK_HEADER_LINE_MAX + 300];
+	struct curl_slist *l;
+
+	if (d->header != NULL) {
+		if (!json_is_object(d->header))
+			return weft_errf(err, WEFT_EINVAL, "%s: Header: must be an object of string arrays",
+					 ctx);
+		json_object_foreach(d->header, k, v) {
+			size_t i;
+			json_t *e;
+
+			if (!is_token(k, 256))
+				return weft_errf(err, WEFT_EINVAL, "%s: Header: \"%.64s\" is not a header name",
+						 ctx, k);
+			if (!json_is_array(v))
+				return weft_errf(err, WEFT_EINVAL, "%s: Header.%s: must be an array of strings",
+						 ctx, k);
+			json_array_foreach(v, i, e) {
+				const char *s = json_string_value(e);
+
+				if (s == NULL)
+					return weft_errf(err, WEFT_EINVAL,
+							 "%s: Header.%s[%zu]: must be a string", ctx, k, i);
+				if (strlen(s) > CHK_HEADER_LINE_MAX || strpbrk(s, "\r\n") != NULL)
+					return weft_errf(err, WEFT_EINVAL,
+							 "%s: Header.%s[%zu]: no line breaks, at most %d bytes",
+							 ctx, k, i, CHK_HEADER_LINE_MAX);
+				if (++count > CHK_HEADER_VALUES_MAX)
+					return weft_errf(err, WEFT_EINVAL, "%s: Header: more than %d values",
+							 ctx, CHK_HEADER_VALUES_MAX);
+				/* "Name;" is libcurl's way of sending an empty value. */
+				if (s[0] == '\0')
+					snprintf(line, sizeof(line), "%s;", k);
+				else
+					snprintf(line, sizeof(line), "%s: %s", k, s);
+				l = curl_slist_append(d->headers, line);
+				if (l == NULL)
+					return weft_errf(err, WEFT_ENOMEM, "%s: Header: out of memory", ctx);
+				d->headers = l;
+			}
+		}
+	}
+	/* Consul's defaults, and what libcurl would add that Go does not. */
+	static const char *const defaults[][2] = {
+		{"User-Agent", "User-Agent: " CHK_USER_AGENT},
+		{"Accept", "Accept: text/plain, text/*, */*"},
+		{"Expect", "Expect:"},
+		{"Content-Type", "Content-Type:"},
+	};
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		if (has_header(d->header, defaults[i][0]))
+			continue;
+		l = curl_slist_append(d->headers, defaults[i][1]);
+		if (l == NULL)
+			return weft_errf(err, WEFT_ENOMEM, "%s: Header: out of memory", ctx);
+		d->headers = l;
+	}
+	return WEFT_OK;
+}
+
+static int check_url(const char *url, const char *ctx, char **err)
+{
+	CURLU *u;
+	char *host = NULL, *scheme = NULL;
+	int rc = WEFT_OK;
+
+	if (strlen(url) > CHK_URL_MAX)
+		return weft_errf(err, WEFT_EINVAL, "%s: HTTP: longer than %d bytes", ctx, CHK_URL_MAX);
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return weft_errf(err, WEFT_EINVAL, "%s: HTTP: spaces or control characters in the URL",
+					 ctx);
+	u = curl_url();
+	if (u == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "%s: HTTP: out of memory", ctx);
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
+		rc = weft_errf(err, WEFT_EINVAL, "%s: HTTP: \"%.200s\" is not a URL", ctx, url);
+		goto out;
+	}
+	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
+		rc = weft_errf(err, WEFT_EINVAL, "%s: HTTP: \"%.200s\" is not an http:// or https:// URL",
+			       ctx, url);
+out:
+	curl_free(host);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static int check_duration(int64_t v, const char *ctx, const char *field, char **err)
+{
+	if (v < 0 || v > CHK_DURATION_MAX)
+		return weft_errf(err, WEFT_EINVAL, "%s: %s: must be between 0 and a year", ctx, field);
+	return WEFT_OK;
+}
+
+/* Validates one definition and makes the runner's copy of it. */
+static int cdef_make(const struct chk_def *in, size_t index, const struct chk_runner_opts *o,
+		     struct cdef **out, char **err)
+{
+	struct cdef *d = NULL;
+	char ctx[CHK_ID_MAX + 32];
+	const char *why;
+	int rc;
+
+	*out = NULL;
+	if (in->id == NULL || in->id[0] == '\0')
+		return weft_errf(err, WEFT_EINVAL, "check[%zu]: ID: empty", index);
+	if (strlen(in->id) > CHK_ID_MAX)
+		return weft_errf(err, WEFT_EINVAL, "check[%zu]: ID: longer than %d bytes", index,
+				 CHK_ID_MAX);
+	snprintf(ctx, sizeof(ctx), "check \"%s\"", in->id);
+	if (in->service_id != NULL && strlen(in->service_id) > CHK_ID_MAX)
+		return weft_errf(err, WEFT_EINVAL, "%s: ServiceID: longer than %d bytes", ctx,
+				 CHK_ID_MAX);
+	if (in->initial != CHK_PASSING && in->initial != CHK_WARNING && in->initial != CHK_CRITICAL)
+		return weft_errf(err, WEFT_EINVAL, "%s: Status: not passing, warning or critical", ctx);
+	if ((rc = check_duration(in->interval_ms, ctx, "Interval", err)) != 0 ||
+	    (rc = check_duration(in->timeout_ms, ctx, "Timeout", err)) != 0 ||
+	    (rc = check_duration(in->ttl_ms, ctx, "TTL", err)) != 0 ||
+	    (rc = check_duration(in->deregister_after_ms, ctx, "DeregisterCriticalServiceAfter",
+				 err)) != 0)
+		return rc;
+
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+	d->type = in->type;
+	d->tls_skip_verify = in->tls_skip_verify != 0;
+	d->interval_ms = in->interval_ms;
+	d->timeout_ms = in->timeout_ms;
+	d->ttl_ms = in->ttl_ms;
+	d->deregister_after_ms = in->deregister_after_ms;
+	d->initial = in->initial;
+	d->id = strdup(in->id);
+	d->service_id = strdup(in->service_id != NULL ? in->service_id : "");
+	if (d->id == NULL || d->service_id == NULL)
+		goto nomem;
+
+	switch (in->type) {
+	case CHK_HTTP:
+		if (in->http == NULL || in->http[0] == '\0') {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: HTTP: empty", ctx);
+			goto fail;
+		}
+		if ((rc = check_url(in->http, ctx, err)) != 0)
+			goto fail;
+		if (in->method != NULL && !is_token(in->method, CHK_METHOD_MAX)) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: Method: \"%.40s\" is not an HTTP method",
+				       ctx, in->method);
+			goto fail;
+		}
+		if (in->body != NULL && strlen(in->body) > CHK_BODY_MAX) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: Body: longer than %d bytes", ctx,
+				       CHK_BODY_MAX);
+			goto fail;
+		}
+		d->http = strdup(in->http);
+		d->method = strdup(in->method != NULL ? in->method : "GET");
+		d->body = dup_or_null(in->body);
+		if (d->http == NULL || d->method == NULL || (in->body != NULL && d->body == NULL))
+			goto nomem;
+		if (in->header != NULL) {
+			d->header = json_deep_copy(in->header);
+			if (d->header == NULL)
+				goto nomem;
+		}
+		if ((rc = build_headers(d, ctx, err)) != 0)
+			goto fail;
+		break;
+	case CHK_TCP:
+		if (in->tcp == NULL || in->tcp[0] == '\0') {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: TCP: empty", ctx);
+			goto fail;
+		}
+		if (parse_hostport(in->tcp, &d->tcp_url, &why) != 0) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: TCP: \"%.300s\": %s", ctx, in->tcp, why);
+			goto fail;
+		}
+		d->tcp = strdup(in->tcp);
+		if (d->tcp == NULL)
+			goto nomem;
+		break;
+	case CHK_TTL:
+		if (in->ttl_ms <= 0) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: TTL: must be greater than 0", ctx);
+			goto fail;
+		}
+		break;
+	case CHK_SCRIPT:
+		if (!o->enable_scripts) {
+			rc = weft_errf(err, WEFT_EINVAL,
+				       "%s: Args: script checks are disabled on this agent "
+				       "(enable_script_checks)", ctx);
+			goto fail;
+		}
+		if (in->nargs == 0 || in->args == NULL || in->args[0] == NULL ||
+		    in->args[0][0] == '\0') {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: Args: empty (give the program and its arguments)",
+				       ctx);
+			goto fail;
+		}
+		if (in->nargs > CHK_ARGS_MAX) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: Args: more than %d", ctx, CHK_ARGS_MAX);
+			goto fail;
+		}
+		d->args = calloc(in->nargs + 1, sizeof(char *));
+		if (d->args == NULL)
+			goto nomem;
+		for (size_t i = 0; i < in->nargs; i++) {
+			if (in->args[i] == NULL || strlen(in->args[i]) > CHK_ARG_MAX) {
+				rc = weft_errf(err, WEFT_EINVAL, "%s: Args[%zu]: %s", ctx, i,
+					       in->args[i] == NULL ? "missing" : "too long");
+				goto fail;
+			}
+			d->args[i] = strdup(in->args[i]);
+			if (d->args[i] == NULL)
+				goto nomem;
+			d->nargs = i + 1;
+		}
+		break;
+	default:
+		rc = weft_errf(err, WEFT_EINVAL, "%s: Type: unknown check type %d", ctx, (int)in->type);
+		goto fail;
+	}
+
+	if (in->type != CHK_TTL) {
+		int64_t floor = o->min_interval_ms > 0 ? o->min_interval_ms : CHK_DEFAULT_MIN_INTERVAL_MS;
+
+		if (in->interval_ms <= 0) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: Interval: required for %s checks (> 0)", ctx,
+				       type_name(in->type));
+			goto fail;
+		}
+		d->run_interval_ms = in->interval_ms;
+		if (d->run_interval_ms < floor)
+			d->run_interval_ms = d->floor_interval_ms = floor;
+		d->run_timeout_ms = in->timeout_ms > 0 ? in->timeout_ms
+			: in->type == CHK_SCRIPT ? CHK_DEFAULT_SCRIPT_TIMEOUT_MS : CHK_DEFAULT_TIMEOUT_MS;
+	}
+	if (in->deregister_after_ms > 0) {
+		int64_t floor = o->min_deregister_ms > 0 ? o->min_deregister_ms
+			: CHK_DEFAULT_MIN_DEREGISTER_MS;
+
+		d->reap_after_ms = in->deregister_after_ms;
+		if (d->reap_after_ms < floor)
+			d->reap_after_ms = d->floor_reap_ms = floor;
+	}
+	*out = d;
+	return WEFT_OK;
+nomem:
+	rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+fail:
+	cdef_free(d);
+	return rc;
+}
+
+/* ---- the runner ---- */
+
+struct chk {
+	struct chk_runner *r;
+	struct chk *next;
+	uint64_t seq;                /* unique per check instance */
+	struct cdef *d;
+	enum chk_status status;
+	char *output;
+	char *ttl_last;              /* a TTL check's last output, for "TTL expired" */
+	struct event *tick;          /* next run; a TTL check's deadline */
+	struct event *reap_ev;       /* deregister_after since it became critical */
+	int running;
+	struct ring out;             /* an HTTP body, a script's stdout+stderr */
+	/* HTTP, TCP */
+	CURL *easy;
+	char reason[64];             /* the status line's reason phrase */
+	char errbuf[CURL_ERROR_SIZE];
+	/* script */
+	pid_t pid;
+	int pidfd, outfd;
+	struct event *pid_ev, *out_ev, *kill_ev;
+	int timed_out;
+};
+
+/* A killed script no longer tied to a check, waited for so it is reaped. */
+struct orphan {
+	struct orphan *next;
+	struct chk_runner *r;
+	pid_t pid;
+	int pidfd;
+	struct event *ev;
+};
+
+enum note_kind { NOTE_REPORT, NOTE_REAP };
+
+struct note {
+	struct note *next;
+	enum note_kind kind;
+	uint64_t seq;
+	enum chk_status status;
+	char *output;
+};
+
+enum cmd_kind { CMD_SET, CMD_TTL, CMD_STOP };
+
+struct cmd {
+	struct cmd *next;
+	enum cmd_kind kind;
+	struct cdef **defs;           /* CMD_SET: taken by the loop */
+	size_t n;
+	const char *id;               /* CMD_TTL */
+	enum chk_status status;
+	char *output;                 /* CMD_TTL: cut and cleaned */
+	int rc;
+	char *err;
+	int done;
+};
+
+struct chk_runner {
+	struct chk_runner_opts o;
+	struct event_base *base;
+	CURLM *multi;
+	struct event *curl_timer;
+	struct event *wake;           /* the eventfd: commands from other threads */
+	struct event *deliver;        /* notes to the callbacks */
+	int deliver_armed;
+	int efd;
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct cmd *cmds, **cmds_tail;
+	struct chk *checks;
+	struct orphan *orphans;
+	struct note *notes, **notes_tail;
+	uint64_t next_seq;
+	uint64_t rng;
+	int curl_inited;
+};
+
+static uint64_t rng_next(struct chk_runner *r)
+{
+	uint64_t x = r->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	r->rng = x;
+	return x;
+}
+
+static void ms_to_tv(int64_t ms, struct timeval *tv)
+{
+	if (ms < 0)
+		ms = 0;
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static void timer_arm(struct event *ev, int64_t ms)
+{
+	struct timeval tv;
+
+	ms_to_tv(ms, &tv);
+	evtimer_add(ev, &tv);
+}
+
+static struct chk *find_seq(struct chk_runner *r, uint64_t seq)
+{
+	for (struct chk *c = r->checks; c != NULL; c = c->next)
+		if (c->seq == seq)
+			return c;
+	return NULL;
+}
+
+static struct chk *find_id(struct chk_runner *r, const char *id)
+{
+	for (struct chk *c = r->checks; c != NULL; c = c->next)
+		if (strcmp(c->d->id, id) == 0)
+			return c;
+	return NULL;
+}
+
+static void deliver_arm(struct chk_runner *r)
+{
+	if (!r->deliver_armed) {
+		r->deliver_armed = 1;
+		event_active(r->deliver, EV_TIMEOUT, 0);
+	}
+}
+
+static void note_add(struct chk_runner *r, struct chk *c, enum note_kind kind)
+{
+	struct note *n = calloc(1, sizeof(*n));
+
+	if (n == NULL || (kind == NOTE_REPORT && (n->output = strdup(c->output)) == NULL)) {
+		free(n);
+		log_errorx(SUBSYS, "check \"%s\": out of memory, result not reported", c->d->id);
+		return;
+	}
+	n->kind = kind;
+	n->seq = c->seq;
+	n->status = c->status;
+	*r->notes_tail = n;
+	r->notes_tail = &n->next;
+	deliver_arm(r);
+}
+
+/* Calls the callbacks for the notes queued now (not those they queue). A
+ * note whose check is gone (removed or redefined) is dropped. */
+static void deliver_now(struct chk_runner *r)
+{
+	size_t count = 0;
+
+	for (struct note *n = r->notes; n != NULL; n = n->next)
+		count++;
+	while (count-- > 0 && r->notes != NULL) {
+		struct note *n = r->notes;
+		struct chk *c;
+
+		r->notes = n->next;
+		if (r->notes == NULL)
+			r->notes_tail = &r->notes;
+		c = find_seq(r, n->seq);
+		if (c != NULL) {
+			/* The callbacks may replace the set: copy what they get. */
+			char *id = strdup(c->d->id), *svc = strdup(c->d->service_id);
+
+			if (id != NULL && svc != NULL) {
+				if (n->kind == NOTE_REPORT && r->o.report != NULL)
+					r->o.report(r->o.arg, id, n->status, n->output);
+				else if (n->kind == NOTE_REAP && r->o.reap != NULL)
+					r->o.reap(r->o.arg, svc, id);
+			}
+			free(id);
+			free(svc);
+		}
+		free(n->output);
+		free(n);
+	}
+}
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk_runner *r = arg;
+
+	r->deliver_armed = 0;
+	deliver_now(r);
+	if (r->notes != NULL)
+		deliver_arm(r);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk *c = arg;
+	char d[32];
+
+	duration_format(c->d->reap_after_ms, d, sizeof(d));
+	log_warnx(SUBSYS, "check \"%s\": critical for more than %s, deregistering service \"%s\"",
+		  c->d->id, d, c->d->service_id);
+	note_add(c->r, c, NOTE_REAP);
+}
+
+/* Reaping applies to a service's check with deregister_after set, from the
+ * moment it becomes critical, as long as it stays critical. */
+static void reap_track(struct chk *c, enum chk_status old, enum chk_status now)
+{
+	if (c->d->reap_after_ms <= 0 || c->d->service_id[0] == '\0')
+		return;
+	if (now == CHK_CRITICAL && old != CHK_CRITICAL)
+		timer_arm(c->reap_ev, c->d->reap_after_ms);
+	else if (now != CHK_CRITICAL)
+		evtimer_del(c->reap_ev);
+}
+
+/* A result: len raw bytes of output (cleaned here). */
+static void result_n(struct chk *c, enum chk_status status, const char *raw, size_t len)
+{
+	char *clean = utf8_clean(raw != NULL ? raw : "", raw != NULL ? len : 0);
+	enum chk_status old = c->status;
+
+	if (clean == NULL) {
+		log_errorx(SUBSYS, "check \"%s\": out of memory", c->d->id);
+		return;
+	}
+	log_debug(SUBSYS, "check \"%s\": %s", c->d->id, chk_status_name(status));
+	if (status == c->status && strcmp(clean, c->output) == 0) {
+		free(clean);
+		return;
+	}
+	if (status != old && status != CHK_PASSING)
+		log_warnx(SUBSYS, "check \"%s\" is now %s", c->d->id, chk_status_name(status));
+	free(c->output);
+	c->output = clean;
+	c->status = status;
+	reap_track(c, old, status);
+	note_add(c->r, c, NOTE_REPORT);
+}
+
+/* The same with a string that is taken (NULL: out of memory, reported as
+ * an empty output). */
+static void result(struct chk *c, enum chk_status status, char *output)
+{
+	result_n(c, status, output, output != NULL ? strlen(output) : 0);
+	free(output);
+}
+
+static void schedule_next(struct chk *c)
+{
+	c->running = 0;
+	timer_arm(c->tick, c->d->run_interval_ms);
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* ---- HTTP and TCP, through libcurl's multi socket interface ---- */
+
+static const char *reason_text(long code)
+{
+	switch (code) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return "";
+}
+
+static size_t body_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct chk *c = arg;
+
+	ring_add(&c->out, p, size * nmemb);
+	return size * nmemb;
+}
+
+/* Keeps the reason phrase of the last status line (the final response
+ * after redirects): "HTTP/1.1 200 OK". HTTP/2 has none. */
+static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct chk *c = arg;
+	size_t n = size * nmemb, i = 0, start, end;
+
+	if (n < 5 || memcmp(p, "HTTP/", 5) != 0)
+		return n;
+	while (i < n && p[i] != ' ')
+		i++;
+	while (i < n && p[i] == ' ')
+		i++;
+	while (i < n && isdigit((unsigned char)p[i]))
+		i++;
+	while (i < n && p[i] == ' ')
+		i++;
+	start = i;
+	end = n;
+	while (end > start && (p[end - 1] == '\r' || p[end - 1] == '\n' || p[end - 1] == ' '))
+		end--;
+	if (end - start >= sizeof(c->reason))
+		end = start + sizeof(c->reason) - 1;
+	memcpy(c->reason, p + start, end - start);
+	c->reason[end - start] = '\0';
+	return n;
+}
+
+static void net_stop(struct chk *c)
+{
+	if (c->easy != NULL) {
+		curl_multi_remove_handle(c->r->multi, c->easy);
+		curl_easy_cleanup(c->easy);
+		c->easy = NULL;
+	}
+}
+
+static void net_finish(struct chk *c, CURLcode res)
+{
+	const struct cdef *d = c->d;
+	char *out = NULL;
+	enum chk_status st = CHK_CRITICAL;
+	long code = 0, oserr = 0;
+	const char *msg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
+
+	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
+	if (d->type == CHK_TCP) {
+		if (res == CURLE_OK)
+			st = CHK_PASSING, out = fmt("TCP connect %s: Success", d->tcp);
+		else if (res == CURLE_COULDNT_RESOLVE_HOST)
+			out = fmt("dial tcp %s: lookup: %s", d->tcp, msg);
+		else if (res == CURLE_OPERATION_TIMEDOUT)
+			out = fmt("dial tcp %s: i/o timeout", d->tcp);
+		else if (oserr != 0)
+			out = fmt("dial tcp %s: connect: %s", d->tcp, strerror((int)oserr));
+		else
+			out = fmt("dial tcp %s: %s", d->tcp, msg);
+	} else if (res != CURLE_OK) {
+		out = fmt("HTTP %s %s: %s", d->method, d->http, msg);
+	} else {
+		struct buf b;
+
+		if (code >= 200 && code <= 299)
+			st = CHK_PASSING;
+		else if (code == 429)
+			st = CHK_WARNING;
+		buf_init(&b, CHK_OUTPUT_MAX + CHK_URL_MAX + 256);
+		if (buf_printf(&b, "HTTP %s %s: %ld %s Output: ", d->method, d->http, code,
+			       c->reason[0] ? c->reason : reason_text(code)) == 0)
+			ring_append_to(&c->out, &b);
+		net_stop(c);
+		result_n(c, st, b.data, b.len);
+		buf_free(&b);
+		schedule_next(c);
+		return;
+	}
+	net_stop(c);
+	result(c, st, out);
+	schedule_next(c);
+}
+
+static void net_drain(struct chk_runner *r)
+{
+	CURLMsg *m;
+	int left;
+
+	/* Bounded by the handles in the multi: each finishes once. */
+	while ((m = curl_multi_info_read(r->multi, &left)) != NULL) {
+		if (m->msg == CURLMSG_DONE) {
+			CURL *e = m->easy_handle;
+			CURLcode res = m->data.result;
+			char *priv = NULL;
+			struct chk *c;
+
+			curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+			c = (struct chk *)priv;
+			if (c != NULL && c->easy == e)
+				net_finish(c, res);
+		}
+	}
+}
+
+static void curl_sock_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk_runner *r = arg;
+	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
+		     ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0), running;
+
+	curl_multi_socket_action(r->multi, fd, action, &running);
+	net_drain(r);
+}
+
+static void curl_timer_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk_runner *r = arg;
+	int running;
+
+	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	net_drain(r);
+}
+
+static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct chk_runner *r = userp;
+	struct event *ev = socketp;
+	short fl;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (ev != NULL) {
+			event_free(ev);
+			curl_multi_assign(r->multi, s, NULL);
+		}
+		return 0;
+	}
+	fl = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+	     ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+	if (ev != NULL) {
+		event_del(ev);
+		event_assign(ev, r->base, s, fl, curl_sock_ev, r);
+	} else {
+		ev = event_new(r->base, s, fl, curl_sock_ev, r);
+		if (ev == NULL)
+			return -1;
+		curl_multi_assign(r->multi, s, ev);
+	}
+	event_add(ev, NULL);
+	return 0;
+}
+
+static int curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct chk_runner *r = userp;
+
+	if (timeout_ms < 0)
+		evtimer_del(r->curl_timer);
+	else
+		timer_arm(r->curl_timer, timeout_ms);
+	return 0;
+}
+
+static void net_start(struct chk *c)
+{
+	const struct cdef *d = c->d;
+	CURL *e = curl_easy_init();
+	int ok = e != NULL;
+
+	memset(&c->out, 0, sizeof(c->out));
+	c->reason[0] = '\0';
+	c->errbuf[0] = '\0';
+	if (!ok)
+		goto fail;
+#define SET(opt, val) ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK
+	SET(CURLOPT_PRIVATE, (void *)c);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_TIMEOUT_MS, (long)d->run_timeout_ms);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)d->run_timeout_ms);
+	SET(CURLOPT_FORBID_REUSE, 1L);
+	SET(CURLOPT_FRESH_CONNECT, 1L);
+	SET(CURLOPT_PROXY, "");   /* never through a proxy from the environment */
+#if LIBCURL_VERSION_NUM >= 0x075500
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	if (d->type == CHK_TCP) {
+		SET(CURLOPT_URL, d->tcp_url);
+		SET(CURLOPT_CONNECT_ONLY, 1L);
+	} else {
+		SET(CURLOPT_URL, d->http);
+		SET(CURLOPT_HTTPHEADER, d->headers);
+		SET(CURLOPT_WRITEFUNCTION, body_cb);
+		SET(CURLOPT_WRITEDATA, (void *)c);
+		SET(CURLOPT_HEADERFUNCTION, header_cb);
+		SET(CURLOPT_HEADERDATA, (void *)c);
+		SET(CURLOPT_FOLLOWLOCATION, 1L);   /* as Go's client: up to 10 */
+		SET(CURLOPT_MAXREDIRS, 10L);
+		if (d->tls_skip_verify) {
+			SET(CURLOPT_SSL_VERIFYPEER, 0L);
+			SET(CURLOPT_SSL_VERIFYHOST, 0L);
+		}
+		if (strcmp(d->method, "HEAD") == 0) {
+			SET(CURLOPT_NOBODY, 1L);
+		} else {
+			if (d->body != NULL) {
+				SET(CURLOPT_POSTFIELDS, d->body);
+				SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(d->body));
+			}
+			if (d->body != NULL || strcmp(d->method, "GET") != 0)
+				SET(CURLOPT_CUSTOMREQUEST, d->method);
+		}
+	}
+#undef SET
+	if (!ok || curl_multi_add_handle(c->r->multi, e) != CURLM_OK)
+		goto fail;
+	c->easy = e;
+	c->running = 1;
+	return;
+fail:
+	if (e != NULL)
+		curl_easy_cleanup(e);
+	result(c, CHK_CRITICAL, fmt("%s check: could not set up the request (libcurl)",
+				     type_name(d->type)));
+	schedule_next(c);
+}
+
+/* ---- scripts ---- */
+
+static void orphan_free(struct orphan *o)
+{
+	if (o->ev != NULL)
+		event_free(o->ev);
+	if (o->pidfd >= 0)
+		close(o->pidfd);
+	free(o);
+}
+
+static void orphan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct orphan *o = arg;
+	struct chk_runner *r = o->r;
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)o->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+		return;   /* not yet: wait for the next wake-up */
+	for (struct orphan **pp = &r->orphans; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	}
+	orphan_free(o);
+}
+
+/* Kills a running script's process group and hands the leader to the
+ * orphan list, which reaps it when it is gone (or, at free, waits). */
+static void script_abandon(struct chk *c)
+{
+	struct chk_runner *r = c->r;
+	struct orphan *o;
+
+	if (c->out_ev != NULL) {
+		event_free(c->out_ev);
+		c->out_ev = NULL;
+	}
+	if (c->outfd >= 0) {
+		close(c->outfd);
+		c->outfd = -1;
+	}
+	if (c->kill_ev != NULL)
+		evtimer_del(c->kill_ev);
+	if (c->pid_ev != NULL) {
+		event_free(c->pid_ev);
+		c->pid_ev = NULL;
+	}
+	if (c->pid <= 0)
+		return;
+	kill(-c->pid, SIGKILL);
+	o = calloc(1, sizeof(*o));
+	if (o != NULL) {
+		o->r = r;
+		o->pid = c->pid;
+		o->pidfd = c->pidfd;
+		o->ev = event_new(r->base, c->pidfd, EV_READ | EV_PERSIST, orphan_cb, o);
+		if (o->ev != NULL && event_add(o->ev, NULL) == 0) {
+			o->next = r->orphans;
+			r->orphans = o;
+			c->pid = 0;
+			c->pidfd = -1;
+			return;
+		}
+		if (o->ev != NULL)
+			event_free(o->ev);
+		free(o);
+	}
+	/* No memory to wait without blocking: the group is killed, so the
+	 * leader goes at once; wait for it here rather than leave a zombie. */
+	waitpid(c->pid, NULL, 0);
+	close(c->pidfd);
+	c->pid = 0;
+	c->pidfd = -1;
+}
+
+static void script_read(struct chk *c, int reads)
+{
+	char chunk[4096];
+
+	for (int i = 0; i < reads && c->outfd >= 0; i++) {
+		ssize_t n = read(c->outfd, chunk, sizeof(chunk));
+
+		if (n > 0) {
+			ring_add(&c->out, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		/* EOF or an error: nothing more to read. */
+		event_free(c->out_ev);
+		c->out_ev = NULL;
+		close(c->outfd);
+		c->outfd = -1;
+	}
+}
+
+static void script_out_cb(evutil_socket_t fd, short what, void *arg)
+{
+	script_read(arg, CHK_PIPE_READS);
+}
+
+/* The kept output, after Consul's note when some was dropped. */
+static void script_output(const struct chk *c, struct buf *b)
+{
+	if (c->out.total > CHK_OUTPUT_MAX)
+		buf_printf(b, "Captured %zu of %llu bytes\n...\n", ring_len(&c->out),
+			   (unsigned long long)c->out.total);
+	ring_append_to(&c->out, b);
+}
+
+/* The leader exited: its output is in the pipe already (what children it
+ * left behind write later is not read). Reaps it and reports. */
+static void script_pid_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk *c = arg;
+	siginfo_t si;
+	enum chk_status st = CHK_CRITICAL;
+	char *msg = NULL, d[32];
+	struct buf b;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) != 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return;
+		msg = fmt("waiting for the script: %s", strerror(errno));
+	} else if (si.si_pid == 0) {
+		return;   /* spurious wake-up */
+	}
+	script_read(c, CHK_DRAIN_READS);
+	if (c->out_ev != NULL) {
+		event_free(c->out_ev);
+		c->out_ev = NULL;
+	}
+	if (c->outfd >= 0) {
+		close(c->outfd);
+		c->outfd = -1;
+	}
+	event_free(c->pid_ev);
+	c->pid_ev = NULL;
+	evtimer_del(c->kill_ev);
+	close(c->pidfd);
+	c->pidfd = -1;
+	c->pid = 0;
+
+	buf_init(&b, 2 * CHK_OUTPUT_MAX);
+	if (c->timed_out) {
+		duration_format(c->d->run_timeout_ms, d, sizeof(d));
+		buf_printf(&b, "Timed out (%s) running check", d);
+		if (c->out.total > 0)
+			buf_printf(&b, "\n\n");
+		script_output(c, &b);
+	} else if (msg != NULL) {
+		buf_printf(&b, "%s", msg);
+	} else {
+		script_output(c, &b);
+		if (si.si_code == CLD_EXITED && si.si_status == 0)
+			st = CHK_PASSING;
+		else if (si.si_code == CLD_EXITED && si.si_status == 1)
+			st = CHK_WARNING;
+	}
+	free(msg);
+	result_n(c, st, b.data, b.len);
+	buf_free(&b);
+	schedule_next(c);
+}
+
+static void script_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk *c = arg;
+	char d[32];
+
+	duration_format(c->d->run_timeout_ms, d, sizeof(d));
+	log_warnx(SUBSYS, "check \"%s\": timed out (%s), killing process group %d", c->d->id, d,
+		  (int)c->pid);
+	c->timed_out = 1;
+	/* The leader is not reaped before this, so its group id is still ours. */
+	kill(-c->pid, SIGKILL);
+}
+
+static void script_start(struct chk *c)
+{
+	struct chk_runner *r = c->r;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	int p[2] = {-1, -1}, e, fa_ok = 0, at_ok = 0;
+	static const int defsigs[] = {SIGPIPE, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+				      SIGUSR2, SIGCHLD, SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU};
+	pid_t pid = 0;
+	char *why = NULL;
+
+	memset(&c->out, 0, sizeof(c->out));
+	c->timed_out = 0;
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		why = fmt("pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+		why = fmt("pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		why = fmt("spawn: %s", strerror(e));
+		goto fail;
+	}
+	fa_ok = 1;
+	if ((e = posix_spawnattr_init(&at)) != 0) {
+		why = fmt("spawn: %s", strerror(e));
+		goto fail;
+	}
+	at_ok = 1;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	for (size_t i = 0; i < sizeof(defsigs) / sizeof(defsigs[0]); i++)
+		sigaddset(&def, defsigs[i]);
+	if ((e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, p[1], 1)) != 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, p[1], 2)) != 0 ||
+	    (e = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
+	    (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+					       POSIX_SPAWN_SETSIGDEF)) != 0 ||
+	    (e = posix_spawnattr_setpgroup(&at, 0)) != 0 ||
+	    (e = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
+	    (e = posix_spawnattr_setsigdefault(&at, &def)) != 0) {
+		why = fmt("spawn: %s", strerror(e));
+		goto fail;
+	}
+	e = posix_spawnp(&pid, c->d->args[0], &fa, &at, c->d->args, environ);
+	if (e != 0) {
+		pid = 0;
+		why = fmt("fork/exec %s: %s", c->d->args[0], strerror(e));
+		goto fail;
+	}
+	close(p[1]);
+	p[1] = -1;
+	c->pid = pid;
+	c->outfd = p[0];
+	p[0] = -1;
+	c->pidfd = pidfd_open(pid, 0);
+	if (c->pidfd < 0) {
+		why = fmt("pidfd_open: %s", strerror(errno));
+		goto fail_running;
+	}
+	c->out_ev = event_new(r->base, c->outfd, EV_READ | EV_PERSIST, script_out_cb, c);
+	c->pid_ev = event_new(r->base, c->pidfd, EV_READ | EV_PERSIST, script_pid_cb, c);
+	if (c->out_ev == NULL || c->pid_ev == NULL || event_add(c->out_ev, NULL) != 0 ||
+	    event_add(c->pid_ev, NULL) != 0) {
+		why = fmt("out of memory watching the script");
+		goto fail_running;
+	}
+	timer_arm(c->kill_ev, c->d->run_timeout_ms);
+	c->running = 1;
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return;
+
+fail_running:
+	/* Started but cannot be watched: kill it and wait (it goes at once). */
+	kill(-pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	c->pid = 0;
+	if (c->out_ev != NULL) {
+		event_free(c->out_ev);
+		c->out_ev = NULL;
+	}
+	if (c->pid_ev != NULL) {
+		event_free(c->pid_ev);
+		c->pid_ev = NULL;
+	}
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	c->pidfd = -1;
+	if (c->outfd >= 0)
+		close(c->outfd);
+	c->outfd = -1;
+fail:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	if (at_ok)
+		posix_spawnattr_destroy(&at);
+	log_warnx(SUBSYS, "check \"%s\": %s", c->d->id, why ? why : "out of memory");
+	result(c, CHK_CRITICAL, why);
+	schedule_next(c);
+}
+
+/* ---- checks ---- */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk *c = arg;
+	char *out;
+
+	switch (c->d->type) {
+	case CHK_TTL:
+		log_warnx(SUBSYS, "check \"%s\" missed its TTL, is now critical", c->d->id);
+		if (c->ttl_last != NULL && c->ttl_last[0] != '\0')
+			out = fmt("TTL expired (last output before timeout follows): %s", c->ttl_last);
+		else
+			out = strdup("TTL expired");
+		result(c, CHK_CRITICAL, out);
+		break;
+	case CHK_HTTP:
+	case CHK_TCP:
+		net_start(c);
+		break;
+	case CHK_SCRIPT:
+		script_start(c);
+		break;
+	}
+}
+
+static void chk_free(struct chk *c)
+{
+	if (c == NULL)
+		return;
+	net_stop(c);
+	script_abandon(c);
+	if (c->tick != NULL)
+		event_free(c->tick);
+	if (c->reap_ev != NULL)
+		event_free(c->reap_ev);
+	if (c->kill_ev != NULL)
+		event_free(c->kill_ev);
+	cdef_free(c->d);
+	free(c->output);
+	free(c->ttl_last);
+	free(c);
+}
+
+/* Allocates a check for d (taken on success); nothing runs yet. */
+static struct chk *chk_new(struct chk_runner *r, struct cdef *d)
+{
+	struct chk *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->r = r;
+	c->pidfd = c->outfd = -1;
+	c->seq = ++r->next_seq;
+	c->status = d->initial;
+	c->output = strdup("");
+	c->tick = evtimer_new(r->base, tick_cb, c);
+	c->reap_ev = evtimer_new(r->base, reap_cb, c);
+	c->kill_ev = evtimer_new(r->base, script_kill_cb, c);
+	if (c->output == NULL || c->tick == NULL || c->reap_ev == NULL || c->kill_ev == NULL) {
+		chk_free(c);
+		return NULL;
+	}
+	c->d = d;
+	return c;
+}
+
+static void chk_start(struct chk *c)
+{
+	const struct cdef *d = c->d;
+	char a[32], b[32];
+
+	/* Consul raises both with a warning: logged once, when the check starts. */
+	if (d->floor_interval_ms > 0) {
+		duration_format(d->interval_ms, a, sizeof(a));
+		duration_format(d->floor_interval_ms, b, sizeof(b));
+		log_warnx(SUBSYS, "check \"%s\": interval %s is below the minimum, using %s", d->id,
+			  a, b);
+	}
+	if (d->floor_reap_ms > 0) {
+		duration_format(d->deregister_after_ms, a, sizeof(a));
+		duration_format(d->floor_reap_ms, b, sizeof(b));
+		log_warnx(SUBSYS, "check \"%s\": deregister_critical_service_after %s is below the "
+			  "minimum, using %s", d->id, a, b);
+	}
+	if (c->d->type == CHK_TTL)
+		timer_arm(c->tick, c->d->ttl_ms);
+	else   /* a random stagger in [0, interval), as Consul's RandomStagger */
+		timer_arm(c->tick, (int64_t)(rng_next(c->r) % (uint64_t)c->d->run_interval_ms));
+	reap_track(c, CHK_PASSING, c->status);
+}
+
+/* On the loop's thread: swaps in the new set (defs are taken). */
+static int apply_set(struct chk_runner *r, struct cdef **defs, size_t n, char **err)
+{
+	struct chk **fresh = NULL, *keep = NULL, **keep_tail = &keep;
+	struct chk *old = r->checks;
+	int rc = WEFT_OK;
+
+	fresh = calloc(n + 1, sizeof(*fresh));
+	if (fresh == NULL) {
+		rc = weft_errf(err, WEFT_ENOMEM, "checks: out of memory");
+		goto out;
+	}
+	/* First everything that can fail, so a failure changes nothing. */
+	for (size_t i = 0; i < n; i++) {
+		struct chk *c = find_id(r, defs[i]->id);
+
+		if (c != NULL && cdef_equal(c->d, defs[i]))
+			continue;
+		fresh[i] = chk_new(r, defs[i]);
+		if (fresh[i] == NULL) {
+			rc = weft_errf(err, WEFT_ENOMEM, "check \"%s\": out of memory", defs[i]->id);
+			for (size_t j = 0; j < i; j++) {
+				if (fresh[j] != NULL) {
+					fresh[j]->d = NULL;
+					chk_free(fresh[j]);
+				}
+			}
+			goto out;
+		}
+	}
+	/* Then the swap: unchanged checks move to the new list as they are. */
+	r->checks = NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct chk *c;
+
+		if (fresh[i] != NULL) {
+			c = fresh[i];
+			defs[i] = NULL;
+			log_info(SUBSYS, "check \"%s\" (%s) started", c->d->id, type_name(c->d->type));
+			chk_start(c);
+		} else {
+			struct chk **pp = &old;
+
+			while (*pp != NULL && strcmp((*pp)->d->id, defs[i]->id) != 0)
+				pp = &(*pp)->next;
+			c = *pp;
+			*pp = c->next;
+		}
+		c->next = NULL;
+		*keep_tail = c;
+		keep_tail = &c->next;
+	}
+	r->checks = keep;
+	while (old != NULL) {
+		struct chk *c = old;
+
+		old = c->next;
+		log_info(SUBSYS, "check \"%s\" stopped", c->d->id);
+		chk_free(c);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		cdef_free(defs[i]);
+	free(defs);
+	free(fresh);
+	return rc;
+}
+
+static int apply_ttl(struct chk_runner *r, const char *id, enum chk_status s, char *output,
+		     char **err)
+{
+	struct chk *c = find_id(r, id);
+
+	if (c == NULL || c->d->type != CHK_TTL) {
+		free(output);
+		return weft_errf(err, WEFT_ENOENT, "check \"%s\": %s", id,
+				 c == NULL ? "no such check" : "not a TTL check");
+	}
+	free(c->ttl_last);
+	c->ttl_last = strdup(output);
+	result(c, s, output);
+	timer_arm(c->tick, c->d->ttl_ms);
+	return WEFT_OK;
+}
+
+static void run_cmd(struct chk_runner *r, struct cmd *m)
+{
+	switch (m->kind) {
+	case CMD_SET:
+		m->rc = apply_set(r, m->defs, m->n, &m->err);
+		m->defs = NULL;
+		break;
+	case CMD_TTL:
+		m->rc = apply_ttl(r, m->id, m->status, m->output, &m->err);
+		m->output = NULL;
+		break;
+	case CMD_STOP:
+		event_base_loopbreak(r->base);
+		m->rc = WEFT_OK;
+		break;
+	}
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chk_runner *r = arg;
+	struct cmd *list, *m;
+	uint64_t v;
+
+	while (read(r->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&r->mu);
+	list = r->cmds;
+	r->cmds = NULL;
+	r->cmds_tail = &r->cmds;
+	pthread_mutex_unlock(&r->mu);
+	while ((m = list) != NULL) {
+		list = m->next;
+		run_cmd(r, m);
+		/* A TTL update's report reaches the callback before the caller
+		 * returns (it reads its own write). */
+		deliver_now(r);
+		pthread_mutex_lock(&r->mu);
+		m->done = 1;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
+/* Runs m on the loop's thread: at once when called there (a callback),
+ * else queued and waited for. */
+static int post(struct chk_runner *r, struct cmd *m, char **err)
+{
+	uint64_t one = 1;
+
+	if (r->thread_started && pthread_equal(pthread_self(), r->thread)) {
+		run_cmd(r, m);
+	} else {
+		pthread_mutex_lock(&r->mu);
+		m->next = NULL;
+		*r->cmds_tail = m;
+		r->cmds_tail = &m->next;
+		pthread_mutex_unlock(&r->mu);
+		while (write(r->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+		/* An eventfd write fails only when its counter is full, in
+		 * which case the loop has a wake-up pending anyway. */
+		pthread_mutex_lock(&r->mu);
+		while (!m->done)
+			pthread_cond_wait(&r->cv, &r->mu);
+		pthread_mutex_unlock(&r->mu);
+	}
+	if (m->err != NULL) {
+		if (err != NULL)
+			*err = m->err;
+		else
+			free(m->err);
+		m->err = NULL;
+	}
+	return m->rc;
+}
+
+static void *loop_main(void *arg)
+{
+	struct chk_runner *r = arg;
+
+	event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, char **err)
+{
+	struct chk_runner *r;
+	sigset_t all, old;
+	int rc = WEFT_OK, e;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "checks: out of memory");
+	r->o = *o;
+	r->efd = -1;
+	r->cmds_tail = &r->cmds;
+	r->notes_tail = &r->notes;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (getrandom(&r->rng, sizeof(r->rng), GRND_NONBLOCK) != (ssize_t)sizeof(r->rng))
+		r->rng = (uint64_t)now_mono_ms() ^ ((uint64_t)getpid() << 32);
+	r->rng |= 1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		rc = weft_errf(err, WEFT_EIO, "checks: libcurl: global initialisation failed");
+		goto fail;
+	}
+	r->curl_inited = 1;
+	r->base = event_base_new();
+	r->multi = curl_multi_init();
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->base == NULL || r->multi == NULL || r->efd < 0) {
+		rc = weft_errf(err, WEFT_EIO, "checks: event loop set-up failed: %s", strerror(errno));
+		goto fail;
+	}
+	r->curl_timer = evtimer_new(r->base, curl_timer_ev, r);
+	r->wake = event_new(r->base, r->efd, EV_READ | EV_PERSIST, wake_cb, r);
+	r->deliver = event_new(r->base, -1, 0, deliver_cb, r);
+	if (r->curl_timer == NULL || r->wake == NULL || r->deliver == NULL ||
+	    event_add(r->wake, NULL) != 0) {
+		rc = weft_errf(err, WEFT_ENOMEM, "checks: out of memory");
+		goto fail;
+	}
+	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
+	curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
+	/* The loop's thread takes no signals: the program handles them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&r->thread, NULL, loop_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		rc = weft_errf(err, WEFT_EIO, "checks: thread: %s", strerror(e));
+		goto fail;
+	}
+	r->thread_started = 1;
+	*out = r;
+	return WEFT_OK;
+fail:
+	chk_runner_free(r);
+	return rc;
+}
+
+int chk_runner_set(struct chk_runner *r, const struct chk_def *defs, size_t n, char **err)
+{
+	struct cdef **copy = NULL;
+	struct cmd m;
+	int rc;
+
+	if (n > CHK_MAX_CHECKS)
+		return weft_errf(err, WEFT_EINVAL, "checks: more than %d checks", CHK_MAX_CHECKS);
+	copy = calloc(n + 1, sizeof(*copy));
+	if (copy == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "checks: out of memory");
+	/* Validation and copies here, on the caller's thread. */
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = cdef_make(&defs[i], i, &r->o, &copy[i], err)) != 0)
+			goto fail;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(copy[j]->id, copy[i]->id) == 0) {
+				rc = weft_errf(err, WEFT_EINVAL, "check \"%s\": ID: given twice",
+					       copy[i]->id);
+				goto fail;
+			}
+		}
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = CMD_SET;
+	m.defs = copy;
+	m.n = n;
+	return post(r, &m, err);
+fail:
+	for (size_t i = 0; i < n; i++)
+		cdef_free(copy[i]);
+	free(copy);
+	return rc;
+}
+
+int chk_runner_ttl(struct chk_runner *r, const char *id, enum chk_status s,
+		   const char *output, char **err)
+{
+	struct cmd m;
+	size_t total;
+	char *cut = NULL;
+
+	if (id == NULL)
+		return weft_errf(err, WEFT_ENOENT, "check: no ID");
+	if (s != CHK_PASSING && s != CHK_WARNING && s != CHK_CRITICAL)
+		return weft_errf(err, WEFT_EINVAL, "check \"%s\": Status: not passing, warning or critical",
+				 id);
+	if (output == NULL)
+		output = "";
+	total = strlen(output);
+	/* As Consul: the first CHK_OUTPUT_MAX bytes and a note of the cut. */
+	if (total > CHK_OUTPUT_MAX)
+		cut = fmt("%.*s ... (captured %d of %zu bytes)", CHK_OUTPUT_MAX, output,
+			  CHK_OUTPUT_MAX, total);
+	else
+		cut = strdup(output);
+	if (cut == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "check \"%s\": out of memory", id);
+	memset(&m, 0, sizeof(m));
+	m.kind = CMD_TTL;
+	m.id = id;
+	m.status = s;
+	m.output = cut;
+	return post(r, &m, err);
+}
+
+void chk_runner_free(struct chk_runner *r)
+{
+	struct cmd m;
+
+	if (r == NULL)
+		return;
+	if (r->thread_started) {
+		memset(&m, 0, sizeof(m));
+		m.kind = CMD_STOP;
+		post(r, &m, NULL);
+		pthread_join(r->thread, NULL);
+		r->thread_started = 0;
+	}
+	/* The loop is stopped: this thread owns everything now. */
+	while (r->checks != NULL) {
+		struct chk *c = r->checks;
+
+		r->checks = c->next;
+		chk_free(c);
+	}
+	while (r->orphans != NULL) {
+		struct orphan *o = r->orphans;
+		struct pollfd pfd = {.fd = o->pidfd, .events = POLLIN};
+
+		r->orphans = o->next;
+		kill(-o->pid, SIGKILL);
+		if (poll(&pfd, 1, CHK_KILL_WAIT_MS) > 0)
+			waitpid(o->pid, NULL, WNOHANG);
+		else
+			log_errorx(SUBSYS, "script process %d did not die after SIGKILL", (int)o->pid);
+		orphan_free(o);
+	}
+	while (r->notes != NULL) {
+		struct note *n = r->notes;
+
+		r->notes = n->next;
+		free(n->output);
+		free(n);
+	}
+	if (r->curl_timer != NULL)
+		event_free(r->curl_timer);
+	if (r->wake != NULL)
+		event_free(r->wake);
+	if (r->deliver != NULL)
+		event_free(r->deliver);
+	if (r->multi != NULL)
+		curl_multi_cleanup(r->multi);
+	if (r->base != NULL)
+		event_base_free(r->base);
+	if (r->efd >= 0)
+		close(r->efd);
+	if (r->curl_inited)
+		curl_global_cleanup();
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}
