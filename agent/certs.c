@@ -52,7 +52,6 @@ struct leaf {
 	/* the schedule */
 	int64_t due_ms;                 /* wall clock: sign at or after this */
 	int64_t backoff_ms;             /* last wait after a failure, 0 after a success */
-	int rotating;                   /* due was moved up for a root change */
 };
 
 struct certs {
@@ -357,13 +356,14 @@ static void indexes_from_roots(struct certs *c, struct leaf *l)
 	}
 }
 
-/* Under lock: a leaf whose issuer is not the active root is renewed soon
- * (within min(ROTATE_WINDOW_MS, a quarter of what it has left), random). */
+/* Under lock, after the active root changed: a leaf not issued by it is
+ * renewed soon, within min(ROTATE_WINDOW_MS, a quarter of what it has
+ * left), at random so that the agents of a mesh do not all sign at once. */
 static void check_rotation(struct certs *c, struct leaf *l)
 {
 	int64_t now = now_wall_ms(), left, window, due;
 
-	if (l->cert_pem == NULL || c->active_skid == NULL || l->rotating ||
+	if (l->cert_pem == NULL || c->active_skid == NULL ||
 	    (l->akid && strcmp(l->akid, c->active_skid) == 0))
 		return;
 	left = l->not_after * 1000 - now;
@@ -374,7 +374,6 @@ static void check_rotation(struct certs *c, struct leaf *l)
 		log_info(SUBSYS, "root changed: service=%s renewal_in_ms=%lld", l->service,
 			 (long long)(due - now));
 	}
-	l->rotating = 1;
 }
 
 static struct leaf *find(struct certs *c, const char *service)
@@ -428,7 +427,6 @@ static void leaf_load(struct certs *c, struct leaf *l)
 	/* the server backdates a leaf by CA_BACKDATE: it was made about then */
 	l->due_ms = renew_due(l->not_before + CA_BACKDATE < l->not_after ?
 			      l->not_before + CA_BACKDATE : l->not_before, l->not_after);
-	check_rotation(c, l);
 	log_info(SUBSYS, "leaf loaded from disk: service=%s serial=%s valid_before=%s "
 		 "renewal_in_s=%lld", l->service, l->serial, l->valid_before,
 		 (long long)((l->due_ms - now_wall_ms()) / 1000));
@@ -610,10 +608,7 @@ static void *leaf_thread(void *arg)
 			l->modify_index = nl.modify_index;
 			memset(&nl, 0, sizeof(nl));
 			l->backoff_ms = 0;
-			l->rotating = 0;
 			l->due_ms = renew_due(now_wall_ms() / 1000, l->not_after);
-			/* signed by a root older than the one we know is active */
-			check_rotation(c, l);
 			log_info(SUBSYS, "leaf signed: service=%s serial=%s uri=%s valid_before=%s "
 				 "renewal_in_s=%lld", l->service, l->serial, l->uri, l->valid_before,
 				 (long long)((l->due_ms - now_wall_ms()) / 1000));
@@ -697,7 +692,7 @@ out:
 static int roots_apply(struct certs *c, json_t *doc, char **err)
 {
 	char *pem = NULL, *skid = NULL, *text = NULL, *old_text = NULL;
-	int rc, changed = 0;
+	int rc, changed = 0, rotated;
 
 	rc = roots_pem(doc, &pem, &skid, err);
 	if (rc != WEFT_OK)
@@ -730,6 +725,9 @@ static int roots_apply(struct certs *c, json_t *doc, char **err)
 	}
 	json_decref(c->roots);
 	c->roots = json_incref(doc);
+	/* a rotation: from one active root to another (not the first answer,
+	 * whose leaves are being signed by the active root now) */
+	rotated = c->active_skid != NULL && (skid == NULL || strcmp(c->active_skid, skid) != 0);
 	free(c->active_skid);
 	c->active_skid = skid;
 	skid = NULL;
@@ -738,7 +736,8 @@ static int roots_apply(struct certs *c, json_t *doc, char **err)
 
 		if (l->cert_pem != NULL && l->create_index == 0)
 			indexes_from_roots(c, l);
-		check_rotation(c, l);
+		if (rotated)
+			check_rotation(c, l);
 	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -807,7 +806,9 @@ static void *roots_thread(void *arg)
 			}
 			/* Consul's rule: an index that went back starts over */
 			index = resp.index < index ? 0 : resp.index;
-			if (now_mono_ms() - t0 < ROOTS_MIN_GAP_MS)
+			if (!resp.has_index)    /* not a blocking answer: poll */
+				sleep_ms(c, BACKOFF_MIN_MS);
+			else if (now_mono_ms() - t0 < ROOTS_MIN_GAP_MS)
 				sleep_ms(c, ROOTS_MIN_GAP_MS);
 		} else {
 			backoff = backoff_next(backoff, &wait_ms);
