@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -45,6 +46,18 @@ struct aconn {
 	const char *allow;              /* for a 405: the method allowed (default GET) */
 	bool answered, dead, head;      /* head: a HEAD request, no body in the answer */
 };
+
+/* weft_proxy_certificate_expiry_seconds, from the contexts in use now */
+static int render_certificate(const struct px_admin *a, struct buf *b)
+{
+	long long na[4] = { 0 };
+	size_t n = a->cfg.certs == NULL ? 0 : a->cfg.ncerts < 4 ? a->cfg.ncerts : 4;
+
+	for (size_t i = 0; i < n; i++)
+		if (a->cfg.certs[i] != NULL)
+			na[i] = px_tls_not_after(a->cfg.certs[i]);
+	return px_stats_render_certificate(na, n, (long long)time(NULL), b);
+}
 
 static void aconn_free(struct aconn *c)
 {
@@ -244,7 +257,8 @@ static void route(struct aconn *c, const struct px_http1_msg *m)
 			return;
 		}
 		buf_init(&b, STATS_MAX);
-		if (px_stats_render(a->cfg.stats, a->cfg.nstats, a->draining, &b) != 0)
+		if (px_stats_render(a->cfg.stats, a->cfg.nstats, a->draining, &b) != 0 ||
+		    render_certificate(a, &b) != 0)
 			reply_text(c, 500, "stats: too large\n");
 		else
 			reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);

@@ -23,6 +23,7 @@
 struct event_base;
 struct px_stats;
 struct px_tls_files;
+struct px_tls;
 struct px_admin;
 
 struct px_admin_cfg {
@@ -33,6 +34,10 @@ struct px_admin_cfg {
 	const struct px_listener_cfg *lcfg; /* their settings, for /config */
 	size_t nlisteners;
 	const struct px_tls_files *tls;     /* NULL: no TLS */
+	/* The TLS contexts in use (NULL entries skipped): /stats exports the
+	 * seconds until the first of their leaves expires. */
+	struct px_tls *const *certs;
+	size_t ncerts;
 	const char *access_log;             /* NULL: none */
 	unsigned drain_timeout_ms;          /* after /drain, exit after this at most */
 	/* With worker threads (px_worker.h) the listeners run on other loops:

@@ -463,3 +463,19 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 #undef R
 	return rc;
 }
+
+int px_stats_render_certificate(const long long *not_after_s, size_t n, long long now_s,
+				struct buf *out)
+{
+	long long first = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		if (not_after_s[i] != 0 && (first == 0 || not_after_s[i] < first))
+			first = not_after_s[i];
+	if (first == 0)
+		return 0;
+	rc = head(out, "certificate_expiry_seconds", "gauge",
+		  "Seconds until the proxy's leaf certificate in use expires (negative once expired).");
+	return rc ? rc : buf_printf(out, "weft_proxy_certificate_expiry_seconds %lld\n", first - now_s);
+}

@@ -84,4 +84,13 @@ void px_stats_accesslog_dropped(struct px_stats *s, uint64_t n);
  * weft_proxy_draining. Returns 0 or WEFT_ETOOBIG/WEFT_ENOMEM. */
 int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct buf *out);
 
+/* Appends weft_proxy_certificate_expiry_seconds: the seconds from now_s
+ * until the earliest of the n leaf notAfter times (seconds since the
+ * epoch; 0 entries are skipped), negative once it has expired. Nothing
+ * when there is no leaf (no TLS). The caller passes the notAfter of the
+ * certificates in use (px_tls_not_after()), so the gauge follows every
+ * reload. Returns 0 or WEFT_ETOOBIG/WEFT_ENOMEM. */
+int px_stats_render_certificate(const long long *not_after_s, size_t n, long long now_s,
+				struct buf *out);
+
 #endif

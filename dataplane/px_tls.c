@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -26,6 +27,7 @@ struct px_tls {
 	SSL_SESSION *session;       /* client: the last ticket from ctx */
 	char self_id[ID_MAX];
 	char td[256];
+	long long not_after;        /* our leaf's, seconds since the epoch */
 };
 
 /* What one SSL checked, hung on it with ex_data. */
@@ -213,7 +215,19 @@ static long long files_stamp(const struct px_tls *t)
 	return (long long)(sum >> 1);
 }
 
-static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char **err)
+/* A certificate's notAfter in seconds since the epoch (0 if unreadable). */
+static long long not_after_s(X509 *x)
+{
+	const ASN1_TIME *na = X509_get0_notAfter(x);
+	struct tm tm;
+
+	if (na == NULL || ASN1_TIME_to_tm(na, &tm) != 1)
+		return 0;
+	return (long long)timegm(&tm);
+}
+
+static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, long long *not_after,
+		 char **err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(t->role == PX_TLS_SERVER ? TLS_server_method() : TLS_client_method());
 	STACK_OF(X509_OBJECT) *objs;
@@ -262,6 +276,7 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char 
 		rc = set_err(err, "--cert", t->cert, leaf ? why : "no certificate");
 		goto out;
 	}
+	*not_after = not_after_s(leaf);
 	if (t->td_opt != NULL) {
 		snprintf(td, 256, "%s", t->td_opt);
 	} else {
@@ -329,7 +344,7 @@ int px_tls_new(struct px_tls **out, enum px_tls_role role, const struct px_tls_f
 	if (t->cert == NULL || t->key == NULL || t->bundle == NULL ||
 	    (f->trust_domain != NULL && t->td_opt == NULL))
 		goto out;
-	rc = build(t, &t->ctx, t->self_id, t->td, err);
+	rc = build(t, &t->ctx, t->self_id, t->td, &t->not_after, err);
 	if (rc != WEFT_OK)
 		goto out;
 	*out = t;
@@ -356,8 +371,9 @@ void px_tls_free(struct px_tls *t)
 int px_tls_reload(struct px_tls *t, char **err)
 {
 	char self_id[ID_MAX], td[256];
+	long long not_after = 0;
 	SSL_CTX *ctx = NULL;
-	int rc = build(t, &ctx, self_id, td, err);
+	int rc = build(t, &ctx, self_id, td, &not_after, err);
 
 	SSL_SESSION *old_session;
 	SSL_CTX *old;
@@ -371,6 +387,7 @@ int px_tls_reload(struct px_tls *t, char **err)
 	t->session = NULL;
 	memcpy(t->self_id, self_id, sizeof(self_id));
 	memcpy(t->td, td, sizeof(td));
+	t->not_after = not_after;
 	pthread_mutex_unlock(&t->lock);
 	/* open connections (and an SSL being made now) hold their own
 	 * reference to the old context */
@@ -382,6 +399,17 @@ int px_tls_reload(struct px_tls *t, char **err)
 int px_tls_changed(const struct px_tls *t)
 {
 	return files_stamp(t) != t->stamp;
+}
+
+long long px_tls_not_after(const struct px_tls *t)
+{
+	struct px_tls *m = (struct px_tls *)t;   /* the lock only */
+	long long v;
+
+	pthread_mutex_lock(&m->lock);
+	v = t->not_after;
+	pthread_mutex_unlock(&m->lock);
+	return v;
 }
 
 /* Copies of the identity strings, per thread: a reload on another thread

@@ -52,6 +52,11 @@ int px_tls_reload(struct px_tls *t, char **err);
  * successful or not: --reload-interval reloads only then. */
 int px_tls_changed(const struct px_tls *t);
 
+/* When our leaf in the current context expires (its notAfter, seconds
+ * since the epoch): /stats exports it as
+ * weft_proxy_certificate_expiry_seconds. Any thread. */
+long long px_tls_not_after(const struct px_tls *t);
+
 /* Our own SPIFFE ID (the leaf's URI SAN) in the current context, and the
  * trust domain: a copy owned by the calling thread, valid until its next
  * call of the same function. */

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -223,8 +224,9 @@ static void reload(struct main_state *m, bool only_if_changed)
 			log_warnx("proxy", "tls reload failed: listener=%s error=\"%s\" (the previous "
 				  "certificates stay in use)", m->names[i], err ? err : "?");
 		else
-			log_info("proxy", "tls reloaded: listener=%s id=%s", m->names[i],
-				 px_tls_self_id(m->tls[i]));
+			log_info("proxy", "tls reloaded: listener=%s id=%s expires_in_s=%lld", m->names[i],
+				 px_tls_self_id(m->tls[i]),
+				 px_tls_not_after(m->tls[i]) - (long long)time(NULL));
 		free(err);
 	}
 }
@@ -699,6 +701,8 @@ int main(int argc, char **argv)
 		acfg.lcfg = cfg;
 		acfg.nlisteners = (size_t)n;
 		acfg.tls = m.tls[0] || m.tls[1] ? &files : NULL;
+		acfg.certs = m.tls;
+		acfg.ncerts = 2;
 		acfg.access_log = alog_s;
 		acfg.drain_timeout_ms = (unsigned)drain_ms;
 		acfg.drain = workers_drain;

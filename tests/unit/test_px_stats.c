@@ -265,6 +265,27 @@ static void *count_thread(void *arg)
 	return NULL;
 }
 
+/* The certificate gauge: the earliest leaf, negative once expired, absent
+ * without TLS. */
+static void test_certificate_expiry(void **state)
+{
+	long long na[3] = { 0, 2000, 1500 };
+	struct buf b;
+
+	buf_init(&b, 1 << 16);
+	assert_int_equal(px_stats_render_certificate(na, 3, 1000, &b), 0);
+	assert_non_null(b.data);
+	assert_non_null(strstr(b.data, "# TYPE weft_proxy_certificate_expiry_seconds gauge\n"));
+	assert_true(value(b.data, "weft_proxy_certificate_expiry_seconds") == 500);
+	buf_reset(&b);
+	assert_int_equal(px_stats_render_certificate(na, 3, 1600, &b), 0);
+	assert_true(value(b.data, "weft_proxy_certificate_expiry_seconds") == -100);
+	buf_reset(&b);
+	assert_int_equal(px_stats_render_certificate(na, 1, 1000, &b), 0);
+	assert_true(b.data == NULL || strstr(b.data, "certificate_expiry") == NULL);
+	buf_free(&b);
+}
+
 static void test_concurrent_scrape(void **state)
 {
 	struct px_stats *s = px_stats_new();
@@ -302,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_denials_and_escaping),
 		cmocka_unit_test(test_sum),
 		cmocka_unit_test(test_concurrent_scrape),
+		cmocka_unit_test(test_certificate_expiry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
