@@ -315,6 +315,12 @@ static json_t *parse_body(struct call *k, char **err)
 	return jx_parse(k->body, k->len, err);
 }
 
+static void defs_changed(struct call *k)
+{
+	if (k->a->o.hooks.defs_changed)
+		k->a->o.hooks.defs_changed(k->a->o.hooks.arg);
+}
+
 static enum MHD_Result h_register(struct call *k)
 {
 	json_t *doc = NULL, *services = json_array(), *s;
@@ -355,6 +361,7 @@ static enum MHD_Result h_register(struct call *k)
 		r = reply_rc(k, rc, err);
 		goto out;
 	}
+	defs_changed(k);
 	r = send_text(k, 200, "text/plain", strdup(""));
 out:
 	json_decref(doc);
@@ -381,6 +388,7 @@ static enum MHD_Result h_deregister(struct call *k, const char *id)
 	json_decref(s);
 	if ((rc = state_remove_service(k->a->st, id, &err)) != WEFT_OK)
 		return reply_rc(k, rc, err);
+	defs_changed(k);
 	return send_text(k, 200, "text/plain", strdup(""));
 }
 
@@ -426,6 +434,7 @@ static enum MHD_Result h_check_register(struct call *k)
 		r = reply_rc(k, rc, err);
 		goto out;
 	}
+	defs_changed(k);
 	r = send_text(k, 200, "text/plain", strdup(""));
 out:
 	json_decref(doc);
@@ -444,6 +453,7 @@ static enum MHD_Result h_check_deregister(struct call *k, const char *id)
 		return forbidden(k, "deregister this check");
 	if ((rc = state_remove_check(k->a->st, id, &err)) != WEFT_OK)
 		return reply_rc(k, rc, err);
+	defs_changed(k);
 	return send_text(k, 200, "text/plain", strdup(""));
 }
 

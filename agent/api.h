@@ -34,6 +34,10 @@ struct api_hooks {
 	int (*ttl_update)(void *arg, const char *check_id, const char *status, const char *output,
 			  char **err);
 	json_t *(*status_json)(void *arg);  /* merged into /v1/weft/agent/status */
+	/* after a registration or deregistration, before the reply: the
+	 * check runner, certificates and proxies take the new definitions
+	 * (a TTL update right after a registration finds its check) */
+	void (*defs_changed)(void *arg);
 	void *arg;
 };
 

@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +30,14 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "duration.h"
+#include "certs.h"
+#include "checks.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
 #include "notify.h"
+#include "proxies.h"
 #include "state.h"
 #include "svcdef.h"
 #include "sync.h"
@@ -41,7 +47,7 @@ struct agent_cfg {
 	const char *server, *server_ca, *token_file, *node, *address, *datacenter;
 	const char *config_dir, *data_dir, *http_addr, *proxy_bin, *log_level;
 	int enable_scripts, dev, check_only;
-	long sync_interval_s;
+	long sync_interval_s, admin_base;
 };
 
 struct agent {
@@ -51,7 +57,14 @@ struct agent {
 	struct agent_state *st;
 	struct agent_sync *sync;
 	struct agent_api *api;
+	struct chk_runner *checks;
+	struct certs *certs;
+	struct proxies *proxies;
 	struct httpc_opts server;
+	json_t *admin_ports;      /* sidecar ID -> its proxy's admin port, kept while it lives */
+	pthread_mutex_t apply_mu; /* apply_defs runs from main and from the API */
+	uint64_t applied_defs;    /* the definitions the modules were last given */
+	int applied_once;
 	int ready;
 };
 
@@ -62,6 +75,7 @@ static void usage(void)
 		"                  --address IP [--datacenter DC] [--config-dir DIR] [--data-dir DIR]\n"
 		"                  [--http-addr 127.0.0.1:8500] [--proxy-bin PATH]\n"
 		"                  [--enable-script-checks] [--sync-interval S] [--dev]\n"
+		"                  [--proxy-admin-base PORT]\n"
 		"                  [--log-level error|warn|info|debug]\n"
 		"       weft-agent --config-dir DIR --check\n");
 	exit(2);
@@ -78,6 +92,7 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 		{ "enable-script-checks", no_argument, NULL, 'S' }, { "dev", no_argument, NULL, 'v' },
 		{ "sync-interval", required_argument, NULL, 'i' }, { "log-level", required_argument, NULL, 'l' },
 		{ "check", no_argument, NULL, 'k' }, { "help", no_argument, NULL, '?' },
+		{ "proxy-admin-base", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -89,6 +104,7 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 	c->http_addr = "127.0.0.1:8500";
 	c->log_level = "info";
 	c->sync_interval_s = 60;
+	c->admin_base = 19000;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': c->server = optarg; break;
@@ -105,6 +121,11 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 		case 'v': c->dev = 1; break;
 		case 'k': c->check_only = 1; break;
 		case 'l': c->log_level = optarg; break;
+		case 'A':
+			c->admin_base = strtol(optarg, &end, 10);
+			if (*end || c->admin_base < 1024 || c->admin_base > 65535 - 256)
+				fatalx("agent", "--proxy-admin-base: want 1024..65279, got \"%s\"", optarg);
+			break;
 		case 'i':
 			c->sync_interval_s = strtol(optarg, &end, 10);
 			if (*end || c->sync_interval_s < 1 || c->sync_interval_s > 86400)
@@ -157,10 +178,13 @@ out:
 static json_t *status_json(void *arg)
 {
 	struct agent *a = arg;
-	json_t *o = json_object();
+	json_t *o = json_object(), *px = NULL;
 
 	json_object_set_new(o, "Sync", sync_status(a->sync));
 	json_object_set_new(o, "Ready", json_boolean(a->ready));
+	json_object_set_new(o, "CertificatesReady", json_boolean(certs_ready(a->certs)));
+	if (proxies_status_json(a->proxies, &px) == WEFT_OK)
+		json_object_set_new(o, "Proxies", px);
 	return o;
 }
 
@@ -177,9 +201,272 @@ static char *read_token(const char *path)
 	return t;
 }
 
+/* weft-proxy next to this program (as make builds and installs them),
+ * else from $PATH. */
+static void default_proxy_bin(char *out, size_t size)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	snprintf(out, size, "weft-proxy");
+	if (n <= 0)
+		return;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return;
+	*slash = '\0';
+	/* the build tree: agent/weft-agent and dataplane/weft-proxy */
+	if (strlen(self) > 6 && strcmp(self + strlen(self) - 6, "/agent") == 0) {
+		snprintf(out, size, "%.*s/dataplane/weft-proxy", (int)(strlen(self) - 6), self);
+		if (access(out, X_OK) == 0)
+			return;
+	}
+	snprintf(out, size, "%s/weft-proxy", self);
+	if (access(out, X_OK) != 0)
+		snprintf(out, size, "weft-proxy");
+}
+
+/* ---- the modules' callbacks ---- */
+
+static void on_check_result(void *arg, const char *id, enum chk_status st, const char *output)
+{
+	struct agent *a = arg;
+
+	state_check_result(a->st, id, chk_status_name(st), output);
+}
+
+static void on_check_reap(void *arg, const char *service_id, const char *check_id)
+{
+	struct agent *a = arg;
+	char *err = NULL;
+
+	if (service_id == NULL || service_id[0] == '\0')
+		return;
+	if (state_remove_service(a->st, service_id, &err) != WEFT_OK) {
+		log_warnx("agent", "check %s: cannot deregister service %s: %s", check_id, service_id, err);
+		free(err);
+	}
+}
+
+static void on_certs_changed(void *arg, const char *service)
+{
+	struct agent *a = arg;
+
+	if (a->proxies)
+		proxies_tls_changed(a->proxies, service);
+}
+
+static int hook_leaf(void *arg, const char *service, json_t **out, char **err)
+{
+	return certs_leaf_json(((struct agent *)arg)->certs, service, out, err);
+}
+
+static int hook_roots(void *arg, json_t **out, char **err)
+{
+	return certs_roots_json(((struct agent *)arg)->certs, out, err);
+}
+
+static int hook_ttl(void *arg, const char *id, const char *status, const char *output, char **err)
+{
+	enum chk_status st;
+
+	if (chk_status_parse(status, &st) != WEFT_OK)
+		return weft_errf(err, WEFT_EINVAL, "Status: \"%s\" is not passing, warning or critical", status);
+	return chk_runner_ttl(((struct agent *)arg)->checks, id, st, output, err);
+}
+
+/* ---- giving the modules the current definitions ---- */
+
+static const char *sget(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	return v ? v : "";
+}
+
+static int64_t dur_ms(json_t *c, const char *k)
+{
+	long long ms = 0;
+
+	if (json_object_get(c, k) && duration_parse_ms(sget(c, k), &ms) != 0)
+		ms = 0;
+	return ms;
+}
+
+/* The checks the runner runs: every check but the alias ones (the state
+ * computes those). */
+static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, char **err)
+{
+	json_t *all = json_array(), *s, *c, *argv_keep = json_array();
+	struct chk_def *defs = NULL;
+	size_t i, j, n;
+	int rc;
+
+	json_array_foreach(services, i, s)
+		json_array_foreach(json_object_get(s, "Checks"), j, c)
+			json_array_append(all, c);
+	json_array_foreach(node_checks, i, c)
+		json_array_append(all, c);
+	defs = calloc(json_array_size(all) + 1, sizeof(*defs));
+	n = 0;
+	json_array_foreach(all, i, c) {
+		const char *type = sget(c, "Type");
+		struct chk_def *d = &defs[n];
+		if (strcmp(type, "alias") == 0)
+			continue;
+		d->id = sget(c, "CheckID");
+		d->service_id = sget(c, "ServiceID");
+		d->type = strcmp(type, "http") == 0 ? CHK_HTTP : strcmp(type, "tcp") == 0 ? CHK_TCP
+			: strcmp(type, "ttl") == 0 ? CHK_TTL : CHK_SCRIPT;
+		d->http = json_string_value(json_object_get(c, "HTTP"));
+		d->method = json_string_value(json_object_get(c, "Method"));
+		d->header = json_object_get(c, "Header");
+		d->body = json_string_value(json_object_get(c, "Body"));
+		d->tls_skip_verify = json_is_true(json_object_get(c, "TLSSkipVerify"));
+		d->tcp = json_string_value(json_object_get(c, "TCP"));
+		if (d->type == CHK_SCRIPT) {
+			json_t *args = json_object_get(c, "Args");
+			const char **argv = calloc(json_array_size(args) + 1, sizeof(*argv));
+			json_array_foreach(args, j, s)
+				argv[j] = json_string_value(s);
+			d->args = argv;
+			d->nargs = json_array_size(args);
+			json_array_append_new(argv_keep, json_integer((json_int_t)(intptr_t)argv));
+		}
+		d->interval_ms = dur_ms(c, "Interval");
+		d->timeout_ms = dur_ms(c, "Timeout");
+		d->ttl_ms = dur_ms(c, "TTL");
+		d->deregister_after_ms = dur_ms(c, "DeregisterCriticalServiceAfter");
+		chk_status_parse(sget(c, "Status"), &d->initial);
+		n++;
+	}
+	rc = chk_runner_set(a->checks, defs, n, err);
+	json_array_foreach(argv_keep, i, c)
+		free((void *)(intptr_t)json_integer_value(c));
+	json_decref(argv_keep);
+	free(defs);
+	json_decref(all);
+	return rc;
+}
+
+/* Leaves for every service fronted by a sidecar, and the sidecars' proxies. */
+static int apply_proxies(struct agent *a, json_t *services, char **err)
+{
+	json_t *sidecars = json_array(), *names = json_array(), *s, *keep_ports = json_object();
+	struct proxy_spec *specs = NULL;
+	const char **svc_names = NULL;
+	char **paths = NULL;
+	size_t i, n = 0;
+	int rc = WEFT_OK;
+
+	json_array_foreach(services, i, s) {
+		if (strcmp(sget(s, "Kind"), "connect-proxy") != 0)
+			continue;
+		json_array_append(sidecars, s);
+		json_array_append_new(names, json_string(sget(json_object_get(s, "Proxy"),
+							      "DestinationServiceName")));
+	}
+	svc_names = calloc(json_array_size(names) + 1, sizeof(*svc_names));
+	json_array_foreach(names, i, s)
+		svc_names[i] = json_string_value(s);
+	if ((rc = certs_set(a->certs, svc_names, json_array_size(names), err)) != WEFT_OK)
+		goto out;
+	specs = calloc(json_array_size(sidecars) + 1, sizeof(*specs));
+	paths = calloc(3 * json_array_size(sidecars) + 1, sizeof(*paths));
+	json_array_foreach(sidecars, i, s) {
+		const char *id = sget(s, "ID");
+		json_t *port = json_object_get(a->admin_ports, id);
+		struct proxy_spec *sp = &specs[n];
+		if (port == NULL) {
+			for (long p = a->cfg.admin_base; p < a->cfg.admin_base + 256; p++) {
+				const char *k;
+				json_t *v;
+				int used = 0;
+				json_object_foreach(a->admin_ports, k, v)
+					used |= json_integer_value(v) == p;
+				if (!used) {
+					port = json_integer(p);
+					json_object_set_new(a->admin_ports, id, port);
+					break;
+				}
+			}
+			if (port == NULL) {
+				rc = weft_errf(err, WEFT_EINVAL, "%s: no admin port left from %ld", id,
+					       a->cfg.admin_base);
+				goto out;
+			}
+		}
+		json_object_set(keep_ports, id, port);
+		sp->id = id;
+		sp->service = json_string_value(json_array_get(names, i));
+		if (certs_paths(a->certs, sp->service, &paths[3 * n], &paths[3 * n + 1],
+				&paths[3 * n + 2]) != WEFT_OK) {
+			rc = weft_errf(err, WEFT_ENOENT, "%s: no certificate paths for %s", id, sp->service);
+			goto out;
+		}
+		sp->cert_file = paths[3 * n];
+		sp->key_file = paths[3 * n + 1];
+		sp->bundle_file = paths[3 * n + 2];
+		sp->admin_port = (int)json_integer_value(port);
+		n++;
+	}
+	json_decref(a->admin_ports);
+	a->admin_ports = json_incref(keep_ports);
+	rc = proxies_set(a->proxies, specs, n, err);
+out:
+	for (i = 0; paths && i < 3 * json_array_size(sidecars); i++)
+		free(paths[i]);
+	free(paths);
+	free(specs);
+	free(svc_names);
+	json_decref(sidecars);
+	json_decref(names);
+	json_decref(keep_ports);
+	return rc;
+}
+
+/* Hands the current definitions to the check runner, certificates and
+ * proxies, when they changed since the last time. */
+static void apply_defs(struct agent *a)
+{
+	struct state_gen g;
+	json_t *services, *node_checks;
+	char *err = NULL;
+
+	pthread_mutex_lock(&a->apply_mu);
+	g = state_generation(a->st);
+	if (a->applied_once && g.defs == a->applied_defs) {
+		pthread_mutex_unlock(&a->apply_mu);
+		return;
+	}
+	services = state_services(a->st);
+	node_checks = state_node_checks(a->st);
+	if (apply_checks(a, services, node_checks, &err) != WEFT_OK) {
+		log_warnx("agent", "health checks not updated: %s", err);
+		free(err);
+		err = NULL;
+	}
+	if (apply_proxies(a, services, &err) != WEFT_OK) {
+		log_warnx("agent", "proxies not updated: %s", err);
+		free(err);
+		err = NULL;
+	}
+	json_decref(services);
+	json_decref(node_checks);
+	a->applied_defs = g.defs;
+	a->applied_once = 1;
+	pthread_mutex_unlock(&a->apply_mu);
+}
+
+static void hook_defs_changed(void *arg)
+{
+	apply_defs(arg);
+}
+
 static int ready_now(struct agent *a)
 {
-	return a->api != NULL;
+	return a->api != NULL && proxies_ready(a->proxies);
 }
 
 int main(int argc, char **argv)
@@ -193,6 +480,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&a, 0, sizeof(a));
+	pthread_mutex_init(&a.apply_mu, NULL);
 	parse_args(argc, argv, &a.cfg);
 	if (log_parse_level(a.cfg.log_level, &lvl) != 0)
 		fatalx("agent", "--log-level: \"%s\" is not one of error, warn, info, debug", a.cfg.log_level);
@@ -255,6 +543,42 @@ int main(int argc, char **argv)
 	so.interval_ms = a.cfg.sync_interval_s * 1000;
 	if (sync_start(&a.sync, a.st, &so, &err) != WEFT_OK)
 		fatalx("agent", "%s", err);
+	{
+		struct chk_runner_opts co;
+		struct certs_opts cto;
+		struct proxies_opts po;
+		char dir[4096], proxy_bin[4096];
+
+		memset(&co, 0, sizeof(co));
+		co.report = on_check_result;
+		co.reap = on_check_reap;
+		co.arg = &a;
+		co.enable_scripts = a.cfg.enable_scripts;
+		if (chk_runner_new(&a.checks, &co, &err) != WEFT_OK)
+			fatalx("agent", "%s", err);
+		memset(&cto, 0, sizeof(cto));
+		snprintf(dir, sizeof(dir), "%s/certs", a.cfg.data_dir);
+		cto.dir = dir;
+		cto.server = a.server;
+		cto.changed = on_certs_changed;
+		cto.arg = &a;
+		if (certs_new(&a.certs, &cto, &err) != WEFT_OK)
+			fatalx("agent", "%s", err);
+		memset(&po, 0, sizeof(po));
+		snprintf(dir, sizeof(dir), "%s/proxies", a.cfg.data_dir);
+		if (a.cfg.proxy_bin)
+			snprintf(proxy_bin, sizeof(proxy_bin), "%s", a.cfg.proxy_bin);
+		else
+			default_proxy_bin(proxy_bin, sizeof(proxy_bin));
+		po.proxy_bin = proxy_bin;
+		po.dir = dir;
+		po.server = a.server;
+		po.node = a.node;
+		if (proxies_new(&a.proxies, &po, &err) != WEFT_OK)
+			fatalx("agent", "%s", err);
+		a.admin_ports = json_object();
+		apply_defs(&a);
+	}
 
 	memset(&ao, 0, sizeof(ao));
 	ao.bind = a.cfg.http_addr;
@@ -265,6 +589,10 @@ int main(int argc, char **argv)
 	ao.server = a.server;
 	ao.enable_scripts = a.cfg.enable_scripts;
 	ao.hooks.status_json = status_json;
+	ao.hooks.leaf_json = hook_leaf;
+	ao.hooks.roots_json = hook_roots;
+	ao.hooks.ttl_update = hook_ttl;
+	ao.hooks.defs_changed = hook_defs_changed;
 	ao.hooks.arg = &a;
 	if (api_start(&a.api, a.st, &ao, &err) != WEFT_OK)
 		fatalx("agent", "%s", err);
@@ -286,6 +614,7 @@ int main(int argc, char **argv)
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			break;
 		}
+		apply_defs(&a);
 		if (!a.ready && ready_now(&a)) {
 			a.ready = 1;
 			if (notify_systemd("READY=1\nSTATUS=serving", &err) != WEFT_OK) {
@@ -300,6 +629,7 @@ int main(int argc, char **argv)
 	notify_systemd("STOPPING=1", NULL);
 	sync_stop(a.sync);
 	a.sync = NULL;
+	chk_runner_free(a.checks);
 	if (sync_leave(&a.server, a.node, 3000, &err) != WEFT_OK) {
 		log_warnx("agent", "could not deregister node %s: %s", a.node, err);
 		free(err);
@@ -307,8 +637,12 @@ int main(int argc, char **argv)
 	} else {
 		log_info("agent", "node %s deregistered", a.node);
 	}
+	/* after the node left the catalog, so that no caller is sent here */
+	proxies_free(a.proxies);
+	certs_free(a.certs);
 	rc = 0;
 	api_stop(a.api);
+	json_decref(a.admin_ports);
 	state_free(a.st);
 	free(a.token);
 	return rc;

@@ -1,6 +1,7 @@
 """Starts real weft-agent processes next to a harness.Server."""
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,12 +34,18 @@ def make_token(srv, **fields):
 class Agent:
     """A weft-agent joined to srv as node, with its own config and data dirs."""
 
-    def __init__(self, srv, node="vm1", address="127.0.0.1", args=(), env=None,
+    def __init__(self, srv, node="vm1", address=None, args=(), env=None,
                  token=None, dev=False, sync_interval=60, start=True):
         self.srv = srv
         self.srv_addr = srv.addr    # what --server says; an https:// URL to test TLS
         self.node = node
-        self.address = address
+        # Its own loopback address and admin ports: sidecars bind on the
+        # node's address (port 21000 up) and their admin listeners on
+        # 127.0.0.1 from --proxy-admin-base, so agents of tests that run at
+        # the same time must not share them. (Below the ephemeral range
+        # that free_port draws from.)
+        self.address = address or "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
+        self.admin_base = random.randrange(20000, 32000, 256)
         self.dir = tempfile.mkdtemp(prefix="weft-agent-test-")
         self.config_dir = os.path.join(self.dir, "conf")
         self.data_dir = os.path.join(self.dir, "data")
@@ -71,7 +78,8 @@ class Agent:
         cmd = [AGENT_BIN, "--server", self.srv_addr, "--node", self.node,
                "--address", self.address, "--config-dir", self.config_dir,
                "--data-dir", self.data_dir, "--http-addr", self.addr,
-               "--sync-interval", str(self.sync_interval), "--proxy-bin", PROXY_BIN]
+               "--sync-interval", str(self.sync_interval), "--proxy-bin", PROXY_BIN,
+               "--proxy-admin-base", str(self.admin_base)]
         if self.dev:
             cmd.append("--dev")
         else:

@@ -10,6 +10,9 @@ import tempfile
 import time
 import unittest
 
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+
 import consul
 
 from harness import Server, free_port, main
@@ -86,7 +89,7 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(checks["disk"]["ServiceID"], "")
         # Consul's default sidecar checks: listening, and an alias of web
         self.assertEqual(checks["service:web-sidecar-proxy:1"]["Definition"]["TCP"],
-                         "127.0.0.1:21000")
+                         a.address + ":21000")
         self.assertEqual(checks["service:web-sidecar-proxy:2"]["Type"], "alias")
         # the local API shows the same, in Consul's agent format
         local = a.get("/v1/agent/services").json()
@@ -135,19 +138,45 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(a.get("/v1/agent/services").json(), {})
 
     def test_steady_state_makes_no_catalog_writes(self):
-        a = self.agent(start=False, sync_interval=1)
-        a.write_config("web.yaml", WEB_YAML)
-        a.write_config("node.json", NODE_CHECK_JSON)
-        a.start()
-        wait_for(lambda: a.status()["Sync"]["InSync"] and
-                 len(node_services(self.srv, "vm1")) == 2, what="first sync")
-        st0 = a.status()["Sync"]
-        index0 = self.srv.get("/v1/catalog/nodes").index
-        time.sleep(3.5)  # three full comparisons at --sync-interval 1
-        st1 = a.status()["Sync"]
-        self.assertGreaterEqual(st1["FullSyncs"], st0["FullSyncs"] + 2)
-        self.assertEqual(st1["Writes"], st0["Writes"], "no write when nothing changed")
-        self.assertEqual(self.srv.get("/v1/catalog/nodes").index, index0)
+        # a health endpoint whose output changes on every call, status passing
+        calls = []
+
+        class Health(BaseHTTPRequestHandler):
+            def do_GET(self):
+                calls.append(1)
+                body = ("ok, call %d\n" % len(calls)).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            a = self.agent(start=False, sync_interval=1)
+            a.write_config("app.yaml", "service:\n  name: app\n  port: 80\n  check:\n"
+                           "    http: http://127.0.0.1:%d/health\n    interval: 1s\n"
+                           % httpd.server_address[1])
+            a.write_config("node.json", NODE_CHECK_JSON)
+            a.start()
+            wait_for(lambda: node_checks(self.srv, "vm1").get("service:app", {}).get("Status")
+                     == "passing", what="app passing on the server")
+            wait_for(lambda: a.status()["Sync"]["InSync"], what="in sync")
+            st0 = a.status()["Sync"]
+            index0 = self.srv.get("/v1/catalog/nodes").index
+            n0 = len(calls)
+            time.sleep(3.5)  # three full comparisons at --sync-interval 1, 3 check runs
+            st1 = a.status()["Sync"]
+            self.assertGreaterEqual(len(calls), n0 + 2, "the check ran")
+            self.assertIn("ok, call", a.get("/v1/agent/checks").json()["service:app"]["Output"])
+            self.assertGreaterEqual(st1["FullSyncs"], st0["FullSyncs"] + 2)
+            self.assertEqual(st1["Writes"], st0["Writes"], "no write when no status changed")
+            self.assertEqual(self.srv.get("/v1/catalog/nodes").index, index0)
+        finally:
+            httpd.shutdown()
 
     def test_anti_entropy_repairs_drift(self):
         a = self.agent(start=False, sync_interval=1)
