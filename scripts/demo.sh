@@ -1,24 +1,40 @@
 #!/bin/sh
-# The main job: installs what is missing, builds, starts a standalone
-# weft-server on the embedded SQLite store, registers a small sample catalog
-# and prints where to look.
+# The main job: installs what is missing, builds, and brings up a mesh on
+# this machine: a standalone weft-server on the embedded SQLite store (with
+# the policy of examples/policy and a small sample catalog), and two "VMs",
+# each a weft-agent on its own loopback address with one service and its
+# sidecar weft-proxy:
+#   vm1 127.0.0.2   web (127.0.0.1:8080), its sidecar, upstream api on 127.0.0.1:9191
+#   vm2 127.0.0.3   api (127.0.0.1:9090) and its sidecar
+# web may call api (GET /v...), everything else is denied
+# (examples/policy/service-intentions-api.yaml). Prints where to look.
 #   scripts/demo.sh          start (or restart) it
 #   scripts/demo.sh stop     stop it
 # Settings: WEFT_DEMO_ADDR (default 127.0.0.1:8500), WEFT_DEMO_DIR (./run).
+# (examples/vm-mesh/run.sh is the same mesh in network namespaces, as root.)
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 addr=${WEFT_DEMO_ADDR:-127.0.0.1:8500}
 run=${WEFT_DEMO_DIR:-$top/run}
 pidfile="$run/weft-server.pid"
+host=${addr%:*}
+https_addr="$host:$((${addr##*:} + 1))"
 
-stop() {
-	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-		kill -TERM "$(cat "$pidfile")"
-		for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
-		echo "demo: weft-server stopped"
+# stop_pid FILE NAME: SIGTERM, wait up to 10 s (agents drain their proxies)
+stop_pid() {
+	if [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; then
+		kill -TERM "$(cat "$1")"
+		for _ in $(seq 100); do kill -0 "$(cat "$1")" 2>/dev/null || break; sleep 0.1; done
+		echo "demo: $2 stopped"
 	fi
-	rm -f "$pidfile"
+	rm -f "$1"
+}
+stop() {
+	for p in "$run"/mesh/*.pid; do
+		[ -f "$p" ] && stop_pid "$p" "$(basename "$p" .pid)"
+	done
+	stop_pid "$pidfile" weft-server
 }
 if [ "$1" = "stop" ]; then stop; exit 0; fi
 
@@ -30,8 +46,17 @@ if curl -s -o /dev/null --max-time 2 "http://$addr/"; then
 	echo "demo: something already listens on $addr; stop it or set WEFT_DEMO_ADDR=127.0.0.1:PORT" >&2
 	exit 1
 fi
-mkdir -p "$run/data"
+mkdir -p "$run/data" "$run/tls"
+chmod 700 "$run" "$run/tls"
+# HTTPS for the agents, with a certificate of its own (they verify it)
+if [ ! -s "$run/tls/server.pem" ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+		-keyout "$run/tls/server.key" -out "$run/tls/server.pem" -subj "/CN=weft-demo" \
+		-addext "subjectAltName=IP:$host" -addext "basicConstraints=critical,CA:FALSE" \
+		>/dev/null 2>&1
+fi
 build/server/weft-server --data-dir "$run/data" --http-addr "$addr" --node-name weft-demo \
+	--https-addr "$https_addr" --tls-cert "$run/tls/server.pem" --tls-key "$run/tls/server.key" \
 	>"$run/weft-server.log" 2>&1 &
 echo $! > "$pidfile"
 up=""
@@ -74,15 +99,64 @@ for kind in proxy-defaults service-defaults service-resolver service-splitter se
 done
 build/ctl/weftctl intention create -file examples/policy/intentions/*.json >/dev/null
 
+# The mesh: two "VMs" on loopback addresses, each with its agent, app and sidecar.
+mesh="$run/mesh"
+rm -rf "$mesh"
+mkdir -p "$mesh"
+for port in 8080 9090 9191; do
+	if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+		echo "demo: 127.0.0.1:$port is taken; the mesh's apps need 8080, 9090 and 9191" >&2
+		exit 1
+	fi
+done
+python3 examples/vm-mesh/apps/web.py 8080 9191 >"$mesh/web.log" 2>&1 &
+echo $! >"$mesh/web.pid"
+python3 examples/vm-mesh/apps/api.py 9090 >"$mesh/api.log" 2>&1 &
+echo $! >"$mesh/api.pid"
+for vm in vm1:2:web:19000 vm2:3:api:19100; do
+	name=${vm%%:*}; rest=${vm#*:}; last=${rest%%:*}; rest=${rest#*:}; svc=${rest%%:*}
+	admin_base=${rest#*:}
+	mkdir -p "$mesh/$name/conf"
+	cp "examples/vm-mesh/$name/$svc.yaml" "$mesh/$name/conf/"
+	build/ctl/weftctl token create -kind agent -node "$name" -description "demo agent $name" |
+		sed -n 's/^SecretID: *//p' >"$mesh/$name/agent.token"
+	chmod 600 "$mesh/$name/agent.token"
+	build/agent/weft-agent --server "https://$https_addr" --server-ca "$run/tls/server.pem" \
+		--token-file "$mesh/$name/agent.token" --node "$name" --address "127.0.0.$last" \
+		--http-addr "127.0.0.$last:8500" --config-dir "$mesh/$name/conf" \
+		--data-dir "$mesh/$name/data" --proxy-admin-base "$admin_base" \
+		>"$mesh/agent-$name.log" 2>&1 &
+	echo $! >"$mesh/agent-$name.pid"
+done
+ok=""
+for _ in $(seq 300); do
+	if curl -sf -o /dev/null --max-time 2 http://127.0.0.1:9191/v1/items; then ok=1; break; fi
+	sleep 0.1
+done
+if [ -z "$ok" ]; then
+	echo "demo: the mesh did not come up in 30 s; logs in $mesh:" >&2
+	tail -3 "$mesh"/agent-*.log >&2
+	exit 1
+fi
+
 auth="-H \"X-Consul-Token: \$(cat $run/data/admin.token)\""
 [ -n "$token" ] || auth=""
 cat <<MSG
 
 Weft is running: weft-server (standalone, SQLite store at $run/data/weft.db)
+and a mesh of two VMs: web (vm1, 127.0.0.2) calls api (vm2, 127.0.0.3)
+through both sidecars over mTLS, each run by the weft-agent of its VM.
+
+Through the mesh:
+  curl -s http://127.0.0.1:9191/v1/items                 # web's sidecar -> api: allowed
+  curl -si -X DELETE http://127.0.0.1:9191/v1/items      # denied: 403, X-Weft-Denied-By names the intention
+  curl -s http://127.0.0.1:8080/v1/items                 # the web app, calling api through the mesh
+  curl -s -H "X-Consul-Token: \$(cat $mesh/vm2/agent.token)" http://127.0.0.3:8500/v1/agent/services
+                                                         # vm2's agent: Consul's agent API
   UI:           http://$addr/ui/   (log in with the admin token below)
   API:          http://$addr   (Consul-compatible: point Consul tools here)
   admin token:  $run/data/admin.token   (mode 0600; send as X-Consul-Token)
-  log:          $run/weft-server.log
+  logs:         $run/weft-server.log, $mesh/*.log, $mesh/vm*/data/proxies/*/proxy.log
   stop:         scripts/demo.sh stop
 
 Try:

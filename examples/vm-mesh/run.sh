@@ -21,7 +21,7 @@ NAMESPACES="weft-srv weft-vm1 weft-vm2 weft-lan"
 
 say() { echo "vm-mesh: $*"; }
 die() { echo "vm-mesh: $*" >&2; exit 1; }
-in_ns() { ns=$1; shift; ip netns exec "$ns" "$@"; }
+in_ns() { _ns=$1; shift; ip netns exec "$_ns" "$@"; }
 
 down() {
 	for p in "$run"/pids/*; do
@@ -47,20 +47,20 @@ down() {
 
 # start NAME NS CMD...: a background process in namespace NS, logged and remembered
 start() {
-	name=$1 ns=$2
+	_proc=$1 _ns=$2
 	shift 2
-	ip netns exec "$ns" "$@" >"$run/$name.log" 2>&1 &
-	echo $! >"$run/pids/$name"
+	ip netns exec "$_ns" "$@" >"$run/$_proc.log" 2>&1 &
+	echo $! >"$run/pids/$_proc"
 }
 
 wait_for() {  # SECONDS DESCRIPTION COMMAND...
-	secs=$1 what=$2
+	_secs=$1 _what=$2
 	shift 2
-	for _ in $(seq $((secs * 10))); do
+	for _ in $(seq $((_secs * 10))); do
 		if "$@" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done
-	die "timed out after ${secs}s waiting for $what (logs in $run)"
+	die "timed out after ${_secs}s waiting for $_what (logs in $run)"
 }
 
 up() {
@@ -100,7 +100,7 @@ up() {
 		--http-addr 127.0.0.1:8500 --https-addr 10.77.0.1:8501 --tls-cert "$run/srv/tls.pem" \
 		--tls-key "$run/srv/tls.key" --node-name weft-server
 	wait_for 10 "weft-server" test -s "$run/srv/data/admin.token"
-	wait_for 10 "weft-server's API" in_ns weft-srv curl -sf -o /dev/null http://127.0.0.1:8500/v1/status/leader
+	wait_for 10 "weft-server's API" grep -q "sub=main ready" "$run/weft-server.log"
 	admin=$(cat "$run/srv/data/admin.token")
 	ctl() { in_ns weft-srv env WEFT_HTTP_ADDR=127.0.0.1:8500 WEFT_HTTP_TOKEN="$admin" "$bin/ctl/weftctl" "$@"; }
 	ctl config write "$here/service-defaults.yaml" >/dev/null
