@@ -576,7 +576,8 @@ static int reap(struct proxy *x, char *how, size_t size)
 		close(x->log_fd);
 		x->log_fd = -1;
 	}
-	close(x->pidfd);
+	if (x->pidfd >= 0)
+		close(x->pidfd);
 	x->pidfd = -1;
 	unlink(x->pid_path);
 	if (r < 0)
@@ -861,7 +862,7 @@ static void *sup_main(void *arg)
 			x->reload_pending = false;
 		pthread_mutex_unlock(&x->lock);
 		if (restart) {
-			stop_child(x, "new listeners");
+			stop_child(x, "new-listeners");
 			next_start = 0;
 			continue;
 		}
@@ -1186,21 +1187,26 @@ void proxies_tls_changed(struct proxies *p, const char *service)
 
 int proxies_ready(struct proxies *p)
 {
-	int ports[256], n = 0, ok = 1;
+	int *ports = NULL, ok = 1;
+	size_t n = 0, cap = 0;
 
 	pthread_mutex_lock(&p->lock);
+	for (struct proxy *x = p->list; x; x = x->next)
+		cap++;
+	if (cap > 0 && (ports = calloc(cap, sizeof(*ports))) == NULL)
+		ok = 0;
 	for (struct proxy *x = p->list; x && ok; x = x->next) {
 		pthread_mutex_lock(&x->lock);
 		if (x->pid == 0)
 			ok = 0;
 		pthread_mutex_unlock(&x->lock);
-		if (ok && n < (int)(sizeof(ports) / sizeof(ports[0])))
-			ports[n++] = x->admin_port;
+		ports[n++] = x->admin_port;
 	}
 	pthread_mutex_unlock(&p->lock);
 	/* asked outside the lock: a slow proxy does not hold proxies_set up */
-	for (int i = 0; i < n && ok; i++)
+	for (size_t i = 0; i < n && ok; i++)
 		ok = admin_http(ports[i], "GET", "/ready", ADMIN_TIMEOUT_MS) == 200;
+	free(ports);
 	return ok;
 }
 

@@ -336,6 +336,16 @@ class AgentProxiesTest(harness.ServerTest):
         self.assertFalse(zombie(old), "the killed proxy was not reaped")
         self.assertIn("proxy exited: proxy=api-sidecar-proxy pid=%d status=\"signal 9\"" % old,
                       self.log())
+        self.assertIn("(restarting in 100 ms)", self.log())
+        # again at once: the backoff doubles
+        old = self.proxy(st, "api")["Pid"]
+        os.kill(old, signal.SIGKILL)
+        self.wait_status(lambda s: self.proxy(s, "api")["Restarts"] == 2 and
+                         self.proxy(s, "api")["Pid"] not in (0, old) and
+                         self.proxy(s, "api")["Ready"], 10, "api restarted again")
+        self.assertIn("pid=%d status=\"signal 9\" uptime_ms=" % old, self.log())
+        self.assertIn("(restarting in 200 ms)", self.log())
+        self.until(200, 10)
 
         # the certificate files changed: the proxies reload them (SIGHUP)
         self.driver.send_signal(signal.SIGUSR1)
@@ -400,6 +410,46 @@ class AgentProxiesTest(harness.ServerTest):
         while not dead(web_pid):
             self.assertLess(time.time(), deadline, "weft-proxy outlived its agent")
             time.sleep(0.05)
+
+    def test_bad_snapshot_and_new_listeners(self):
+        """A snapshot the proxy could not run (the admin port the spec gives
+        is the inbound's) is not handed over; a registration that changes
+        the listeners restarts the proxy (weft-proxy binds them at start)."""
+        self.write_specs([self.spec("api", self.api_in)])
+        self.start_driver()
+        st = self.wait_status(lambda s: len(s["Proxies"]) == 1 and s["Proxies"][0]["LastError"],
+                              10, "refused")
+        self.assertIn("clashes", st["Proxies"][0]["LastError"])
+        self.assertIn("snapshot refused: proxy=api-sidecar-proxy", self.log())
+        time.sleep(0.3)
+        st = self.status()["Proxies"][0]
+        self.assertEqual((st["Pid"], st["SnapshotIndex"], st["Waiting"]), (0, 0, "snapshot"))
+        self.assertFalse(os.path.exists(st["Snapshot"]))
+        # the spec fixed: that sidecar restarts with it, and runs
+        self.write_specs([self.spec("api", self.api_admin)])
+        self.driver.send_signal(signal.SIGHUP)
+        st = self.wait_ready(n=1, limit=10)
+        pid = st["Proxies"][0]["Pid"]
+        # api's sidecar gets an upstream: a new listener, so a new process
+        up_db = free_port()
+        try:
+            r = self.srv.put("/v1/catalog/register", {
+                "Node": "n1", "Address": "127.0.0.1",
+                "Service": sidecar("api", self.api_in, self.api_app, [("db", up_db)])})
+            self.assertEqual(r.status, 200, r)
+            st = self.wait_status(lambda s: s["Proxies"][0]["Pid"] not in (0, pid) and
+                                  s["Proxies"][0]["Ready"], 10, "restarted for its listeners")
+            self.assertEqual(st["Proxies"][0]["Restarts"], 0)
+            self.assertIn("then=restart", self.log())
+            self.assertRegex(self.log(), r"proxy stopped: proxy=api-sidecar-proxy pid=%d "
+                                         r"why=new-listeners how=drained" % pid)
+            socket.create_connection(("127.0.0.1", up_db), 2).close()
+        finally:
+            r = self.srv.put("/v1/catalog/register", {
+                "Node": "n1", "Address": "127.0.0.1",
+                "Service": sidecar("api", self.api_in, self.api_app, [])})
+            self.assertEqual(r.status, 200, r)
+        self.stop_driver()
 
     def test_waits_for_certificate_files(self):
         """Started only once its certificate exists; a bad spec is refused."""
