@@ -21,7 +21,9 @@
  *   The proxy gets PR_SET_PDEATHSIG(SIGKILL): it dies with the agent.
  *
  * Call httpc_global_init() once before proxies_new(). Every function is
- * safe to call from any thread. */
+ * safe to call from any thread. The proxies are waited for by pid (each
+ * through a pidfd): the rest of the agent must not set SIGCHLD to SIG_IGN
+ * nor reap with waitpid(-1, ...) (wait for its own children by pid). */
 #ifndef WEFT_AGENT_PROXIES_H
 #define WEFT_AGENT_PROXIES_H
 

@@ -451,6 +451,40 @@ class AgentProxiesTest(harness.ServerTest):
             self.assertEqual(r.status, 200, r)
         self.stop_driver()
 
+    def test_stale_proxy_is_replaced(self):
+        """A weft-proxy still running this sidecar's snapshot (named by its
+        proxy.pid) when the agent starts is killed first: the new one can
+        bind its ports."""
+        self.write_specs([self.spec("web", self.web_admin)])
+        self.start_driver()
+        st = self.wait_ready(n=1)
+        snap = st["Proxies"][0]["Snapshot"]
+        self.stop_driver()
+        stale = subprocess.Popen([PROXY, "--config", snap, "--workers", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.web_admin), 0.2).close()
+                    break
+                except OSError:
+                    self.assertLess(time.time(), deadline, "the stale proxy did not start")
+                    time.sleep(0.05)
+            with open(os.path.join(os.path.dirname(snap), "proxy.pid"), "w") as f:
+                f.write("%d\n" % stale.pid)
+            self.start_driver()
+            st = self.wait_ready(n=1)
+            self.assertEqual(stale.wait(5), -signal.SIGKILL)
+            self.assertNotEqual(st["Proxies"][0]["Pid"], stale.pid)
+            self.assertIn("a proxy from before is still running: proxy=web-sidecar-proxy pid=%d: "
+                          "killed" % stale.pid, self.log())
+            self.stop_driver()
+        finally:
+            if stale.poll() is None:
+                stale.kill()
+                stale.wait()
+
     def test_waits_for_certificate_files(self):
         """Started only once its certificate exists; a bad spec is refused."""
         cert = os.path.join(self.dir, "web-late.crt")
