@@ -8,7 +8,8 @@ outbound listener). The driver runs both sidecars from their snapshots
 (long-polled with an agent token for n1) and the leaves signed by the
 server's CA. Asserted: the proxies start and traffic flows web's outbound
 -> api's inbound; a deny intention is in force within 1 s; kill -9 of a
-proxy: restarted, traffic resumes; the server stopped: traffic goes on;
+proxy: restarted, traffic resumes; leaves renewed during traffic: no failed
+request; the server stopped: traffic goes on;
 the driver restarted while the server is down: the proxies serve again
 from the files on disk; the server back: changes are followed again; a
 sidecar removed from the set drains (a request in flight completes) and
@@ -20,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -347,12 +349,42 @@ class AgentProxiesTest(harness.ServerTest):
         self.assertIn("(restarting in 200 ms)", self.log())
         self.until(200, 10)
 
-        # the certificate files changed: the proxies reload them (SIGHUP)
-        self.driver.send_signal(signal.SIGUSR1)
-        deadline = time.time() + 5
-        while "tls reloaded: listener=inbound" not in self.proxy_log("api"):
-            self.assertLess(time.time(), deadline, self.proxy_log("api"))
-            time.sleep(0.05)
+        # certificates renewed during traffic: new leaves in the same files,
+        # proxies_tls_changed (SIGUSR1 to the driver), the proxies reload
+        # them (SIGHUP): no failed request, the new leaf in use
+        results, stop = [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                results.append(self.call())
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            time.sleep(0.3)
+            certs = os.path.dirname(self.leaf["api"][0])
+            self.assertEqual(make_leaf(srv, certs, "api"), self.leaf["api"])
+            self.assertEqual(make_leaf(srv, certs, "web"), self.leaf["web"])
+            self.driver.send_signal(signal.SIGUSR1)
+            deadline = time.time() + 5
+            while "tls reloaded: listener=inbound" not in self.proxy_log("api"):
+                self.assertLess(time.time(), deadline, self.proxy_log("api"))
+                time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join(15)
+        self.assertGreater(len(results), 10)
+        self.assertEqual([r for r in results if r != (200, "api")], [])
+        with open(self.leaf["api"][0]) as f:
+            end = "-----END CERTIFICATE-----"
+            new_der = ssl.PEM_cert_to_DER_cert(f.read().split(end)[0] + end + "\n")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(self.bundle)
+        ctx.load_cert_chain(*self.leaf["web"])
+        with socket.create_connection(("127.0.0.1", self.api_in), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as tls:
+                self.assertEqual(tls.getpeercert(binary_form=True), new_der)
 
         # the server stopped: traffic goes on, the watchers say why
         srv.stop()
