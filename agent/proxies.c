@@ -676,6 +676,12 @@ static bool spawn(struct proxy *x)
 	}
 	fcntl(out[0], F_SETPIPE_SZ, 256 * 1024);
 	log_open(x);
+	/* the new process reads the file as it is after this point: a
+	 * snapshot written later sets the flags again (and gets a SIGHUP) */
+	pthread_mutex_lock(&x->lock);
+	x->reload_pending = false;
+	x->restart_pending = false;
+	pthread_mutex_unlock(&x->lock);
 	pid = fork();
 	if (pid < 0) {
 		log_warn("proxies", "proxy=%s: cannot start it: fork", x->id);
@@ -718,8 +724,6 @@ static bool spawn(struct proxy *x)
 	pthread_mutex_lock(&x->lock);
 	x->pid = pid;
 	x->ready = false;
-	x->reload_pending = false;   /* it reads the file now */
-	x->restart_pending = false;
 	x->waiting = NULL;
 	pthread_mutex_unlock(&x->lock);
 	snprintf(pidtext, sizeof(pidtext), "%d\n", (int)pid);
