@@ -483,6 +483,32 @@ class AgentProxiesTest(harness.ServerTest):
             self.assertEqual(r.status, 200, r)
         self.stop_driver()
 
+    def test_registration_after_the_spec(self):
+        """A sidecar given before its registration reached the server (404):
+        its snapshot comes as soon as it is registered (a blocking query,
+        not the 1 s..30 s backoff)."""
+        spec = self.spec("web", free_port(), cert=os.path.join(self.dir, "db.crt"))
+        spec.update({"ID": "db-sidecar-proxy", "Service": "db"})
+        self.write_specs([spec])
+        self.start_driver()
+        self.wait_status(lambda s: s["Proxies"] and "answered 404" in
+                         (s["Proxies"][0]["LastError"] or ""), 10, "404")
+        time.sleep(1.5)   # past the first backoff steps
+        t0 = time.time()
+        r = self.srv.put("/v1/catalog/register", {
+            "Node": "n1", "Address": "127.0.0.1",
+            "Service": sidecar("db", free_port(), free_port(), [])})
+        self.assertEqual(r.status, 200, r)
+        try:
+            st = self.wait_status(lambda s: s["Proxies"][0]["SnapshotIndex"] > 0, 5, "snapshot")
+            self.assertLess(time.time() - t0, 1.0)
+            self.assertIsNone(st["Proxies"][0]["LastError"])
+            self.assertEqual(st["Proxies"][0]["Waiting"], "certificate file")
+            self.assertEqual(self.log().count("answered 404"), 1, self.log())
+        finally:
+            self.srv.put("/v1/catalog/deregister", {"Node": "n1", "ServiceID": "db-sidecar-proxy"})
+        self.stop_driver()
+
     def test_stale_proxy_is_replaced(self):
         """A weft-proxy still running this sidecar's snapshot (named by its
         proxy.pid) when the agent starts is killed first: the new one can
