@@ -576,7 +576,8 @@ static int reap(struct proxy *x, char *how, size_t size)
 		close(x->log_fd);
 		x->log_fd = -1;
 	}
-	close(x->pidfd);
+	if (x->pidfd >= 0)
+		close(x->pidfd);
 	x->pidfd = -1;
 	unlink(x->pid_path);
 	if (r < 0)
@@ -675,6 +676,12 @@ static bool spawn(struct proxy *x)
 	}
 	fcntl(out[0], F_SETPIPE_SZ, 256 * 1024);
 	log_open(x);
+	/* the new process reads the file as it is after this point: a
+	 * snapshot written later sets the flags again (and gets a SIGHUP) */
+	pthread_mutex_lock(&x->lock);
+	x->reload_pending = false;
+	x->restart_pending = false;
+	pthread_mutex_unlock(&x->lock);
 	pid = fork();
 	if (pid < 0) {
 		log_warn("proxies", "proxy=%s: cannot start it: fork", x->id);
@@ -717,8 +724,6 @@ static bool spawn(struct proxy *x)
 	pthread_mutex_lock(&x->lock);
 	x->pid = pid;
 	x->ready = false;
-	x->reload_pending = false;   /* it reads the file now */
-	x->restart_pending = false;
 	x->waiting = NULL;
 	pthread_mutex_unlock(&x->lock);
 	snprintf(pidtext, sizeof(pidtext), "%d\n", (int)pid);
@@ -861,7 +866,7 @@ static void *sup_main(void *arg)
 			x->reload_pending = false;
 		pthread_mutex_unlock(&x->lock);
 		if (restart) {
-			stop_child(x, "new listeners");
+			stop_child(x, "new-listeners");
 			next_start = 0;
 			continue;
 		}
@@ -1186,21 +1191,26 @@ void proxies_tls_changed(struct proxies *p, const char *service)
 
 int proxies_ready(struct proxies *p)
 {
-	int ports[256], n = 0, ok = 1;
+	int *ports = NULL, ok = 1;
+	size_t n = 0, cap = 0;
 
 	pthread_mutex_lock(&p->lock);
+	for (struct proxy *x = p->list; x; x = x->next)
+		cap++;
+	if (cap > 0 && (ports = calloc(cap, sizeof(*ports))) == NULL)
+		ok = 0;
 	for (struct proxy *x = p->list; x && ok; x = x->next) {
 		pthread_mutex_lock(&x->lock);
 		if (x->pid == 0)
 			ok = 0;
 		pthread_mutex_unlock(&x->lock);
-		if (ok && n < (int)(sizeof(ports) / sizeof(ports[0])))
-			ports[n++] = x->admin_port;
+		ports[n++] = x->admin_port;
 	}
 	pthread_mutex_unlock(&p->lock);
 	/* asked outside the lock: a slow proxy does not hold proxies_set up */
-	for (int i = 0; i < n && ok; i++)
+	for (size_t i = 0; i < n && ok; i++)
 		ok = admin_http(ports[i], "GET", "/ready", ADMIN_TIMEOUT_MS) == 200;
+	free(ports);
 	return ok;
 }
 

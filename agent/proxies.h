@@ -21,7 +21,9 @@
  *   The proxy gets PR_SET_PDEATHSIG(SIGKILL): it dies with the agent.
  *
  * Call httpc_global_init() once before proxies_new(). Every function is
- * safe to call from any thread. */
+ * safe to call from any thread. The proxies are waited for by pid (each
+ * through a pidfd): the rest of the agent must not set SIGCHLD to SIG_IGN
+ * nor reap with waitpid(-1, ...) (wait for its own children by pid). */
 #ifndef WEFT_AGENT_PROXIES_H
 #define WEFT_AGENT_PROXIES_H
 
@@ -57,8 +59,10 @@ int proxies_new(struct proxies **out, const struct proxies_opts *o, char **err);
  * (a spec whose fields changed is restarted). The specs are validated
  * first (ids unique and usable as a directory name, absolute paths, admin
  * ports in 1..65535 and distinct); on an error nothing changes and *err
- * names the spec and field ("specs[1].AdminPort: ..."). Returns after the
- * removed proxies have stopped (up to the drain time). */
+ * names the spec and field ("specs[1].AdminPort: ..."). A sidecar that
+ * cannot be set up (its directory, a thread) is an error too, after the
+ * others were applied. Returns after the removed proxies have stopped (up
+ * to the drain time). */
 int proxies_set(struct proxies *p, const struct proxy_spec *specs, size_t n, char **err);
 
 /* The certificate files of `service` changed (NULL: the bundle, all

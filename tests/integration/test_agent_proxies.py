@@ -8,7 +8,8 @@ outbound listener). The driver runs both sidecars from their snapshots
 (long-polled with an agent token for n1) and the leaves signed by the
 server's CA. Asserted: the proxies start and traffic flows web's outbound
 -> api's inbound; a deny intention is in force within 1 s; kill -9 of a
-proxy: restarted, traffic resumes; the server stopped: traffic goes on;
+proxy: restarted, traffic resumes; leaves renewed during traffic: no failed
+request; the server stopped: traffic goes on;
 the driver restarted while the server is down: the proxies serve again
 from the files on disk; the server back: changes are followed again; a
 sidecar removed from the set drains (a request in flight completes) and
@@ -20,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -336,13 +338,53 @@ class AgentProxiesTest(harness.ServerTest):
         self.assertFalse(zombie(old), "the killed proxy was not reaped")
         self.assertIn("proxy exited: proxy=api-sidecar-proxy pid=%d status=\"signal 9\"" % old,
                       self.log())
+        self.assertIn("(restarting in 100 ms)", self.log())
+        # again at once: the backoff doubles
+        old = self.proxy(st, "api")["Pid"]
+        os.kill(old, signal.SIGKILL)
+        self.wait_status(lambda s: self.proxy(s, "api")["Restarts"] == 2 and
+                         self.proxy(s, "api")["Pid"] not in (0, old) and
+                         self.proxy(s, "api")["Ready"], 10, "api restarted again")
+        self.assertIn("pid=%d status=\"signal 9\" uptime_ms=" % old, self.log())
+        self.assertIn("(restarting in 200 ms)", self.log())
+        self.until(200, 10)
 
-        # the certificate files changed: the proxies reload them (SIGHUP)
-        self.driver.send_signal(signal.SIGUSR1)
-        deadline = time.time() + 5
-        while "tls reloaded: listener=inbound" not in self.proxy_log("api"):
-            self.assertLess(time.time(), deadline, self.proxy_log("api"))
-            time.sleep(0.05)
+        # certificates renewed during traffic: new leaves in the same files,
+        # proxies_tls_changed (SIGUSR1 to the driver), the proxies reload
+        # them (SIGHUP): no failed request, the new leaf in use
+        results, stop = [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                results.append(self.call())
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            time.sleep(0.3)
+            certs = os.path.dirname(self.leaf["api"][0])
+            self.assertEqual(make_leaf(srv, certs, "api"), self.leaf["api"])
+            self.assertEqual(make_leaf(srv, certs, "web"), self.leaf["web"])
+            self.driver.send_signal(signal.SIGUSR1)
+            deadline = time.time() + 5
+            while "tls reloaded: listener=inbound" not in self.proxy_log("api"):
+                self.assertLess(time.time(), deadline, self.proxy_log("api"))
+                time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join(15)
+        self.assertGreater(len(results), 10)
+        self.assertEqual([r for r in results if r != (200, "api")], [])
+        with open(self.leaf["api"][0]) as f:
+            end = "-----END CERTIFICATE-----"
+            new_der = ssl.PEM_cert_to_DER_cert(f.read().split(end)[0] + end + "\n")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(self.bundle)
+        ctx.load_cert_chain(*self.leaf["web"])
+        with socket.create_connection(("127.0.0.1", self.api_in), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as tls:
+                self.assertEqual(tls.getpeercert(binary_form=True), new_der)
 
         # the server stopped: traffic goes on, the watchers say why
         srv.stop()
@@ -400,6 +442,106 @@ class AgentProxiesTest(harness.ServerTest):
         while not dead(web_pid):
             self.assertLess(time.time(), deadline, "weft-proxy outlived its agent")
             time.sleep(0.05)
+
+    def test_bad_snapshot_and_new_listeners(self):
+        """A snapshot the proxy could not run (the admin port the spec gives
+        is the inbound's) is not handed over; a registration that changes
+        the listeners restarts the proxy (weft-proxy binds them at start)."""
+        self.write_specs([self.spec("api", self.api_in)])
+        self.start_driver()
+        st = self.wait_status(lambda s: len(s["Proxies"]) == 1 and s["Proxies"][0]["LastError"],
+                              10, "refused")
+        self.assertIn("clashes", st["Proxies"][0]["LastError"])
+        self.assertIn("snapshot refused: proxy=api-sidecar-proxy", self.log())
+        time.sleep(0.3)
+        st = self.status()["Proxies"][0]
+        self.assertEqual((st["Pid"], st["SnapshotIndex"], st["Waiting"]), (0, 0, "snapshot"))
+        self.assertFalse(os.path.exists(st["Snapshot"]))
+        # the spec fixed: that sidecar restarts with it, and runs
+        self.write_specs([self.spec("api", self.api_admin)])
+        self.driver.send_signal(signal.SIGHUP)
+        st = self.wait_ready(n=1, limit=10)
+        pid = st["Proxies"][0]["Pid"]
+        # api's sidecar gets an upstream: a new listener, so a new process
+        up_db = free_port()
+        try:
+            r = self.srv.put("/v1/catalog/register", {
+                "Node": "n1", "Address": "127.0.0.1",
+                "Service": sidecar("api", self.api_in, self.api_app, [("db", up_db)])})
+            self.assertEqual(r.status, 200, r)
+            st = self.wait_status(lambda s: s["Proxies"][0]["Pid"] not in (0, pid) and
+                                  s["Proxies"][0]["Ready"], 10, "restarted for its listeners")
+            self.assertEqual(st["Proxies"][0]["Restarts"], 0)
+            self.assertIn("then=restart", self.log())
+            self.assertRegex(self.log(), r"proxy stopped: proxy=api-sidecar-proxy pid=%d "
+                                         r"why=new-listeners how=drained" % pid)
+            socket.create_connection(("127.0.0.1", up_db), 2).close()
+        finally:
+            r = self.srv.put("/v1/catalog/register", {
+                "Node": "n1", "Address": "127.0.0.1",
+                "Service": sidecar("api", self.api_in, self.api_app, [])})
+            self.assertEqual(r.status, 200, r)
+        self.stop_driver()
+
+    def test_registration_after_the_spec(self):
+        """A sidecar given before its registration reached the server (404):
+        its snapshot comes as soon as it is registered (a blocking query,
+        not the 1 s..30 s backoff)."""
+        spec = self.spec("web", free_port(), cert=os.path.join(self.dir, "db.crt"))
+        spec.update({"ID": "db-sidecar-proxy", "Service": "db"})
+        self.write_specs([spec])
+        self.start_driver()
+        self.wait_status(lambda s: s["Proxies"] and "answered 404" in
+                         (s["Proxies"][0]["LastError"] or ""), 10, "404")
+        time.sleep(1.5)   # past the first backoff steps
+        t0 = time.time()
+        r = self.srv.put("/v1/catalog/register", {
+            "Node": "n1", "Address": "127.0.0.1",
+            "Service": sidecar("db", free_port(), free_port(), [])})
+        self.assertEqual(r.status, 200, r)
+        try:
+            st = self.wait_status(lambda s: s["Proxies"][0]["SnapshotIndex"] > 0, 5, "snapshot")
+            self.assertLess(time.time() - t0, 1.0)
+            self.assertIsNone(st["Proxies"][0]["LastError"])
+            self.assertEqual(st["Proxies"][0]["Waiting"], "certificate file")
+            self.assertEqual(self.log().count("answered 404"), 1, self.log())
+        finally:
+            self.srv.put("/v1/catalog/deregister", {"Node": "n1", "ServiceID": "db-sidecar-proxy"})
+        self.stop_driver()
+
+    def test_stale_proxy_is_replaced(self):
+        """A weft-proxy still running this sidecar's snapshot (named by its
+        proxy.pid) when the agent starts is killed first: the new one can
+        bind its ports."""
+        self.write_specs([self.spec("web", self.web_admin)])
+        self.start_driver()
+        st = self.wait_ready(n=1)
+        snap = st["Proxies"][0]["Snapshot"]
+        self.stop_driver()
+        stale = subprocess.Popen([PROXY, "--config", snap, "--workers", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.web_admin), 0.2).close()
+                    break
+                except OSError:
+                    self.assertLess(time.time(), deadline, "the stale proxy did not start")
+                    time.sleep(0.05)
+            with open(os.path.join(os.path.dirname(snap), "proxy.pid"), "w") as f:
+                f.write("%d\n" % stale.pid)
+            self.start_driver()
+            st = self.wait_ready(n=1)
+            self.assertEqual(stale.wait(5), -signal.SIGKILL)
+            self.assertNotEqual(st["Proxies"][0]["Pid"], stale.pid)
+            self.assertIn("a proxy from before is still running: proxy=web-sidecar-proxy pid=%d: "
+                          "killed" % stale.pid, self.log())
+            self.stop_driver()
+        finally:
+            if stale.poll() is None:
+                stale.kill()
+                stale.wait()
 
     def test_waits_for_certificate_files(self):
         """Started only once its certificate exists; a bad spec is refused."""
