@@ -16,6 +16,7 @@
  * every sidecar proxy answers /ready. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -504,7 +505,16 @@ int main(int argc, char **argv)
 		fatalx("agent", "--node: not given and gethostname failed: %s", strerror(errno));
 	if (!name_valid(a.node, 128))
 		fatalx("agent", "--node: \"%s\" is not a valid node name (letters, digits, '-', '_', '.')", a.node);
+	{
+		unsigned char ip[16];
+		if (inet_pton(AF_INET, a.cfg.address, ip) != 1 && inet_pton(AF_INET6, a.cfg.address, ip) != 1)
+			fatalx("agent", "--address: \"%s\" is not an IP address", a.cfg.address);
+	}
 	if (a.cfg.token_file) {
+		struct stat sb;
+		if (stat(a.cfg.token_file, &sb) == 0 && (sb.st_mode & 077))
+			fatalx("agent", "--token-file %s: group or others may read it (mode %03o); "
+			       "chmod 600 it", a.cfg.token_file, (unsigned)(sb.st_mode & 0777));
 		a.token = read_token(a.cfg.token_file);
 		if (a.token == NULL || a.token[0] == '\0')
 			fatalx("agent", "--token-file %s: cannot read a token: %s", a.cfg.token_file, strerror(errno));
