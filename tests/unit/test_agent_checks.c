@@ -628,6 +628,7 @@ static void test_http_timeout(void **state)
 	/* Reported at the timeout, not when the server gives up. */
 	assert_true(now_mono_ms() - t0 < 1000);
 	assert_true(strncmp(out, "HTTP GET http://127.0.0.1:", 26) == 0);
+	print_message("timeout output: %s\n", out);
 	assert_non_null(strcasestr(out, "timed out"));
 	free(out);
 	chk_runner_free(r);
@@ -658,6 +659,7 @@ static void test_https_self_signed(void **state)
 	/* Without tls_skip_verify the self-signed certificate is refused. */
 	out = rec_wait(rec, "verify", CHK_CRITICAL, &from2, 3000);
 	assert_non_null(out);
+	print_message("verify output: %s\n", out);
 	assert_non_null(strcasestr(out, "certificate"));
 	free(out);
 	chk_runner_free(r);
