@@ -811,7 +811,8 @@ static void deliver_now(struct chk_runner *r)
 			if (id != NULL && svc != NULL) {
 				if (n->kind == NOTE_REPORT && r->o.report != NULL)
 					r->o.report(r->o.arg, id, n->status, n->output);
-				else if (n->kind == NOTE_REAP && r->o.reap != NULL)
+				else if (n->kind == NOTE_REAP && r->o.reap != NULL &&
+					 c->status == CHK_CRITICAL)
 					r->o.reap(r->o.arg, svc, id);
 			}
 			free(id);

@@ -709,7 +709,13 @@ static void test_script_exit_codes(void **state)
 	const char *a1[] = {"sh", "-c", "echo meh >&2; exit 1"};
 	const char *a2[] = {"/bin/sh", "-c", "echo bad; exit 2"};
 	const char *a3[] = {"/nonexistent/probe"};
-	struct chk_def d[4] = {
+	/* What the script inherits: stdio only, no blocked signals, SIGPIPE
+	 * not ignored (this test ignores it), stdin empty. */
+	const char *a4[] = {"sh", "-c",
+			    "ls /proc/$$/fd | tr '\\n' ' '; grep SigBlk /proc/$$/status; "
+			    "ign=$(grep SigIgn /proc/$$/status | cut -f2); "
+			    "echo pipe-ignored=$(( 0x$ign & 0x1000 )); wc -c"};
+	struct chk_def d[5] = {
 		{.id = "s0", .type = CHK_SCRIPT, .args = a0, .nargs = 3, .interval_ms = 200,
 		 .initial = CHK_CRITICAL},
 		{.id = "s1", .type = CHK_SCRIPT, .args = a1, .nargs = 3, .interval_ms = 200,
@@ -718,11 +724,13 @@ static void test_script_exit_codes(void **state)
 		 .initial = CHK_PASSING},
 		{.id = "s3", .type = CHK_SCRIPT, .args = a3, .nargs = 1, .interval_ms = 200,
 		 .initial = CHK_PASSING},
+		{.id = "s4", .type = CHK_SCRIPT, .args = a4, .nargs = 3, .interval_ms = 200,
+		 .initial = CHK_CRITICAL},
 	};
-	int f0 = 0, f1 = 0, f2 = 0, f3 = 0;
+	int f0 = 0, f1 = 0, f2 = 0, f3 = 0, f4 = 0;
 	char *out;
 
-	set_ok(r, d, 4);
+	set_ok(r, d, 5);
 	out = rec_wait(rec, "s0", CHK_PASSING, &f0, 3000);
 	assert_non_null(out);
 	assert_string_equal(out, "fine\n");
@@ -738,6 +746,10 @@ static void test_script_exit_codes(void **state)
 	out = rec_wait(rec, "s3", CHK_CRITICAL, &f3, 3000);
 	assert_non_null(out);
 	assert_string_equal(out, "fork/exec /nonexistent/probe: No such file or directory");
+	free(out);
+	out = rec_wait(rec, "s4", CHK_PASSING, &f4, 3000);
+	assert_non_null(out);
+	assert_string_equal(out, "0 1 2 SigBlk:\t0000000000000000\npipe-ignored=0\n0\n");
 	free(out);
 	chk_runner_free(r);
 	assert_int_equal(zombie_children(), 0);
