@@ -201,7 +201,7 @@ struct srv {
 	pthread_mutex_t mu;
 	int status;
 	char reason[64];
-	char body[256];
+	char body[8192];
 	int hang;
 	int requests;
 	char last[8192];
@@ -209,7 +209,14 @@ struct srv {
 	int nhung;
 };
 
+static int listen_backlog(unsigned *port, int backlog);
+
 static int listen_any(unsigned *port)
+{
+	return listen_backlog(port, 64);
+}
+
+static int listen_backlog(unsigned *port, int backlog)
 {
 	struct sockaddr_in a;
 	socklen_t len = sizeof(a);
@@ -221,7 +228,7 @@ static int listen_any(unsigned *port)
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(listen(fd, backlog), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
 	*port = ntohs(a.sin_port);
 	return fd;
@@ -564,6 +571,26 @@ static void test_http_status_classes(void **state)
 	assert_string_equal(out, want);
 	free(out);
 
+	/* A long body: its last 4 KiB are kept; bytes that are not UTF-8
+	 * show as U+FFFD. */
+	{
+		char body[6001];
+
+		memset(body, 'b', 6000);
+		body[0] = '\xff';
+		memcpy(body + 6000 - 8, "\xff TAIL!", 8);
+		body[6000] = '\0';
+		srv_reply(s, 503, "Service Unavailable", body);
+	}
+	out = rec_wait(rec, "web", CHK_CRITICAL, &from, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "HTTP GET %s: 503 Service Unavailable Output: ", url);
+	assert_true(strncmp(out, want, strlen(want)) == 0);
+	assert_int_equal(strlen(out), strlen(want) + 4096 - 1 + 3);   /* one byte is now 3 */
+	assert_string_equal(out + strlen(out) - 9, "\xEF\xBF\xBD TAIL!");
+	assert_int_equal(out[strlen(want)], 'b');
+	free(out);
+
 	chk_runner_free(r);
 	srv_stop(s);
 	rec_free(rec);
@@ -675,17 +702,35 @@ static void test_tcp(void **state)
 	int lfd = listen_any(&open_port), cfd = listen_any(&closed_port);
 	char open_addr[64], closed_addr[64], want[128], *out;
 	int from = 0, from2 = 0;
-	struct chk_def d[2] = {
+	unsigned full_port;
+	int ffd = listen_backlog(&full_port, 0), filler = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in fa = {.sin_family = AF_INET};
+	char name_addr[64], full_addr[64];
+	int from3 = 0, from4 = 0;
+	int64_t t0;
+	struct chk_def d[4] = {
 		{.id = "open", .type = CHK_TCP, .tcp = open_addr, .interval_ms = 50,
 		 .initial = CHK_CRITICAL},
 		{.id = "closed", .type = CHK_TCP, .tcp = closed_addr, .interval_ms = 50,
 		 .initial = CHK_PASSING},
+		/* a name, resolved off the loop (/etc/hosts: 127.0.0.1) */
+		{.id = "name", .type = CHK_TCP, .tcp = name_addr, .interval_ms = 50,
+		 .initial = CHK_CRITICAL},
+		/* a listener whose queue is full: the SYN goes unanswered */
+		{.id = "full", .type = CHK_TCP, .tcp = full_addr, .interval_ms = 50,
+		 .timeout_ms = 200, .initial = CHK_PASSING},
 	};
 
 	close(cfd);   /* nobody listens there any more */
+	fa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fa.sin_port = htons((uint16_t)full_port);
+	assert_int_equal(connect(filler, (struct sockaddr *)&fa, sizeof(fa)), 0);
 	snprintf(open_addr, sizeof(open_addr), "127.0.0.1:%u", open_port);
 	snprintf(closed_addr, sizeof(closed_addr), "127.0.0.1:%u", closed_port);
-	set_ok(r, d, 2);
+	snprintf(name_addr, sizeof(name_addr), "localhost:%u", open_port);
+	snprintf(full_addr, sizeof(full_addr), "127.0.0.1:%u", full_port);
+	t0 = now_mono_ms();
+	set_ok(r, d, 4);
 	out = rec_wait(rec, "open", CHK_PASSING, &from, 3000);
 	assert_non_null(out);
 	snprintf(want, sizeof(want), "TCP connect %s: Success", open_addr);
@@ -696,7 +741,20 @@ static void test_tcp(void **state)
 	snprintf(want, sizeof(want), "dial tcp %s: connect: Connection refused", closed_addr);
 	assert_string_equal(out, want);
 	free(out);
+	out = rec_wait(rec, "name", CHK_PASSING, &from3, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "TCP connect %s: Success", name_addr);
+	assert_string_equal(out, want);
+	free(out);
+	out = rec_wait(rec, "full", CHK_CRITICAL, &from4, 3000);
+	assert_non_null(out);
+	assert_true(now_mono_ms() - t0 >= 200);
+	snprintf(want, sizeof(want), "dial tcp %s: i/o timeout", full_addr);
+	assert_string_equal(out, want);
+	free(out);
 	chk_runner_free(r);
+	close(filler);
+	close(ffd);
 	close(lfd);
 	rec_free(rec);
 }
