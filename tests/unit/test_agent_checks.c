@@ -494,6 +494,20 @@ static pid_t read_pid(const char *path, int ms)
 	}
 }
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 static char tmpdir[64];
 
 static int setup_all(void **state)
@@ -634,6 +648,7 @@ static void test_http_request(void **state)
 
 static void test_http_timeout(void **state)
 {
+	int fds = count_fds();
 	struct srv *s = srv_start(0);
 	struct rec *rec = rec_new();
 	struct chk_runner *r = runner(rec, 0);
@@ -661,6 +676,7 @@ static void test_http_timeout(void **state)
 	chk_runner_free(r);
 	srv_stop(s);
 	rec_free(rec);
+	assert_int_equal(count_fds(), fds);
 }
 
 static void test_https_self_signed(void **state)
@@ -840,6 +856,7 @@ static void test_script_output_cap(void **state)
 
 static void test_script_timeout_kills_group(void **state)
 {
+	int fds = count_fds();
 	struct rec *rec = rec_new();
 	struct chk_runner *r = runner(rec, 1);
 	char pidfile[128], script[256];
@@ -866,7 +883,11 @@ static void test_script_timeout_kills_group(void **state)
 	/* The whole group is gone, not only the shell. */
 	assert_true(wait_dead(bg, 2000));
 	assert_int_equal(zombie_children(), 0);
+	/* Freed with a run under way: killed, reaped, nothing left open. */
+	usleep(150 * 1000);
 	chk_runner_free(r);
+	assert_int_equal(zombie_children(), 0);
+	assert_int_equal(count_fds(), fds);
 	rec_free(rec);
 }
 
@@ -1047,6 +1068,7 @@ static void test_no_report_when_unchanged(void **state)
 
 static void test_remove_stops(void **state)
 {
+	int fds = count_fds();
 	struct srv *s = srv_start(0);
 	struct rec *rec = rec_new();
 	struct chk_runner *r = runner(rec, 1);
@@ -1079,6 +1101,7 @@ static void test_remove_stops(void **state)
 	chk_runner_free(r);
 	srv_stop(s);
 	rec_free(rec);
+	assert_int_equal(count_fds(), fds);   /* no socket, pipe or pidfd left */
 }
 
 static void test_reap(void **state)
