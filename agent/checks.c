@@ -1,6 +1,7 @@
 /* The health-check runner (checks.h): one thread, one libevent loop, HTTP
  * and TCP through libcurl's multi socket interface, scripts through
- * posix_spawn and a pidfd. Semantics follow Consul's agent/checks. */
+ * posix_spawn and a pidfd (or, where pidfd_open is missing, a poll of
+ * waitpid every CHK_WAIT_POLL_MS). Semantics follow Consul's agent/checks. */
 #include "config.h"
 #include "checks.h"
 #include "buf.h"
@@ -54,6 +55,8 @@ extern char **environ;
 /* Reads of a script's pipe per wake-up, and after it exited. */
 #define CHK_PIPE_READS 16
 #define CHK_DRAIN_READS 64
+/* Without a pidfd, how often an exit is looked for. */
+#define CHK_WAIT_POLL_MS 20
 /* How long chk_runner_free waits for a killed script to be reapable. */
 #define CHK_KILL_WAIT_MS 2000
 #define CHK_USER_AGENT "Weft Health Check"
@@ -1185,6 +1188,41 @@ fail:
 
 /* ---- scripts ---- */
 
+/* Reaps pid if it has exited: 1 (and *si) when it has, 0 when it runs
+ * on, -1 on an error (errno; ECHILD: someone else reaped it). */
+static int child_wait(pid_t pid, int pidfd, siginfo_t *si)
+{
+	int rc;
+
+	memset(si, 0, sizeof(*si));
+	do {
+		if (pidfd >= 0)
+			rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, si, WEXITED | WNOHANG);
+		else
+			rc = waitid(P_PID, (id_t)pid, si, WEXITED | WNOHANG);
+	} while (rc != 0 && errno == EINTR);
+	if (rc != 0)
+		return -1;
+	return si->si_pid != 0;
+}
+
+/* An event that fires when the child may have exited: its pidfd readable,
+ * or without one a timer every CHK_WAIT_POLL_MS. Added; NULL on failure. */
+static struct event *child_watch(struct chk_runner *r, int pidfd, event_callback_fn cb,
+				 void *arg)
+{
+	struct event *ev = event_new(r->base, pidfd, pidfd >= 0 ? EV_READ | EV_PERSIST : EV_PERSIST,
+				     cb, arg);
+	struct timeval tv;
+
+	ms_to_tv(CHK_WAIT_POLL_MS, &tv);
+	if (ev != NULL && event_add(ev, pidfd >= 0 ? NULL : &tv) != 0) {
+		event_free(ev);
+		ev = NULL;
+	}
+	return ev;
+}
+
 static void orphan_free(struct orphan *o)
 {
 	if (o->ev != NULL)
@@ -1200,8 +1238,7 @@ static void orphan_cb(evutil_socket_t fd, short what, void *arg)
 	struct chk_runner *r = o->r;
 	siginfo_t si;
 
-	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)o->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+	if (child_wait(o->pid, o->pidfd, &si) == 0)
 		return;   /* not yet: wait for the next wake-up */
 	for (struct orphan **pp = &r->orphans; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == o) {
@@ -1241,8 +1278,8 @@ static void script_abandon(struct chk *c)
 		o->r = r;
 		o->pid = c->pid;
 		o->pidfd = c->pidfd;
-		o->ev = event_new(r->base, c->pidfd, EV_READ | EV_PERSIST, orphan_cb, o);
-		if (o->ev != NULL && event_add(o->ev, NULL) == 0) {
+		o->ev = child_watch(r, c->pidfd, orphan_cb, o);
+		if (o->ev != NULL) {
 			o->next = r->orphans;
 			r->orphans = o;
 			c->pid = 0;
@@ -1256,7 +1293,8 @@ static void script_abandon(struct chk *c)
 	/* No memory to wait without blocking: the group is killed, so the
 	 * leader goes at once; wait for it here rather than leave a zombie. */
 	waitpid(c->pid, NULL, 0);
-	close(c->pidfd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	c->pid = 0;
 	c->pidfd = -1;
 }
@@ -1308,13 +1346,12 @@ static void script_pid_cb(evutil_socket_t fd, short what, void *arg)
 	char *msg = NULL, d[32];
 	struct buf b;
 
-	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) != 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
+	switch (child_wait(c->pid, c->pidfd, &si)) {
+	case 0:
+		return;   /* not yet */
+	case -1:
 		msg = fmt("waiting for the script: %s", strerror(errno));
-	} else if (si.si_pid == 0) {
-		return;   /* spurious wake-up */
+		break;
 	}
 	script_read(c, CHK_DRAIN_READS);
 	if (c->out_ev != NULL) {
@@ -1328,7 +1365,8 @@ static void script_pid_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->pid_ev);
 	c->pid_ev = NULL;
 	evtimer_del(c->kill_ev);
-	close(c->pidfd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	c->pidfd = -1;
 	c->pid = 0;
 
@@ -1427,14 +1465,13 @@ static void script_start(struct chk *c)
 	c->outfd = p[0];
 	p[0] = -1;
 	c->pidfd = pidfd_open(pid, 0);
-	if (c->pidfd < 0) {
+	if (c->pidfd < 0 && errno != ENOSYS) {
 		why = fmt("pidfd_open: %s", strerror(errno));
 		goto fail_running;
 	}
 	c->out_ev = event_new(r->base, c->outfd, EV_READ | EV_PERSIST, script_out_cb, c);
-	c->pid_ev = event_new(r->base, c->pidfd, EV_READ | EV_PERSIST, script_pid_cb, c);
-	if (c->out_ev == NULL || c->pid_ev == NULL || event_add(c->out_ev, NULL) != 0 ||
-	    event_add(c->pid_ev, NULL) != 0) {
+	c->pid_ev = child_watch(r, c->pidfd, script_pid_cb, c);
+	if (c->out_ev == NULL || c->pid_ev == NULL || event_add(c->out_ev, NULL) != 0) {
 		why = fmt("out of memory watching the script");
 		goto fail_running;
 	}
@@ -1888,12 +1925,23 @@ void chk_runner_free(struct chk_runner *r)
 	while (r->orphans != NULL) {
 		struct orphan *o = r->orphans;
 		struct pollfd pfd = {.fd = o->pidfd, .events = POLLIN};
+		siginfo_t si;
+		int done = 0;
 
 		r->orphans = o->next;
 		kill(-o->pid, SIGKILL);
-		if (poll(&pfd, 1, CHK_KILL_WAIT_MS) > 0)
-			waitpid(o->pid, NULL, WNOHANG);
-		else
+		/* Bounded: CHK_KILL_WAIT_MS in all. */
+		if (o->pidfd >= 0) {
+			if (poll(&pfd, 1, CHK_KILL_WAIT_MS) > 0)
+				done = child_wait(o->pid, o->pidfd, &si) != 0;
+		} else {
+			for (int i = 0; i < CHK_KILL_WAIT_MS / 5 && !done; i++) {
+				done = child_wait(o->pid, -1, &si) != 0;
+				if (!done)
+					usleep(5000);
+			}
+		}
+		if (!done)
 			log_errorx(SUBSYS, "script process %d did not die after SIGKILL", (int)o->pid);
 		orphan_free(o);
 	}
