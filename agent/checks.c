@@ -509,9 +509,13 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 				 err)) != 0)
 		return rc;
 
+#define NOMEM() do { \
+		rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx); \
+		goto out; \
+	} while (0)
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
-		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+		NOMEM();
 	d->type = in->type;
 	d->tls_skip_verify = in->tls_skip_verify != 0;
 	d->interval_ms = in->interval_ms;
@@ -522,56 +526,56 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 	d->id = strdup(in->id);
 	d->service_id = strdup(in->service_id != NULL ? in->service_id : "");
 	if (d->id == NULL || d->service_id == NULL)
-		goto nomem;
+		NOMEM();
 
 	switch (in->type) {
 	case CHK_HTTP:
 		if (in->http == NULL || in->http[0] == '\0') {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: HTTP: empty", ctx);
-			goto fail;
+			goto out;
 		}
 		if ((rc = check_url(in->http, ctx, err)) != 0)
-			goto fail;
+			goto out;
 		if (in->method != NULL && !is_token(in->method, CHK_METHOD_MAX)) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Method: \"%.40s\" is not an HTTP method",
 				       ctx, in->method);
-			goto fail;
+			goto out;
 		}
 		if (in->body != NULL && strlen(in->body) > CHK_BODY_MAX) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Body: longer than %d bytes", ctx,
 				       CHK_BODY_MAX);
-			goto fail;
+			goto out;
 		}
 		d->http = strdup(in->http);
 		d->method = strdup(in->method != NULL ? in->method : "GET");
 		d->body = dup_or_null(in->body);
 		if (d->http == NULL || d->method == NULL || (in->body != NULL && d->body == NULL))
-			goto nomem;
+			NOMEM();
 		if (in->header != NULL) {
 			d->header = json_deep_copy(in->header);
 			if (d->header == NULL)
-				goto nomem;
+				NOMEM();
 		}
 		if ((rc = build_headers(d, ctx, err)) != 0)
-			goto fail;
+			goto out;
 		break;
 	case CHK_TCP:
 		if (in->tcp == NULL || in->tcp[0] == '\0') {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: TCP: empty", ctx);
-			goto fail;
+			goto out;
 		}
 		if (parse_hostport(in->tcp, &d->tcp_url, &why) != 0) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: TCP: \"%.300s\": %s", ctx, in->tcp, why);
-			goto fail;
+			goto out;
 		}
 		d->tcp = strdup(in->tcp);
 		if (d->tcp == NULL)
-			goto nomem;
+			NOMEM();
 		break;
 	case CHK_TTL:
 		if (in->ttl_ms <= 0) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: TTL: must be greater than 0", ctx);
-			goto fail;
+			goto out;
 		}
 		break;
 	case CHK_SCRIPT:
@@ -579,36 +583,36 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 			rc = weft_errf(err, WEFT_EINVAL,
 				       "%s: Args: script checks are disabled on this agent "
 				       "(enable_script_checks)", ctx);
-			goto fail;
+			goto out;
 		}
 		if (in->nargs == 0 || in->args == NULL || in->args[0] == NULL ||
 		    in->args[0][0] == '\0') {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Args: empty (give the program and its arguments)",
 				       ctx);
-			goto fail;
+			goto out;
 		}
 		if (in->nargs > CHK_ARGS_MAX) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Args: more than %d", ctx, CHK_ARGS_MAX);
-			goto fail;
+			goto out;
 		}
 		d->args = calloc(in->nargs + 1, sizeof(char *));
 		if (d->args == NULL)
-			goto nomem;
+			NOMEM();
 		for (size_t i = 0; i < in->nargs; i++) {
 			if (in->args[i] == NULL || strlen(in->args[i]) > CHK_ARG_MAX) {
 				rc = weft_errf(err, WEFT_EINVAL, "%s: Args[%zu]: %s", ctx, i,
 					       in->args[i] == NULL ? "missing" : "too long");
-				goto fail;
+				goto out;
 			}
 			d->args[i] = strdup(in->args[i]);
 			if (d->args[i] == NULL)
-				goto nomem;
+				NOMEM();
 			d->nargs = i + 1;
 		}
 		break;
 	default:
 		rc = weft_errf(err, WEFT_EINVAL, "%s: Type: unknown check type %d", ctx, (int)in->type);
-		goto fail;
+		goto out;
 	}
 
 	if (in->type != CHK_TTL) {
@@ -617,7 +621,7 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		if (in->interval_ms <= 0) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Interval: required for %s checks (> 0)", ctx,
 				       type_name(in->type));
-			goto fail;
+			goto out;
 		}
 		d->run_interval_ms = in->interval_ms;
 		if (d->run_interval_ms < floor)
@@ -633,13 +637,15 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		if (d->reap_after_ms < floor)
 			d->reap_after_ms = d->floor_reap_ms = floor;
 	}
+	rc = WEFT_OK;
+out:
+	if (rc != WEFT_OK) {
+		cdef_free(d);
+		return rc;
+	}
 	*out = d;
 	return WEFT_OK;
-nomem:
-	rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
-fail:
-	cdef_free(d);
-	return rc;
+#undef NOMEM
 }
 
 /* ---- the runner ---- */
@@ -1127,8 +1133,6 @@ static void net_start(struct chk *c)
 	memset(&c->out, 0, sizeof(c->out));
 	c->reason[0] = '\0';
 	c->errbuf[0] = '\0';
-	if (!ok)
-		goto fail;
 #define SET(opt, val) ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK
 	SET(CURLOPT_PRIVATE, (void *)c);
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -1173,12 +1177,11 @@ static void net_start(struct chk *c)
 		}
 	}
 #undef SET
-	if (!ok || curl_multi_add_handle(c->r->multi, e) != CURLM_OK)
-		goto fail;
-	c->easy = e;
-	c->running = 1;
-	return;
-fail:
+	if (ok && curl_multi_add_handle(c->r->multi, e) == CURLM_OK) {
+		c->easy = e;
+		c->running = 1;
+		return;
+	}
 	if (e != NULL)
 		curl_easy_cleanup(e);
 	result(c, CHK_CRITICAL, fmt("%s check: could not set up the request (libcurl)",
@@ -1419,22 +1422,18 @@ static void script_start(struct chk *c)
 
 	memset(&c->out, 0, sizeof(c->out));
 	c->timed_out = 0;
-	if (pipe2(p, O_CLOEXEC) != 0) {
+	if (pipe2(p, O_CLOEXEC) != 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
 		why = fmt("pipe: %s", strerror(errno));
-		goto fail;
-	}
-	if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
-		why = fmt("pipe: %s", strerror(errno));
-		goto fail;
+		goto out;
 	}
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		why = fmt("spawn: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	fa_ok = 1;
 	if ((e = posix_spawnattr_init(&at)) != 0) {
 		why = fmt("spawn: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	at_ok = 1;
 	sigemptyset(&none);
@@ -1451,13 +1450,13 @@ static void script_start(struct chk *c)
 	    (e = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
 	    (e = posix_spawnattr_setsigdefault(&at, &def)) != 0) {
 		why = fmt("spawn: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	e = posix_spawnp(&pid, c->d->args[0], &fa, &at, c->d->args, environ);
 	if (e != 0) {
 		pid = 0;
 		why = fmt("fork/exec %s: %s", c->d->args[0], strerror(e));
-		goto fail;
+		goto out;
 	}
 	close(p[1]);
 	p[1] = -1;
@@ -1467,25 +1466,33 @@ static void script_start(struct chk *c)
 	c->pidfd = pidfd_open(pid, 0);
 	if (c->pidfd < 0 && errno != ENOSYS) {
 		why = fmt("pidfd_open: %s", strerror(errno));
-		goto fail_running;
+		goto out;
 	}
 	c->out_ev = event_new(r->base, c->outfd, EV_READ | EV_PERSIST, script_out_cb, c);
 	c->pid_ev = child_watch(r, c->pidfd, script_pid_cb, c);
 	if (c->out_ev == NULL || c->pid_ev == NULL || event_add(c->out_ev, NULL) != 0) {
 		why = fmt("out of memory watching the script");
-		goto fail_running;
+		goto out;
 	}
 	timer_arm(c->kill_ev, c->d->run_timeout_ms);
 	c->running = 1;
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return;
-
-fail_running:
-	/* Started but cannot be watched: kill it and wait (it goes at once). */
-	kill(-pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	c->pid = 0;
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	if (at_ok)
+		posix_spawnattr_destroy(&at);
+	if (c->running)
+		return;
+	if (c->pid > 0) {
+		/* Started but cannot be watched: kill it and wait (it goes at once). */
+		kill(-c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+		c->pid = 0;
+	}
 	if (c->out_ev != NULL) {
 		event_free(c->out_ev);
 		c->out_ev = NULL;
@@ -1500,15 +1507,6 @@ fail_running:
 	if (c->outfd >= 0)
 		close(c->outfd);
 	c->outfd = -1;
-fail:
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
-	if (at_ok)
-		posix_spawnattr_destroy(&at);
 	log_warnx(SUBSYS, "check \"%s\": %s", c->d->id, why ? why : "out of memory");
 	result(c, CHK_CRITICAL, why);
 	schedule_next(c);
@@ -1797,7 +1795,7 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	r->rng |= 1;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		rc = weft_errf(err, WEFT_EIO, "checks: libcurl: global initialisation failed");
-		goto fail;
+		goto out;
 	}
 	r->curl_inited = 1;
 	r->base = event_base_new();
@@ -1805,7 +1803,7 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->base == NULL || r->multi == NULL || r->efd < 0) {
 		rc = weft_errf(err, WEFT_EIO, "checks: event loop set-up failed: %s", strerror(errno));
-		goto fail;
+		goto out;
 	}
 	r->curl_timer = evtimer_new(r->base, curl_timer_ev, r);
 	r->wake = event_new(r->base, r->efd, EV_READ | EV_PERSIST, wake_cb, r);
@@ -1813,7 +1811,7 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	if (r->curl_timer == NULL || r->wake == NULL || r->deliver == NULL ||
 	    event_add(r->wake, NULL) != 0) {
 		rc = weft_errf(err, WEFT_ENOMEM, "checks: out of memory");
-		goto fail;
+		goto out;
 	}
 	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
 	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
@@ -1826,14 +1824,16 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
 		rc = weft_errf(err, WEFT_EIO, "checks: thread: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	r->thread_started = 1;
+out:
+	if (rc != WEFT_OK) {
+		chk_runner_free(r);
+		return rc;
+	}
 	*out = r;
 	return WEFT_OK;
-fail:
-	chk_runner_free(r);
-	return rc;
 }
 
 int chk_runner_set(struct chk_runner *r, const struct chk_def *defs, size_t n, char **err)
@@ -1850,24 +1850,27 @@ int chk_runner_set(struct chk_runner *r, const struct chk_def *defs, size_t n, c
 	/* Validation and copies here, on the caller's thread. */
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = cdef_make(&defs[i], i, &r->o, &copy[i], err)) != 0)
-			goto fail;
+			goto out;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(copy[j]->id, copy[i]->id) == 0) {
 				rc = weft_errf(err, WEFT_EINVAL, "check \"%s\": ID: given twice",
 					       copy[i]->id);
-				goto fail;
+				goto out;
 			}
 		}
 	}
 	memset(&m, 0, sizeof(m));
 	m.kind = CMD_SET;
-	m.defs = copy;
+	m.defs = copy;   /* the loop takes them */
 	m.n = n;
-	return post(r, &m, err);
-fail:
-	for (size_t i = 0; i < n; i++)
-		cdef_free(copy[i]);
-	free(copy);
+	copy = NULL;
+	rc = post(r, &m, err);
+out:
+	if (copy != NULL) {
+		for (size_t i = 0; i < n; i++)
+			cdef_free(copy[i]);
+		free(copy);
+	}
 	return rc;
 }
 
