@@ -275,11 +275,6 @@ static int cdef_equal(const struct cdef *a, const struct cdef *b)
 	return 1;
 }
 
-static char *dup_or_null(const char *s)
-{
-	return s == NULL ? NULL : strdup(s);
-}
-
 static int is_tchar(int c)
 {
 	return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
@@ -548,8 +543,10 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		}
 		d->http = strdup(in->http);
 		d->method = strdup(in->method != NULL ? in->method : "GET");
-		d->body = dup_or_null(in->body);
-		if (d->http == NULL || d->method == NULL || (in->body != NULL && d->body == NULL))
+		/* An empty body is none, as Go's client sends it. */
+		d->body = in->body != NULL && in->body[0] != '\0' ? strdup(in->body) : NULL;
+		if (d->http == NULL || d->method == NULL || (d->body == NULL && in->body != NULL &&
+							    in->body[0] != '\0'))
 			NOMEM();
 		if (in->header != NULL) {
 			d->header = json_deep_copy(in->header);
