@@ -1,6 +1,7 @@
 /* The health-check runner (checks.h): one thread, one libevent loop, HTTP
  * and TCP through libcurl's multi socket interface, scripts through
- * posix_spawn and a pidfd. Semantics follow Consul's agent/checks. */
+ * posix_spawn and a pidfd (or, where pidfd_open is missing, a poll of
+ * waitpid every CHK_WAIT_POLL_MS). Semantics follow Consul's agent/checks. */
 #include "config.h"
 #include "checks.h"
 #include "buf.h"
@@ -54,6 +55,8 @@ extern char **environ;
 /* Reads of a script's pipe per wake-up, and after it exited. */
 #define CHK_PIPE_READS 16
 #define CHK_DRAIN_READS 64
+/* Without a pidfd, how often an exit is looked for. */
+#define CHK_WAIT_POLL_MS 20
 /* How long chk_runner_free waits for a killed script to be reapable. */
 #define CHK_KILL_WAIT_MS 2000
 #define CHK_USER_AGENT "Weft Health Check"
@@ -270,11 +273,6 @@ static int cdef_equal(const struct cdef *a, const struct cdef *b)
 		if (strcmp(a->args[i], b->args[i]) != 0)
 			return 0;
 	return 1;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s == NULL ? NULL : strdup(s);
 }
 
 static int is_tchar(int c)
@@ -506,9 +504,13 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 				 err)) != 0)
 		return rc;
 
+#define NOMEM() do { \
+		rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx); \
+		goto out; \
+	} while (0)
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
-		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+		NOMEM();
 	d->type = in->type;
 	d->tls_skip_verify = in->tls_skip_verify != 0;
 	d->interval_ms = in->interval_ms;
@@ -519,56 +521,58 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 	d->id = strdup(in->id);
 	d->service_id = strdup(in->service_id != NULL ? in->service_id : "");
 	if (d->id == NULL || d->service_id == NULL)
-		goto nomem;
+		NOMEM();
 
 	switch (in->type) {
 	case CHK_HTTP:
 		if (in->http == NULL || in->http[0] == '\0') {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: HTTP: empty", ctx);
-			goto fail;
+			goto out;
 		}
 		if ((rc = check_url(in->http, ctx, err)) != 0)
-			goto fail;
+			goto out;
 		if (in->method != NULL && !is_token(in->method, CHK_METHOD_MAX)) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Method: \"%.40s\" is not an HTTP method",
 				       ctx, in->method);
-			goto fail;
+			goto out;
 		}
 		if (in->body != NULL && strlen(in->body) > CHK_BODY_MAX) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Body: longer than %d bytes", ctx,
 				       CHK_BODY_MAX);
-			goto fail;
+			goto out;
 		}
 		d->http = strdup(in->http);
 		d->method = strdup(in->method != NULL ? in->method : "GET");
-		d->body = dup_or_null(in->body);
-		if (d->http == NULL || d->method == NULL || (in->body != NULL && d->body == NULL))
-			goto nomem;
+		/* An empty body is none, as Go's client sends it. */
+		d->body = in->body != NULL && in->body[0] != '\0' ? strdup(in->body) : NULL;
+		if (d->http == NULL || d->method == NULL || (d->body == NULL && in->body != NULL &&
+							    in->body[0] != '\0'))
+			NOMEM();
 		if (in->header != NULL) {
 			d->header = json_deep_copy(in->header);
 			if (d->header == NULL)
-				goto nomem;
+				NOMEM();
 		}
 		if ((rc = build_headers(d, ctx, err)) != 0)
-			goto fail;
+			goto out;
 		break;
 	case CHK_TCP:
 		if (in->tcp == NULL || in->tcp[0] == '\0') {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: TCP: empty", ctx);
-			goto fail;
+			goto out;
 		}
 		if (parse_hostport(in->tcp, &d->tcp_url, &why) != 0) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: TCP: \"%.300s\": %s", ctx, in->tcp, why);
-			goto fail;
+			goto out;
 		}
 		d->tcp = strdup(in->tcp);
 		if (d->tcp == NULL)
-			goto nomem;
+			NOMEM();
 		break;
 	case CHK_TTL:
 		if (in->ttl_ms <= 0) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: TTL: must be greater than 0", ctx);
-			goto fail;
+			goto out;
 		}
 		break;
 	case CHK_SCRIPT:
@@ -576,36 +580,36 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 			rc = weft_errf(err, WEFT_EINVAL,
 				       "%s: Args: script checks are disabled on this agent "
 				       "(enable_script_checks)", ctx);
-			goto fail;
+			goto out;
 		}
 		if (in->nargs == 0 || in->args == NULL || in->args[0] == NULL ||
 		    in->args[0][0] == '\0') {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Args: empty (give the program and its arguments)",
 				       ctx);
-			goto fail;
+			goto out;
 		}
 		if (in->nargs > CHK_ARGS_MAX) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Args: more than %d", ctx, CHK_ARGS_MAX);
-			goto fail;
+			goto out;
 		}
 		d->args = calloc(in->nargs + 1, sizeof(char *));
 		if (d->args == NULL)
-			goto nomem;
+			NOMEM();
 		for (size_t i = 0; i < in->nargs; i++) {
 			if (in->args[i] == NULL || strlen(in->args[i]) > CHK_ARG_MAX) {
 				rc = weft_errf(err, WEFT_EINVAL, "%s: Args[%zu]: %s", ctx, i,
 					       in->args[i] == NULL ? "missing" : "too long");
-				goto fail;
+				goto out;
 			}
 			d->args[i] = strdup(in->args[i]);
 			if (d->args[i] == NULL)
-				goto nomem;
+				NOMEM();
 			d->nargs = i + 1;
 		}
 		break;
 	default:
 		rc = weft_errf(err, WEFT_EINVAL, "%s: Type: unknown check type %d", ctx, (int)in->type);
-		goto fail;
+		goto out;
 	}
 
 	if (in->type != CHK_TTL) {
@@ -614,7 +618,7 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		if (in->interval_ms <= 0) {
 			rc = weft_errf(err, WEFT_EINVAL, "%s: Interval: required for %s checks (> 0)", ctx,
 				       type_name(in->type));
-			goto fail;
+			goto out;
 		}
 		d->run_interval_ms = in->interval_ms;
 		if (d->run_interval_ms < floor)
@@ -630,13 +634,15 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		if (d->reap_after_ms < floor)
 			d->reap_after_ms = d->floor_reap_ms = floor;
 	}
+	rc = WEFT_OK;
+out:
+	if (rc != WEFT_OK) {
+		cdef_free(d);
+		return rc;
+	}
 	*out = d;
 	return WEFT_OK;
-nomem:
-	rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
-fail:
-	cdef_free(d);
-	return rc;
+#undef NOMEM
 }
 
 /* ---- the runner ---- */
@@ -811,7 +817,8 @@ static void deliver_now(struct chk_runner *r)
 			if (id != NULL && svc != NULL) {
 				if (n->kind == NOTE_REPORT && r->o.report != NULL)
 					r->o.report(r->o.arg, id, n->status, n->output);
-				else if (n->kind == NOTE_REAP && r->o.reap != NULL)
+				else if (n->kind == NOTE_REAP && r->o.reap != NULL &&
+					 c->status == CHK_CRITICAL)
 					r->o.reap(r->o.arg, svc, id);
 			}
 			free(id);
@@ -1123,8 +1130,6 @@ static void net_start(struct chk *c)
 	memset(&c->out, 0, sizeof(c->out));
 	c->reason[0] = '\0';
 	c->errbuf[0] = '\0';
-	if (!ok)
-		goto fail;
 #define SET(opt, val) ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK
 	SET(CURLOPT_PRIVATE, (void *)c);
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -1169,12 +1174,11 @@ static void net_start(struct chk *c)
 		}
 	}
 #undef SET
-	if (!ok || curl_multi_add_handle(c->r->multi, e) != CURLM_OK)
-		goto fail;
-	c->easy = e;
-	c->running = 1;
-	return;
-fail:
+	if (ok && curl_multi_add_handle(c->r->multi, e) == CURLM_OK) {
+		c->easy = e;
+		c->running = 1;
+		return;
+	}
 	if (e != NULL)
 		curl_easy_cleanup(e);
 	result(c, CHK_CRITICAL, fmt("%s check: could not set up the request (libcurl)",
@@ -1183,6 +1187,41 @@ fail:
 }
 
 /* ---- scripts ---- */
+
+/* Reaps pid if it has exited: 1 (and *si) when it has, 0 when it runs
+ * on, -1 on an error (errno; ECHILD: someone else reaped it). */
+static int child_wait(pid_t pid, int pidfd, siginfo_t *si)
+{
+	int rc;
+
+	memset(si, 0, sizeof(*si));
+	do {
+		if (pidfd >= 0)
+			rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, si, WEXITED | WNOHANG);
+		else
+			rc = waitid(P_PID, (id_t)pid, si, WEXITED | WNOHANG);
+	} while (rc != 0 && errno == EINTR);
+	if (rc != 0)
+		return -1;
+	return si->si_pid != 0;
+}
+
+/* An event that fires when the child may have exited: its pidfd readable,
+ * or without one a timer every CHK_WAIT_POLL_MS. Added; NULL on failure. */
+static struct event *child_watch(struct chk_runner *r, int pidfd, event_callback_fn cb,
+				 void *arg)
+{
+	struct event *ev = event_new(r->base, pidfd, pidfd >= 0 ? EV_READ | EV_PERSIST : EV_PERSIST,
+				     cb, arg);
+	struct timeval tv;
+
+	ms_to_tv(CHK_WAIT_POLL_MS, &tv);
+	if (ev != NULL && event_add(ev, pidfd >= 0 ? NULL : &tv) != 0) {
+		event_free(ev);
+		ev = NULL;
+	}
+	return ev;
+}
 
 static void orphan_free(struct orphan *o)
 {
@@ -1199,8 +1238,7 @@ static void orphan_cb(evutil_socket_t fd, short what, void *arg)
 	struct chk_runner *r = o->r;
 	siginfo_t si;
 
-	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)o->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+	if (child_wait(o->pid, o->pidfd, &si) == 0)
 		return;   /* not yet: wait for the next wake-up */
 	for (struct orphan **pp = &r->orphans; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == o) {
@@ -1240,8 +1278,8 @@ static void script_abandon(struct chk *c)
 		o->r = r;
 		o->pid = c->pid;
 		o->pidfd = c->pidfd;
-		o->ev = event_new(r->base, c->pidfd, EV_READ | EV_PERSIST, orphan_cb, o);
-		if (o->ev != NULL && event_add(o->ev, NULL) == 0) {
+		o->ev = child_watch(r, c->pidfd, orphan_cb, o);
+		if (o->ev != NULL) {
 			o->next = r->orphans;
 			r->orphans = o;
 			c->pid = 0;
@@ -1255,7 +1293,8 @@ static void script_abandon(struct chk *c)
 	/* No memory to wait without blocking: the group is killed, so the
 	 * leader goes at once; wait for it here rather than leave a zombie. */
 	waitpid(c->pid, NULL, 0);
-	close(c->pidfd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	c->pid = 0;
 	c->pidfd = -1;
 }
@@ -1307,13 +1346,12 @@ static void script_pid_cb(evutil_socket_t fd, short what, void *arg)
 	char *msg = NULL, d[32];
 	struct buf b;
 
-	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) != 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
+	switch (child_wait(c->pid, c->pidfd, &si)) {
+	case 0:
+		return;   /* not yet */
+	case -1:
 		msg = fmt("waiting for the script: %s", strerror(errno));
-	} else if (si.si_pid == 0) {
-		return;   /* spurious wake-up */
+		break;
 	}
 	script_read(c, CHK_DRAIN_READS);
 	if (c->out_ev != NULL) {
@@ -1327,7 +1365,8 @@ static void script_pid_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->pid_ev);
 	c->pid_ev = NULL;
 	evtimer_del(c->kill_ev);
-	close(c->pidfd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	c->pidfd = -1;
 	c->pid = 0;
 
@@ -1380,22 +1419,18 @@ static void script_start(struct chk *c)
 
 	memset(&c->out, 0, sizeof(c->out));
 	c->timed_out = 0;
-	if (pipe2(p, O_CLOEXEC) != 0) {
+	if (pipe2(p, O_CLOEXEC) != 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
 		why = fmt("pipe: %s", strerror(errno));
-		goto fail;
-	}
-	if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
-		why = fmt("pipe: %s", strerror(errno));
-		goto fail;
+		goto out;
 	}
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		why = fmt("spawn: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	fa_ok = 1;
 	if ((e = posix_spawnattr_init(&at)) != 0) {
 		why = fmt("spawn: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	at_ok = 1;
 	sigemptyset(&none);
@@ -1412,13 +1447,13 @@ static void script_start(struct chk *c)
 	    (e = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
 	    (e = posix_spawnattr_setsigdefault(&at, &def)) != 0) {
 		why = fmt("spawn: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	e = posix_spawnp(&pid, c->d->args[0], &fa, &at, c->d->args, environ);
 	if (e != 0) {
 		pid = 0;
 		why = fmt("fork/exec %s: %s", c->d->args[0], strerror(e));
-		goto fail;
+		goto out;
 	}
 	close(p[1]);
 	p[1] = -1;
@@ -1426,28 +1461,35 @@ static void script_start(struct chk *c)
 	c->outfd = p[0];
 	p[0] = -1;
 	c->pidfd = pidfd_open(pid, 0);
-	if (c->pidfd < 0) {
+	if (c->pidfd < 0 && errno != ENOSYS) {
 		why = fmt("pidfd_open: %s", strerror(errno));
-		goto fail_running;
+		goto out;
 	}
 	c->out_ev = event_new(r->base, c->outfd, EV_READ | EV_PERSIST, script_out_cb, c);
-	c->pid_ev = event_new(r->base, c->pidfd, EV_READ | EV_PERSIST, script_pid_cb, c);
-	if (c->out_ev == NULL || c->pid_ev == NULL || event_add(c->out_ev, NULL) != 0 ||
-	    event_add(c->pid_ev, NULL) != 0) {
+	c->pid_ev = child_watch(r, c->pidfd, script_pid_cb, c);
+	if (c->out_ev == NULL || c->pid_ev == NULL || event_add(c->out_ev, NULL) != 0) {
 		why = fmt("out of memory watching the script");
-		goto fail_running;
+		goto out;
 	}
 	timer_arm(c->kill_ev, c->d->run_timeout_ms);
 	c->running = 1;
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return;
-
-fail_running:
-	/* Started but cannot be watched: kill it and wait (it goes at once). */
-	kill(-pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	c->pid = 0;
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	if (at_ok)
+		posix_spawnattr_destroy(&at);
+	if (c->running)
+		return;
+	if (c->pid > 0) {
+		/* Started but cannot be watched: kill it and wait (it goes at once). */
+		kill(-c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+		c->pid = 0;
+	}
 	if (c->out_ev != NULL) {
 		event_free(c->out_ev);
 		c->out_ev = NULL;
@@ -1462,15 +1504,6 @@ fail_running:
 	if (c->outfd >= 0)
 		close(c->outfd);
 	c->outfd = -1;
-fail:
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
-	if (at_ok)
-		posix_spawnattr_destroy(&at);
 	log_warnx(SUBSYS, "check \"%s\": %s", c->d->id, why ? why : "out of memory");
 	result(c, CHK_CRITICAL, why);
 	schedule_next(c);
@@ -1759,7 +1792,7 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	r->rng |= 1;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		rc = weft_errf(err, WEFT_EIO, "checks: libcurl: global initialisation failed");
-		goto fail;
+		goto out;
 	}
 	r->curl_inited = 1;
 	r->base = event_base_new();
@@ -1767,7 +1800,7 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->base == NULL || r->multi == NULL || r->efd < 0) {
 		rc = weft_errf(err, WEFT_EIO, "checks: event loop set-up failed: %s", strerror(errno));
-		goto fail;
+		goto out;
 	}
 	r->curl_timer = evtimer_new(r->base, curl_timer_ev, r);
 	r->wake = event_new(r->base, r->efd, EV_READ | EV_PERSIST, wake_cb, r);
@@ -1775,7 +1808,7 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	if (r->curl_timer == NULL || r->wake == NULL || r->deliver == NULL ||
 	    event_add(r->wake, NULL) != 0) {
 		rc = weft_errf(err, WEFT_ENOMEM, "checks: out of memory");
-		goto fail;
+		goto out;
 	}
 	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
 	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
@@ -1788,14 +1821,16 @@ int chk_runner_new(struct chk_runner **out, const struct chk_runner_opts *o, cha
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
 		rc = weft_errf(err, WEFT_EIO, "checks: thread: %s", strerror(e));
-		goto fail;
+		goto out;
 	}
 	r->thread_started = 1;
+out:
+	if (rc != WEFT_OK) {
+		chk_runner_free(r);
+		return rc;
+	}
 	*out = r;
 	return WEFT_OK;
-fail:
-	chk_runner_free(r);
-	return rc;
 }
 
 int chk_runner_set(struct chk_runner *r, const struct chk_def *defs, size_t n, char **err)
@@ -1812,24 +1847,27 @@ int chk_runner_set(struct chk_runner *r, const struct chk_def *defs, size_t n, c
 	/* Validation and copies here, on the caller's thread. */
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = cdef_make(&defs[i], i, &r->o, &copy[i], err)) != 0)
-			goto fail;
+			goto out;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(copy[j]->id, copy[i]->id) == 0) {
 				rc = weft_errf(err, WEFT_EINVAL, "check \"%s\": ID: given twice",
 					       copy[i]->id);
-				goto fail;
+				goto out;
 			}
 		}
 	}
 	memset(&m, 0, sizeof(m));
 	m.kind = CMD_SET;
-	m.defs = copy;
+	m.defs = copy;   /* the loop takes them */
 	m.n = n;
-	return post(r, &m, err);
-fail:
-	for (size_t i = 0; i < n; i++)
-		cdef_free(copy[i]);
-	free(copy);
+	copy = NULL;
+	rc = post(r, &m, err);
+out:
+	if (copy != NULL) {
+		for (size_t i = 0; i < n; i++)
+			cdef_free(copy[i]);
+		free(copy);
+	}
 	return rc;
 }
 
@@ -1887,12 +1925,23 @@ void chk_runner_free(struct chk_runner *r)
 	while (r->orphans != NULL) {
 		struct orphan *o = r->orphans;
 		struct pollfd pfd = {.fd = o->pidfd, .events = POLLIN};
+		siginfo_t si;
+		int done = 0;
 
 		r->orphans = o->next;
 		kill(-o->pid, SIGKILL);
-		if (poll(&pfd, 1, CHK_KILL_WAIT_MS) > 0)
-			waitpid(o->pid, NULL, WNOHANG);
-		else
+		/* Bounded: CHK_KILL_WAIT_MS in all. */
+		if (o->pidfd >= 0) {
+			if (poll(&pfd, 1, CHK_KILL_WAIT_MS) > 0)
+				done = child_wait(o->pid, o->pidfd, &si) != 0;
+		} else {
+			for (int i = 0; i < CHK_KILL_WAIT_MS / 5 && !done; i++) {
+				done = child_wait(o->pid, -1, &si) != 0;
+				if (!done)
+					usleep(5000);
+			}
+		}
+		if (!done)
 			log_errorx(SUBSYS, "script process %d did not die after SIGKILL", (int)o->pid);
 		orphan_free(o);
 	}

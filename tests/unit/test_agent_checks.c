@@ -201,7 +201,7 @@ struct srv {
 	pthread_mutex_t mu;
 	int status;
 	char reason[64];
-	char body[256];
+	char body[8192];
 	int hang;
 	int requests;
 	char last[8192];
@@ -209,7 +209,14 @@ struct srv {
 	int nhung;
 };
 
+static int listen_backlog(unsigned *port, int backlog);
+
 static int listen_any(unsigned *port)
+{
+	return listen_backlog(port, 64);
+}
+
+static int listen_backlog(unsigned *port, int backlog)
 {
 	struct sockaddr_in a;
 	socklen_t len = sizeof(a);
@@ -221,7 +228,7 @@ static int listen_any(unsigned *port)
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(listen(fd, backlog), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
 	*port = ntohs(a.sin_port);
 	return fd;
@@ -487,6 +494,20 @@ static pid_t read_pid(const char *path, int ms)
 	}
 }
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 static char tmpdir[64];
 
 static int setup_all(void **state)
@@ -564,6 +585,26 @@ static void test_http_status_classes(void **state)
 	assert_string_equal(out, want);
 	free(out);
 
+	/* A long body: its last 4 KiB are kept; bytes that are not UTF-8
+	 * show as U+FFFD. */
+	{
+		char body[6001];
+
+		memset(body, 'b', 6000);
+		body[0] = '\xff';
+		memcpy(body + 6000 - 8, "\xff TAIL!", 8);
+		body[6000] = '\0';
+		srv_reply(s, 503, "Service Unavailable", body);
+	}
+	out = rec_wait(rec, "web", CHK_CRITICAL, &from, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "HTTP GET %s: 503 Service Unavailable Output: ", url);
+	assert_true(strncmp(out, want, strlen(want)) == 0);
+	assert_int_equal(strlen(out), strlen(want) + 4096 - 1 + 3);   /* one byte is now 3 */
+	assert_string_equal(out + strlen(out) - 9, "\xEF\xBF\xBD TAIL!");
+	assert_int_equal(out[strlen(want)], 'b');
+	free(out);
+
 	chk_runner_free(r);
 	srv_stop(s);
 	rec_free(rec);
@@ -607,6 +648,7 @@ static void test_http_request(void **state)
 
 static void test_http_timeout(void **state)
 {
+	int fds = count_fds();
 	struct srv *s = srv_start(0);
 	struct rec *rec = rec_new();
 	struct chk_runner *r = runner(rec, 0);
@@ -628,11 +670,13 @@ static void test_http_timeout(void **state)
 	/* Reported at the timeout, not when the server gives up. */
 	assert_true(now_mono_ms() - t0 < 1000);
 	assert_true(strncmp(out, "HTTP GET http://127.0.0.1:", 26) == 0);
+	print_message("timeout output: %s\n", out);
 	assert_non_null(strcasestr(out, "timed out"));
 	free(out);
 	chk_runner_free(r);
 	srv_stop(s);
 	rec_free(rec);
+	assert_int_equal(count_fds(), fds);
 }
 
 static void test_https_self_signed(void **state)
@@ -658,6 +702,7 @@ static void test_https_self_signed(void **state)
 	/* Without tls_skip_verify the self-signed certificate is refused. */
 	out = rec_wait(rec, "verify", CHK_CRITICAL, &from2, 3000);
 	assert_non_null(out);
+	print_message("verify output: %s\n", out);
 	assert_non_null(strcasestr(out, "certificate"));
 	free(out);
 	chk_runner_free(r);
@@ -673,17 +718,35 @@ static void test_tcp(void **state)
 	int lfd = listen_any(&open_port), cfd = listen_any(&closed_port);
 	char open_addr[64], closed_addr[64], want[128], *out;
 	int from = 0, from2 = 0;
-	struct chk_def d[2] = {
+	unsigned full_port;
+	int ffd = listen_backlog(&full_port, 0), filler = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in fa = {.sin_family = AF_INET};
+	char name_addr[64], full_addr[64];
+	int from3 = 0, from4 = 0;
+	int64_t t0;
+	struct chk_def d[4] = {
 		{.id = "open", .type = CHK_TCP, .tcp = open_addr, .interval_ms = 50,
 		 .initial = CHK_CRITICAL},
 		{.id = "closed", .type = CHK_TCP, .tcp = closed_addr, .interval_ms = 50,
 		 .initial = CHK_PASSING},
+		/* a name, resolved off the loop (/etc/hosts: 127.0.0.1) */
+		{.id = "name", .type = CHK_TCP, .tcp = name_addr, .interval_ms = 50,
+		 .initial = CHK_CRITICAL},
+		/* a listener whose queue is full: the SYN goes unanswered */
+		{.id = "full", .type = CHK_TCP, .tcp = full_addr, .interval_ms = 50,
+		 .timeout_ms = 200, .initial = CHK_PASSING},
 	};
 
 	close(cfd);   /* nobody listens there any more */
+	fa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fa.sin_port = htons((uint16_t)full_port);
+	assert_int_equal(connect(filler, (struct sockaddr *)&fa, sizeof(fa)), 0);
 	snprintf(open_addr, sizeof(open_addr), "127.0.0.1:%u", open_port);
 	snprintf(closed_addr, sizeof(closed_addr), "127.0.0.1:%u", closed_port);
-	set_ok(r, d, 2);
+	snprintf(name_addr, sizeof(name_addr), "localhost:%u", open_port);
+	snprintf(full_addr, sizeof(full_addr), "127.0.0.1:%u", full_port);
+	t0 = now_mono_ms();
+	set_ok(r, d, 4);
 	out = rec_wait(rec, "open", CHK_PASSING, &from, 3000);
 	assert_non_null(out);
 	snprintf(want, sizeof(want), "TCP connect %s: Success", open_addr);
@@ -694,7 +757,20 @@ static void test_tcp(void **state)
 	snprintf(want, sizeof(want), "dial tcp %s: connect: Connection refused", closed_addr);
 	assert_string_equal(out, want);
 	free(out);
+	out = rec_wait(rec, "name", CHK_PASSING, &from3, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "TCP connect %s: Success", name_addr);
+	assert_string_equal(out, want);
+	free(out);
+	out = rec_wait(rec, "full", CHK_CRITICAL, &from4, 3000);
+	assert_non_null(out);
+	assert_true(now_mono_ms() - t0 >= 200);
+	snprintf(want, sizeof(want), "dial tcp %s: i/o timeout", full_addr);
+	assert_string_equal(out, want);
+	free(out);
 	chk_runner_free(r);
+	close(filler);
+	close(ffd);
 	close(lfd);
 	rec_free(rec);
 }
@@ -707,7 +783,14 @@ static void test_script_exit_codes(void **state)
 	const char *a1[] = {"sh", "-c", "echo meh >&2; exit 1"};
 	const char *a2[] = {"/bin/sh", "-c", "echo bad; exit 2"};
 	const char *a3[] = {"/nonexistent/probe"};
-	struct chk_def d[4] = {
+	/* What the program inherits (seen by itself, not through a shell that
+	 * blocks signals around its forks): no blocked signal, SIGPIPE not
+	 * ignored (this test ignores it); stdio only (3 is the directory ls
+	 * reads); stdin empty. */
+	const char *a4[] = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"};
+	const char *a5[] = {"ls", "/proc/self/fd"};
+	const char *a6[] = {"wc", "-c"};
+	struct chk_def d[7] = {
 		{.id = "s0", .type = CHK_SCRIPT, .args = a0, .nargs = 3, .interval_ms = 200,
 		 .initial = CHK_CRITICAL},
 		{.id = "s1", .type = CHK_SCRIPT, .args = a1, .nargs = 3, .interval_ms = 200,
@@ -716,11 +799,19 @@ static void test_script_exit_codes(void **state)
 		 .initial = CHK_PASSING},
 		{.id = "s3", .type = CHK_SCRIPT, .args = a3, .nargs = 1, .interval_ms = 200,
 		 .initial = CHK_PASSING},
+		{.id = "s4", .type = CHK_SCRIPT, .args = a4, .nargs = 4, .interval_ms = 200,
+		 .initial = CHK_CRITICAL},
+		{.id = "s5", .type = CHK_SCRIPT, .args = a5, .nargs = 2, .interval_ms = 200,
+		 .initial = CHK_CRITICAL},
+		{.id = "s6", .type = CHK_SCRIPT, .args = a6, .nargs = 2, .interval_ms = 200,
+		 .initial = CHK_CRITICAL},
 	};
-	int f0 = 0, f1 = 0, f2 = 0, f3 = 0;
+	int f0 = 0, f1 = 0, f2 = 0, f3 = 0, f4 = 0, f5 = 0, f6 = 0;
+	unsigned long long ign = 0;
+	char *p;
 	char *out;
 
-	set_ok(r, d, 4);
+	set_ok(r, d, 7);
 	out = rec_wait(rec, "s0", CHK_PASSING, &f0, 3000);
 	assert_non_null(out);
 	assert_string_equal(out, "fine\n");
@@ -736,6 +827,21 @@ static void test_script_exit_codes(void **state)
 	out = rec_wait(rec, "s3", CHK_CRITICAL, &f3, 3000);
 	assert_non_null(out);
 	assert_string_equal(out, "fork/exec /nonexistent/probe: No such file or directory");
+	free(out);
+	out = rec_wait(rec, "s4", CHK_PASSING, &f4, 3000);
+	assert_non_null(out);
+	assert_true(strncmp(out, "SigBlk:\t0000000000000000\nSigIgn:\t", 33) == 0);
+	ign = strtoull(out + 33, &p, 16);
+	assert_int_equal(*p, '\n');
+	assert_int_equal(ign & (1ULL << (SIGPIPE - 1)), 0);
+	free(out);
+	out = rec_wait(rec, "s5", CHK_PASSING, &f5, 3000);
+	assert_non_null(out);
+	assert_string_equal(out, "0\n1\n2\n3\n");
+	free(out);
+	out = rec_wait(rec, "s6", CHK_PASSING, &f6, 3000);
+	assert_non_null(out);
+	assert_string_equal(out, "0\n");
 	free(out);
 	chk_runner_free(r);
 	assert_int_equal(zombie_children(), 0);
@@ -768,6 +874,7 @@ static void test_script_output_cap(void **state)
 
 static void test_script_timeout_kills_group(void **state)
 {
+	int fds = count_fds();
 	struct rec *rec = rec_new();
 	struct chk_runner *r = runner(rec, 1);
 	char pidfile[128], script[256];
@@ -794,7 +901,11 @@ static void test_script_timeout_kills_group(void **state)
 	/* The whole group is gone, not only the shell. */
 	assert_true(wait_dead(bg, 2000));
 	assert_int_equal(zombie_children(), 0);
+	/* Freed with a run under way: killed, reaped, nothing left open. */
+	usleep(150 * 1000);
 	chk_runner_free(r);
+	assert_int_equal(zombie_children(), 0);
+	assert_int_equal(count_fds(), fds);
 	rec_free(rec);
 }
 
@@ -975,6 +1086,7 @@ static void test_no_report_when_unchanged(void **state)
 
 static void test_remove_stops(void **state)
 {
+	int fds = count_fds();
 	struct srv *s = srv_start(0);
 	struct rec *rec = rec_new();
 	struct chk_runner *r = runner(rec, 1);
@@ -1007,6 +1119,7 @@ static void test_remove_stops(void **state)
 	chk_runner_free(r);
 	srv_stop(s);
 	rec_free(rec);
+	assert_int_equal(count_fds(), fds);   /* no socket, pipe or pidfd left */
 }
 
 static void test_reap(void **state)
