@@ -723,8 +723,9 @@ static int roots_apply(struct certs *c, json_t *doc, char **err)
 			log_warnx(SUBSYS, "roots: %s", werr);
 		free(werr);
 	}
+	/* a copy of our own: no reference shared with the caller's thread */
 	json_decref(c->roots);
-	c->roots = json_incref(doc);
+	c->roots = json_deep_copy(doc);
 	/* a rotation: from one active root to another (not the first answer,
 	 * whose leaves are being signed by the active root now) */
 	rotated = c->active_skid != NULL && (skid == NULL || strcmp(c->active_skid, skid) != 0);
