@@ -327,12 +327,13 @@ static void leaf_free(struct leaf *l)
 	free(l);
 }
 
-/* When to renew a leaf that became ours at start_s: at 40-60 % of what
- * is left of it then, and not sooner than RENEW_MIN_MS from now. */
-static int64_t renew_due(int64_t start_s, int64_t not_after_s)
+/* When to renew a leaf that became ours at start_ms (wall clock): at
+ * 40-60 % of what was left of it then, and not sooner than RENEW_MIN_MS
+ * from now. */
+static int64_t renew_due(int64_t start_ms, int64_t not_after_s)
 {
-	int64_t start = start_s * 1000, span = not_after_s * 1000 - start;
-	int64_t due = start + (int64_t)((double)(span > 0 ? span : 0) * (0.4 + 0.2 * rand_unit()));
+	int64_t span = not_after_s * 1000 - start_ms;
+	int64_t due = start_ms + (int64_t)((double)(span > 0 ? span : 0) * (0.4 + 0.2 * rand_unit()));
 	int64_t floor = now_wall_ms() + RENEW_MIN_MS;
 
 	return due > floor ? due : floor;
@@ -425,8 +426,8 @@ static void leaf_load(struct certs *c, struct leaf *l)
 	cert = key = NULL;
 	indexes_from_roots(c, l);
 	/* the server backdates a leaf by CA_BACKDATE: it was made about then */
-	l->due_ms = renew_due(l->not_before + CA_BACKDATE < l->not_after ?
-			      l->not_before + CA_BACKDATE : l->not_before, l->not_after);
+	l->due_ms = renew_due(1000 * (l->not_before + CA_BACKDATE < l->not_after ?
+				      l->not_before + CA_BACKDATE : l->not_before), l->not_after);
 	log_info(SUBSYS, "leaf loaded from disk: service=%s serial=%s valid_before=%s "
 		 "renewal_in_s=%lld", l->service, l->serial, l->valid_before,
 		 (long long)((l->due_ms - now_wall_ms()) / 1000));
@@ -608,7 +609,7 @@ static void *leaf_thread(void *arg)
 			l->modify_index = nl.modify_index;
 			memset(&nl, 0, sizeof(nl));
 			l->backoff_ms = 0;
-			l->due_ms = renew_due(now_wall_ms() / 1000, l->not_after);
+			l->due_ms = renew_due(now_wall_ms(), l->not_after);
 			log_info(SUBSYS, "leaf signed: service=%s serial=%s uri=%s valid_before=%s "
 				 "renewal_in_s=%lld", l->service, l->serial, l->uri, l->valid_before,
 				 (long long)((l->due_ms - now_wall_ms()) / 1000));
@@ -723,8 +724,9 @@ static int roots_apply(struct certs *c, json_t *doc, char **err)
 			log_warnx(SUBSYS, "roots: %s", werr);
 		free(werr);
 	}
+	/* a copy of our own: no reference shared with the caller's thread */
 	json_decref(c->roots);
-	c->roots = json_incref(doc);
+	c->roots = json_deep_copy(doc);
 	/* a rotation: from one active root to another (not the first answer,
 	 * whose leaves are being signed by the active root now) */
 	rotated = c->active_skid != NULL && (skid == NULL || strcmp(c->active_skid, skid) != 0);

@@ -1,7 +1,7 @@
 /* px_stats: counters per listener, status classes, histogram buckets
  * (cumulative in the exposition), TLS failure reasons, denials by triple,
  * the sum over several instances (workers), label escaping, and a scrape
- * while another thread counts. */
+ * while another thread counts; the certificate expiry gauge. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
