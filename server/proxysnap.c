@@ -331,7 +331,6 @@ static int transparent(struct db *db, const struct proxy_row *p, const char *svc
 
 	topic(s, "cfg:%s:service-defaults:%s", p->mesh, svc);
 	topic(s, "cfg:%s:proxy-defaults:global", p->mesh);
-	topic(s, "cfg:%s:mesh:mesh", p->mesh);
 	sd = config_store_get(db, p->mesh, "service-defaults", svc);
 	pd = config_store_get(db, p->mesh, "proxy-defaults", "global");
 	me = config_store_get(db, p->mesh, "mesh", "mesh");
@@ -352,6 +351,7 @@ static int transparent(struct db *db, const struct proxy_row *p, const char *svc
 				       "transparent", mode);
 		goto out;
 	}
+	topic(s, "cfg:%s:mesh:mesh", p->mesh);     /* MeshDestinationsOnly */
 	if (port == 0)
 		port = OUTBOUND_PORT_DEFAULT;
 	if (port < 1 || port > 65535) {
