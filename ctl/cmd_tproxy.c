@@ -226,7 +226,7 @@ static int run_install(struct ctl *g, const struct ctl_command *cmd, int argc, c
 	long long in_port = 0, out_port = TPROXY_OUTBOUND_PORT_DEFAULT;
 	const char *uid_s = NULL;
 	char uid[32];
-	struct arg_opt opts[14] = {
+	struct arg_opt opts[16] = {
 		{ "proxy-uid", ARG_STR, &uid_s, "UID",
 		  "the user the proxy runs as (ID or name): its traffic is not redirected "
 		  "(required)", 0, 0 },
@@ -243,13 +243,18 @@ static int run_install(struct ctl *g, const struct ctl_command *cmd, int argc, c
 		{ "exclude-uid", ARG_LIST, &xuid, "UID",
 		  "another user (ID or FIRST-LAST) whose traffic is not redirected; repeatable",
 		  0, 0 },
+		/* consul connect redirect-traffic's spellings */
+		{ "proxy-inbound-port", ARG_INT, &in_port, "PORT", "the same as -inbound-port",
+		  1, 65535 },
+		{ "proxy-outbound-port", ARG_INT, &out_port, "PORT", "the same as -outbound-port",
+		  1, 65535 },
 	};
 	struct tproxy_opts o = { 0 };
 	struct buf rules, saved;
 	char *err = NULL;
 	int rc;
 
-	common_opts(&opts[7], &c);
+	common_opts(&opts[9], &c);
 	buf_init(&rules, RULES_MAX);
 	buf_init(&saved, RULES_MAX);
 	rc = ctl_parse_flags(g, cmd, opts, argc, argv);

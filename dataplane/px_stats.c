@@ -448,15 +448,19 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 			snprintf(extra, sizeof(extra), ",reason=\"%s\"", SNI_REASONS[r]);
 			R(sample(out, "sni_refused_total", s[0]->l[i].name, extra, SUM(l[i].sni_refused[r])));
 		}
-	R(head(out, "transparent_connections_total", "counter",
-	       "Connections taken by the transparent outbound listener, by what became of them "
-	       "(upstream, passthrough, no-upstream, not-redirected, error)."));
-	for (int i = 0; i < nl; i++)
-		for (size_t r = 0; r < N_TP_RESULTS && strcmp(s[0]->l[i].name, "transparent") == 0; r++) {
+	for (int i = 0; i < nl; i++) {
+		if (strcmp(s[0]->l[i].name, "transparent") != 0)
+			continue;
+		R(head(out, "transparent_connections_total", "counter",
+		       "Connections taken by the transparent outbound listener, by what became of "
+		       "them (upstream, passthrough, no-upstream, not-redirected, error)."));
+		for (size_t r = 0; r < N_TP_RESULTS; r++) {
 			snprintf(extra, sizeof(extra), ",result=\"%s\"", TP_RESULTS[r]);
 			R(sample(out, "transparent_connections_total", s[0]->l[i].name, extra,
 				 SUM(l[i].tproxy[r])));
 		}
+		break;          /* one transparent listener per proxy */
+	}
 	R(head(out, "intention_denials_total", "counter",
 	       "Calls denied by intentions, by source, destination and deciding intention."));
 	R(render_denials(s, n, out));

@@ -399,6 +399,11 @@ class TransparentProxyTest(harness.ServerTest):
         self.assertGreaterEqual(self.metric(api_stats, "tls_handshakes_total",
                                             listener="inbound"), 1, api_stats)
         self.assertIn("transparent: peer=", self.log_text("web-proxy"))
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=after.encode(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
 
         # A connection that skips web's sidecar (root's is not redirected
         # in vm-c) lands on api's mTLS inbound, not on the app.
@@ -443,6 +448,51 @@ class TransparentProxyTest(harness.ServerTest):
                                      result="upstream"), n)
         out = sh(CTL, "uninstall", "transparent-proxy", "--netns", NS_C).stdout.decode()
         self.assertIn("no transparent proxy rules", out)
+
+
+class InstallFlagsTest(unittest.TestCase):
+    """What needs neither root nor a namespace: --dry-run and the errors."""
+
+    def ctl(self, *args):
+        return subprocess.run([CTL] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=30)
+
+    def test_dry_run_prints_the_rules(self):
+        p = self.ctl("install", "transparent-proxy", "--proxy-uid", "995",
+                     "--inbound-port", "21000", "--exclude-inbound-port", "22",
+                     "--exclude-outbound-cidr", "169.254.169.254", "--dry-run")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode().splitlines()
+        self.assertEqual(out[0], "*nat")
+        self.assertEqual(out[-1], "COMMIT")
+        self.assertIn("-A WEFT_REDIRECT -p tcp -j REDIRECT --to-ports 15001", out)
+        self.assertIn("-A WEFT_OUTPUT -m owner --uid-owner 995 -j RETURN", out)
+        # the exclusions come before the jump that redirects the rest
+        self.assertLess(out.index("-A WEFT_INBOUND -p tcp --dport 22 -j RETURN"),
+                        out.index("-A WEFT_INBOUND -p tcp -j WEFT_IN_REDIRECT"))
+        self.assertLess(out.index("-A WEFT_OUTPUT -d 169.254.169.254 -j RETURN"),
+                        out.index("-A WEFT_OUTPUT -p tcp -j WEFT_REDIRECT"))
+
+    def test_errors(self):
+        cases = [
+            (["--inbound-port", "21000"], 2, "flag -proxy-uid is required"),
+            (["--proxy-uid", "0"], 2, "flag -inbound-port is required"),
+            (["--proxy-uid", "no-such-user-here", "--inbound-port", "1"], 2,
+             "\"no-such-user-here\" is not a user ID or a known user"),
+            (["--proxy-uid", "0", "--inbound-port", "1", "--exclude-outbound-cidr", "x"], 2,
+             "flag -exclude-outbound-cidr: \"x\" is not an IPv4 address or CIDR"),
+            (["--proxy-uid", "0", "--inbound-port", "15001"], 2,
+             "flag -outbound-port: 15001 is also the inbound port"),
+            (["--proxy-uid", "0", "--inbound-port", "1", "--netns", "weft-no-such-ns"], 1,
+             "cannot open /run/netns/weft-no-such-ns"),
+        ]
+        for args, rc, msg in cases:
+            p = self.ctl("install", "transparent-proxy", *args)
+            self.assertEqual(p.returncode, rc, (args, p.stderr))
+            self.assertIn(msg, p.stderr.decode(), args)
+        p = self.ctl("uninstall", "transparent-proxy", "--netns", "weft-no-such-ns")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot open /run/netns/weft-no-such-ns", p.stderr.decode())
 
 
 if __name__ == "__main__":
