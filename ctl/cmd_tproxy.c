@@ -201,6 +201,44 @@ static int restore(const struct common *c, const char *input)
 	return run(prog, argv, input, NULL);
 }
 
+/* --proxy-id: the ports from the proxy's snapshot as weft-server
+ * computes it (GET /v1/weft/proxy/:id/snapshot, the token needing
+ * service:write on the proxied service): Inbound.BindPort, and
+ * Transparent.BindPort, which is there only when the registration asks
+ * for transparent mode. A port given as a flag wins. */
+static int ports_from_server(struct ctl *g, const char *id, long long *in_port,
+			     long long *out_port, int out_given)
+{
+	char *esc = httpc_escape(id, 0), path[600];
+	json_t *doc, *in, *tp;
+	int rc;
+
+	if (esc == NULL)
+		return ctl_fail("out of memory");
+	snprintf(path, sizeof(path), "/v1/weft/proxy/%s/snapshot", esc);
+	free(esc);
+	if ((doc = ctl_call(g, "GET", path, NULL, NULL, &rc)) == NULL)
+		return rc;
+	in = json_object_get(json_object_get(doc, "Inbound"), "BindPort");
+	tp = json_object_get(json_object_get(doc, "Transparent"), "BindPort");
+	if (!json_is_integer(in)) {
+		json_decref(doc);
+		return ctl_fail("-proxy-id %s: the server's snapshot has no Inbound.BindPort", id);
+	}
+	if (!json_is_integer(tp)) {
+		json_decref(doc);
+		return ctl_fail("-proxy-id %s: the proxy is not in transparent mode (register it "
+				"with \"Proxy\": {\"Mode\": \"transparent\"}: docs/transparent-proxy.md)",
+				id);
+	}
+	if (*in_port == 0)
+		*in_port = json_integer_value(in);
+	if (!out_given)
+		*out_port = json_integer_value(tp);
+	json_decref(doc);
+	return CTL_OK;
+}
+
 /* "1234" as is; a user name as its uid. */
 static int resolve_uid(const char *s, char *out, size_t size)
 {
@@ -223,10 +261,10 @@ static int run_install(struct ctl *g, const struct ctl_command *cmd, int argc, c
 {
 	struct common c = { 0 };
 	struct arg_list xin = { 0 }, xout = { 0 }, xcidr = { 0 }, xuid = { 0 };
-	long long in_port = 0, out_port = TPROXY_OUTBOUND_PORT_DEFAULT;
-	const char *uid_s = NULL;
+	long long in_port = 0, out_port = 0;
+	const char *uid_s = NULL, *proxy_id = NULL;
 	char uid[32];
-	struct arg_opt opts[16] = {
+	struct arg_opt opts[17] = {
 		{ "proxy-uid", ARG_STR, &uid_s, "UID",
 		  "the user the proxy runs as (ID or name): its traffic is not redirected "
 		  "(required)", 0, 0 },
@@ -243,6 +281,9 @@ static int run_install(struct ctl *g, const struct ctl_command *cmd, int argc, c
 		{ "exclude-uid", ARG_LIST, &xuid, "UID",
 		  "another user (ID or FIRST-LAST) whose traffic is not redirected; repeatable",
 		  0, 0 },
+		{ "proxy-id", ARG_STR, &proxy_id, "ID",
+		  "take the ports from this proxy's snapshot on weft-server (its Inbound and "
+		  "Transparent listeners; needs -address and a -token with service:write)", 0, 0 },
 		/* consul connect redirect-traffic's spellings */
 		{ "proxy-inbound-port", ARG_INT, &in_port, "PORT", "the same as -inbound-port",
 		  1, 65535 },
@@ -254,7 +295,7 @@ static int run_install(struct ctl *g, const struct ctl_command *cmd, int argc, c
 	char *err = NULL;
 	int rc;
 
-	common_opts(&opts[9], &c);
+	common_opts(&opts[10], &c);
 	buf_init(&rules, RULES_MAX);
 	buf_init(&saved, RULES_MAX);
 	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
@@ -264,14 +305,19 @@ static int run_install(struct ctl *g, const struct ctl_command *cmd, int argc, c
 		rc = ctl_usage(cmd, "flag -proxy-uid is required");
 		goto out;
 	}
-	if (in_port == 0) {
-		rc = ctl_usage(cmd, "flag -inbound-port is required");
-		goto out;
-	}
 	if (resolve_uid(uid_s, uid, sizeof(uid)) != 0) {
 		rc = ctl_usage(cmd, "flag -proxy-uid: \"%s\" is not a user ID or a known user", uid_s);
 		goto out;
 	}
+	if (proxy_id != NULL &&
+	    (rc = ports_from_server(g, proxy_id, &in_port, &out_port, out_port != 0)) != CTL_OK)
+		goto out;
+	if (in_port == 0) {
+		rc = ctl_usage(cmd, "flag -inbound-port (or -proxy-id) is required");
+		goto out;
+	}
+	if (out_port == 0)
+		out_port = TPROXY_OUTBOUND_PORT_DEFAULT;
 	o = (struct tproxy_opts){
 		.proxy_uid = uid, .inbound_port = in_port, .outbound_port = out_port,
 		.exclude_inbound_ports = xin.v, .n_exclude_inbound_ports = xin.n,
@@ -367,7 +413,7 @@ out:
 }
 
 const struct ctl_command ctl_cmds_tproxy[] = {
-	{ "install transparent-proxy", "-proxy-uid UID -inbound-port PORT [flags]",
+	{ "install transparent-proxy", "-proxy-uid UID (-inbound-port PORT | -proxy-id ID) [flags]",
 	  "Redirect this machine's TCP traffic through its sidecar (iptables)",
 	  "Writes iptables nat rules (Debian's iptables package, run as root) in\n"
 	  "chains of Weft's own: TCP arriving from the network goes to the sidecar's\n"
@@ -378,7 +424,9 @@ const struct ctl_command ctl_cmds_tproxy[] = {
 	  "sends it to the upstream the destination belongs to. One\n"
 	  "iptables-restore transaction: all or nothing; running it again replaces\n"
 	  "the rules. Exclude the ports you reach the machine on (-exclude-inbound-port\n"
-	  "22). IPv4 only. docs/transparent-proxy.md",
+	  "22). With -proxy-id, the ports are those of the proxy's snapshot on\n"
+	  "weft-server (asked before entering -netns). IPv4 only.\n"
+	  "docs/transparent-proxy.md",
 	  run_install },
 	{ "uninstall transparent-proxy", "[flags]",
 	  "Remove the rules of install transparent-proxy",

@@ -342,6 +342,13 @@ class TransparentProxyTest(harness.ServerTest):
                   "--inbound-port", str(SIDECAR_PORT), "--outbound-port", str(OUTBOUND_PORT),
                   *extra)
 
+    def install_by_id(self, ns, proxy_id, check=True):
+        """The ports from the proxy's snapshot on the server (asked from
+        the host, before weftctl enters the namespace)."""
+        return sh(CTL, "install", "transparent-proxy", "--netns", ns, "--proxy-uid", "root",
+                  "--proxy-id", proxy_id, "--address", self.srv.addr, "--token", self.srv.token,
+                  check=check)
+
     def nat(self, ns):
         return in_ns(ns, "iptables-save", "-t", "nat").stdout.decode()
 
@@ -371,8 +378,12 @@ class TransparentProxyTest(harness.ServerTest):
         # port), vm-c its outbound. A second install replaces the first.
         self.install(NS_S, "--exclude-inbound-port", str(PLAIN_PORT))
         self.install(NS_C, "--exclude-outbound-port", "1:2")
-        out = self.install(NS_C).stdout.decode()
-        self.assertIn("installed in netns " + NS_C, out)
+        out = self.install_by_id(NS_C, "web-1-sidecar").stdout.decode()
+        self.assertIn("installed in netns %s: inbound TCP -> port %d, outbound TCP -> port %d"
+                      % (NS_C, SIDECAR_PORT, OUTBOUND_PORT), out)
+        p = self.install_by_id(NS_C, "no-such-sidecar", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no-such-sidecar", p.stderr.decode())
         rules = self.nat(NS_C)
         self.assertEqual(rules.count("-A OUTPUT -p tcp -j WEFT_OUTPUT"), 1, rules)
         self.assertEqual(rules.count("-A PREROUTING -p tcp -j WEFT_INBOUND"), 1, rules)
@@ -476,7 +487,7 @@ class InstallFlagsTest(unittest.TestCase):
     def test_errors(self):
         cases = [
             (["--inbound-port", "21000"], 2, "flag -proxy-uid is required"),
-            (["--proxy-uid", "0"], 2, "flag -inbound-port is required"),
+            (["--proxy-uid", "0"], 2, "flag -inbound-port (or -proxy-id) is required"),
             (["--proxy-uid", "no-such-user-here", "--inbound-port", "1"], 2,
              "\"no-such-user-here\" is not a user ID or a known user"),
             (["--proxy-uid", "0", "--inbound-port", "1", "--exclude-outbound-cidr", "x"], 2,
