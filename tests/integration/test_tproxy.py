@@ -289,8 +289,11 @@ class TransparentProxyTest(harness.ServerTest):
         path, doc = cls.write_snapshot(pid, service)
         cls.snapshots = getattr(cls, "snapshots", {})
         cls.snapshots[service] = doc
+        # web's with two workers: each has its own transparent listener
+        # (SO_REUSEPORT), handing over to its own upstream listeners
+        workers = "2" if doc.get("Transparent") and doc["Upstreams"] else "1"
         p = cls.spawn(ns, service + "-proxy", [PROXY, "--config", path, "--admin", ADMIN,
-                                               "--workers", "1", "--log-level", "debug"])
+                                               "--workers", workers, "--log-level", "debug"])
         want = 2 + (1 if doc.get("Transparent") else 0) + len(doc["Upstreams"])
         cls.wait_log(service + "-proxy", r"listening: listener=|admin listening", want, p)
         return p
