@@ -164,12 +164,17 @@ class TransparentProxyTest(harness.ServerTest):
 
     @classmethod
     def tearDownClass(cls):
-        cls.cleanup()
+        bad = cls.cleanup()
         super().tearDownClass()
+        # the proxies stop cleanly on SIGTERM, and sanitizers are quiet
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     @classmethod
     def cleanup(cls):
+        bad = []
         for p, log in cls.procs:
+            name = os.path.basename(log.name)[:-4]
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
@@ -177,13 +182,19 @@ class TransparentProxyTest(harness.ServerTest):
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(10)
+                    bad.append("%s did not stop on SIGTERM" % name)
             log.close()
+            if name.endswith("-proxy"):
+                text = cls.log_text(name)
+                if p.returncode != 0 or "Sanitizer" in text or "runtime error:" in text:
+                    bad.append("%s exited %s:\n%s" % (name, p.returncode, text[-3000:]))
         cls.procs = []
         for ns in (NS_C, NS_S):
             subprocess.run([IP, "netns", "del", ns], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=10)
         if not os.environ.get("WEFT_KEEP_TEST_DIRS"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
+        return bad
 
     # ---- set-up ----
 
