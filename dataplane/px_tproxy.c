@@ -81,8 +81,9 @@ struct px_tproxy {
 	struct px_config *snap;         /* the snapshot the table was built from */
 	struct pconn *conns;
 	size_t nconns;
-	time_t last_log;                /* at most one "no upstream" line a second */
-	unsigned quiet;                 /* lines left out since */
+	/* at most one "connection closed" line a second per reason */
+	time_t last_log[PX_STATS_TP_ERROR + 1];
+	unsigned quiet[PX_STATS_TP_ERROR + 1];  /* lines left out since */
 };
 
 static uint32_t hash(uint32_t addr, uint16_t port)
@@ -265,18 +266,28 @@ static void passthrough(struct px_tproxy *t, int fd, const struct sockaddr_in *d
 	inet_ntop(AF_INET, &dst->sin_addr, p->dst, INET_ADDRSTRLEN);
 	snprintf(p->dst + strlen(p->dst), sizeof(p->dst) - strlen(p->dst), ":%u",
 		 (unsigned)ntohs(dst->sin_port));
+	/* the local port is taken (bind) and marked ours before the SYN
+	 * leaves: another worker may accept the connection coming back
+	 * before connect() has even returned here */
+	memset(&self, 0, sizeof(self));
+	self.sin_family = AF_INET;
 	p->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->ufd < 0 ||
-	    (connect(p->ufd, (const struct sockaddr *)dst, sizeof(*dst)) != 0 && errno != EINPROGRESS)) {
-		log_warnx("proxy", "transparent passthrough: cannot connect to %s: %s", p->dst,
+	if (p->ufd < 0 || bind(p->ufd, (const struct sockaddr *)&self, sizeof(self)) != 0 ||
+	    getsockname(p->ufd, (struct sockaddr *)&self, &slen) != 0) {
+		log_warnx("proxy", "transparent passthrough: no socket for %s: %s", p->dst,
 			  strerror(errno));
 		px_stats_tproxy(t->cfg.stats, t->sid, PX_STATS_TP_ERROR);
 		pconn_free(p);
 		return;
 	}
-	if (getsockname(p->ufd, (struct sockaddr *)&self, &slen) == 0 && self.sin_port != 0) {
-		p->own = ntohs(self.sin_port);
-		own_port_set(p->own, true);
+	p->own = ntohs(self.sin_port);
+	own_port_set(p->own, true);
+	if (connect(p->ufd, (const struct sockaddr *)dst, sizeof(*dst)) != 0 && errno != EINPROGRESS) {
+		log_warnx("proxy", "transparent passthrough: cannot connect to %s: %s", p->dst,
+			  strerror(errno));
+		px_stats_tproxy(t->cfg.stats, t->sid, PX_STATS_TP_ERROR);
+		pconn_free(p);
+		return;
 	}
 	p->ev = event_new(t->base, p->ufd, EV_WRITE, on_connected, p);
 	if (p->ev == NULL || event_add(p->ev, &tv) != 0) {
@@ -294,14 +305,14 @@ static void refuse(struct px_tproxy *t, int fd, enum px_stats_tproxy_result r, c
 
 	close(fd);
 	px_stats_tproxy(t->cfg.stats, t->sid, r);
-	if (now == t->last_log) {
-		t->quiet++;
+	if (now == t->last_log[r]) {
+		t->quiet[r]++;
 		return;
 	}
 	log_info("proxy", "transparent: connection closed: peer=%s dst=%s reason=%s%s", peer, dst,
-		 why, t->quiet ? " (and more lines left out)" : "");
-	t->last_log = now;
-	t->quiet = 0;
+		 why, t->quiet[r] ? " (and more lines like it left out)" : "");
+	t->last_log[r] = now;
+	t->quiet[r] = 0;
 }
 
 static bool is_self(const struct px_tproxy *t, const struct sockaddr_in *dst)

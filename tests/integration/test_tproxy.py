@@ -439,10 +439,11 @@ class TransparentProxyTest(harness.ServerTest):
         self.assertEqual(self.log_text("api-app").count("app:"), app_log.count("app:"))
 
         # A destination outside the mesh is relayed as it is.
+        n = self.metric(self.stats(NS_C), "transparent_connections_total", result="passthrough")
         r = self.call("raw:%s:%d" % (ADDR_S, PLAIN_PORT))
         self.assertEqual(r.get("body"), "plain\n", r)
         self.assertEqual(self.metric(self.stats(NS_C), "transparent_connections_total",
-                                     result="passthrough"), 1)
+                                     result="passthrough"), n + 1)
 
         # Deny web -> api: api's proxy, given its new snapshot, stops the call.
         self.intention("web", "api", "deny")
@@ -473,6 +474,31 @@ class TransparentProxyTest(harness.ServerTest):
                                      result="upstream"), n)
         out = sh(CTL, "uninstall", "transparent-proxy", "--netns", NS_C).stdout.decode()
         self.assertIn("no transparent proxy rules", out)
+
+    def test_misuse_is_refused_not_looped(self):
+        def count(result):
+            return self.metric(self.stats(NS_C), "transparent_connections_total",
+                               result=result)
+
+        # dialled straight at the listener: no original destination
+        n = count("not-redirected")
+        r = self.call("raw:127.0.0.1:%d" % OUTBOUND_PORT, uid=0)
+        self.assertEqual(r.get("body"), "", r)
+        self.assertEqual(count("not-redirected"), n + 1)
+        # rules naming the wrong user: the proxy's own passthrough
+        # connection comes back to it, and is refused instead of relayed
+        # again and again
+        sh(CTL, "install", "transparent-proxy", "--netns", NS_C, "--proxy-uid", "4999",
+           "--inbound-port", str(SIDECAR_PORT), "--outbound-port", str(OUTBOUND_PORT))
+        try:
+            n, p = count("error"), count("passthrough")
+            r = self.call("raw:%s:%d" % (ADDR_S, PLAIN_PORT))
+            self.assertNotEqual(r.get("body"), "plain\n", r)
+            self.assertEqual(count("error"), n + 1)
+            self.assertEqual(count("passthrough"), p + 1)    # to itself, refused there
+            self.assertIn("reason=loop", self.log_text("web-proxy"))
+        finally:
+            sh(CTL, "uninstall", "transparent-proxy", "--netns", NS_C)
 
 
 class InstallFlagsTest(unittest.TestCase):
