@@ -53,6 +53,7 @@ extern const struct ctl_command ctl_cmds_intention[];
 extern const struct ctl_command ctl_cmds_config[];
 extern const struct ctl_command ctl_cmds_mesh[];
 extern const struct ctl_command ctl_cmds_ca[];
+extern const struct ctl_command ctl_cmds_tproxy[];
 
 void ctl_init(struct ctl *g);
 void ctl_cleanup(struct ctl *g);

@@ -9,7 +9,7 @@
 
 static const struct ctl_command *const groups[] = {
 	ctl_cmds_catalog, ctl_cmds_kv, ctl_cmds_lock, ctl_cmds_token, ctl_cmds_agent,
-	ctl_cmds_intention, ctl_cmds_config, ctl_cmds_mesh, ctl_cmds_ca, NULL,
+	ctl_cmds_intention, ctl_cmds_config, ctl_cmds_mesh, ctl_cmds_ca, ctl_cmds_tproxy, NULL,
 };
 
 static void print_commands(FILE *out, const char *prefix)

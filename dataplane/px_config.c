@@ -462,7 +462,8 @@ static const char *const endpoint_fields[] = { "Address", "Port", "Weight", "Zon
 					       "Health", NULL };
 static const char *const upstream_fields[] = { "Name", "Service", "BindAddress", "BindPort",
 					       "Protocol", "LoadBalancer", "Timeouts", "Retries",
-					       "PassiveHealth", "Limits", "Endpoints", NULL };
+					       "PassiveHealth", "Limits", "Endpoints", "Destinations",
+					       NULL };
 
 static int header_name_valid(const char *s)
 {
@@ -603,6 +604,44 @@ static int decode_endpoint(json_t *o, const char *c, const char *service, const 
 	return WEFT_OK;
 }
 
+static const char *const hostport_fields[] = { "Address", "Port", NULL };
+
+/* Upstreams[].Destinations: the addresses the application dials to reach
+ * the upstream in transparent mode. Not loopback nor unspecified (what
+ * the application sends there is never redirected), no duplicate. */
+static int decode_destinations(json_t *o, const char *c, struct px_upstream *u, char **err)
+{
+	char cl[CTX_MAX], ce[CTX_MAX];
+	struct px_hostport *d;
+	json_t *arr = NULL, *v;
+	size_t i;
+
+	if (jx_array(o, c, "Destinations", &arr, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	if (arr == NULL || json_array_size(arr) == 0)
+		return WEFT_OK;
+	path(cl, c, "Destinations");
+	if (json_array_size(arr) > PX_CONFIG_DESTINATIONS_MAX)
+		return bad(err, cl, NULL, "more than %d destinations", PX_CONFIG_DESTINATIONS_MAX);
+	if ((d = calloc(json_array_size(arr), sizeof(*d))) == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", cl);
+	u->destinations = d;
+	json_array_foreach(arr, i, v) {
+		ctxf(ce, "%s[%zu]", cl, i);
+		if (!json_is_object(v))
+			return bad(err, ce, NULL, "must be an object");
+		if (known_fields(v, ce, hostport_fields, err) != WEFT_OK ||
+		    get_addr(v, ce, "Address", NULL, &d[i].address, err) != WEFT_OK ||
+		    get_port(v, ce, "Port", 1, 0, &d[i].port, err) != WEFT_OK)
+			return WEFT_EINVAL;
+		u->n_destinations = i + 1;
+		if (is_loopback(d[i].address) || is_any(d[i].address))
+			return bad(err, ce, "Address", "\"%s\" is a loopback or unspecified address: "
+				   "connections to it are never redirected", d[i].address);
+	}
+	return WEFT_OK;
+}
+
 static int decode_upstream(json_t *o, const char *c, const char *td, struct px_upstream *u,
 			   char **err)
 {
@@ -631,6 +670,8 @@ static int decode_upstream(json_t *o, const char *c, const char *td, struct px_u
 		return WEFT_EINVAL;
 	if ((u->retries.on & PX_RETRY_5XX) && u->protocol != PX_PROTO_HTTP)
 		return bad(err, c, "Retries.On", "5xx needs Protocol http");
+	if (decode_destinations(o, c, u, err) != WEFT_OK)
+		return WEFT_EINVAL;
 	if (jx_array(o, c, "Endpoints", &arr, err) != WEFT_OK)
 		return WEFT_EINVAL;
 	if (arr == NULL || json_array_size(arr) == 0)
@@ -690,6 +731,77 @@ static int decode_upstreams(json_t *root, struct px_config_priv *p, char **err)
 				   p->pub.inbound.bind_port);
 	}
 	return WEFT_OK;
+}
+
+
+/* One 18-byte key per destination: the address (16 bytes, IPv4 mapped)
+ * and the port, so that "10.0.0.1" and "::ffff:10.0.0.1" are the same. */
+struct dest_key {
+	unsigned char k[18];
+	size_t up, i;
+};
+
+static void dest_key(const struct px_hostport *h, struct dest_key *out)
+{
+	struct in_addr a4;
+
+	memset(out->k, 0, sizeof(out->k));
+	if (inet_pton(AF_INET, h->address, &a4) == 1) {
+		out->k[10] = out->k[11] = 0xff;
+		memcpy(out->k + 12, &a4, 4);
+	} else {
+		inet_pton(AF_INET6, h->address, out->k);
+	}
+	out->k[16] = (unsigned char)(h->port >> 8);
+	out->k[17] = (unsigned char)(h->port & 0xff);
+}
+
+static int dest_cmp(const void *a, const void *b)
+{
+	const struct dest_key *x = a, *y = b;
+	int c = memcmp(x->k, y->k, sizeof(x->k));
+
+	if (c != 0)
+		return c;
+	return x->up != y->up ? (x->up < y->up ? -1 : 1) : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+/* A destination in two upstreams (or twice in one) would make the
+ * transparent listener's choice arbitrary: refused. Sorted, not
+ * compared pairwise (up to 1024 x 4096 of them). */
+static int check_destinations(const struct px_config *c, char **err)
+{
+	struct dest_key *keys;
+	size_t n = 0, k = 0;
+	int rc = WEFT_OK;
+
+	for (size_t i = 0; i < c->n_upstreams; i++)
+		n += c->upstreams[i].n_destinations;
+	if (n < 2)
+		return WEFT_OK;
+	if ((keys = calloc(n, sizeof(*keys))) == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "Upstreams: out of memory");
+	for (size_t i = 0; i < c->n_upstreams; i++)
+		for (size_t j = 0; j < c->upstreams[i].n_destinations; j++, k++) {
+			dest_key(&c->upstreams[i].destinations[j], &keys[k]);
+			keys[k].up = i;
+			keys[k].i = j;
+		}
+	qsort(keys, n, sizeof(*keys), dest_cmp);
+	for (k = 1; k < n; k++) {
+		if (memcmp(keys[k - 1].k, keys[k].k, sizeof(keys[k].k)) == 0) {
+			char ctx[CTX_MAX];
+			const struct px_hostport *h =
+				&c->upstreams[keys[k].up].destinations[keys[k].i];
+
+			ctxf(ctx, "Upstreams[%zu].Destinations[%zu]", keys[k].up, keys[k].i);
+			rc = bad(err, ctx, NULL, "%s:%u is also Upstreams[%zu].Destinations[%zu]",
+				 h->address, h->port, keys[k - 1].up, keys[k - 1].i);
+			break;
+		}
+	}
+	free(keys);
+	return rc;
 }
 
 static const char *const intentions_fields[] = { "DefaultAction", "Items", NULL };
@@ -915,7 +1027,6 @@ static int decode_admin_log(json_t *root, struct px_config *c, char **err)
 
 static const char *const passthrough_fields[] = { "BindAddress", "BindPort", "Routes", NULL };
 static const char *const route_fields[] = { "SNI", "Endpoints", NULL };
-static const char *const hostport_fields[] = { "Address", "Port", NULL };
 
 static int decode_route(json_t *o, const char *c, struct px_passthrough_route *r, char **err)
 {
@@ -1010,16 +1121,63 @@ static int decode_passthrough(json_t *root, struct px_config_priv *p, char **err
 	return WEFT_OK;
 }
 
+
+static const char *const transparent_fields[] = { "BindAddress", "BindPort", "Passthrough", NULL };
+
+/* Transparent: optional; its port must not clash with another listener. */
+static int decode_transparent(json_t *root, struct px_config_priv *p, char **err)
+{
+	struct px_transparent_cfg *t = &p->pub.transparent;
+	const struct px_passthrough *pt = &p->pub.passthrough;
+	const char *c = "Transparent";
+	int pass = 0;
+	json_t *o;
+
+	if (sub_object(root, NULL, c, 0, &o, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	if (o == NULL)
+		return WEFT_OK;
+	if (known_fields(o, c, transparent_fields, err) != WEFT_OK ||
+	    get_addr(o, c, "BindAddress", "127.0.0.1", &t->bind_address, err) != WEFT_OK ||
+	    get_port(o, c, "BindPort", 1, 0, &t->bind_port, err) != WEFT_OK ||
+	    jx_bool(o, c, "Passthrough", &pass, err) != WEFT_OK)
+		return WEFT_EINVAL;
+	t->configured = 1;
+	t->passthrough = pass != 0;
+	if (binds_clash(t->bind_address, t->bind_port, p->pub.inbound.bind_address,
+			p->pub.inbound.bind_port))
+		return bad(err, c, "BindPort", "%s:%u clashes with Inbound's %s:%u", t->bind_address,
+			   t->bind_port, p->pub.inbound.bind_address, p->pub.inbound.bind_port);
+	if (binds_clash(t->bind_address, t->bind_port, p->pub.admin.bind_address,
+			p->pub.admin.bind_port))
+		return bad(err, c, "BindPort", "%s:%u clashes with Admin's %s:%u", t->bind_address,
+			   t->bind_port, p->pub.admin.bind_address, p->pub.admin.bind_port);
+	if (pt->configured && binds_clash(t->bind_address, t->bind_port, pt->bind_address,
+					  pt->bind_port))
+		return bad(err, c, "BindPort", "%s:%u clashes with Passthrough's %s:%u",
+			   t->bind_address, t->bind_port, pt->bind_address, pt->bind_port);
+	for (size_t i = 0; i < p->pub.n_upstreams; i++) {
+		const struct px_upstream *u = &p->pub.upstreams[i];
+
+		if (binds_clash(t->bind_address, t->bind_port, u->bind_address, u->bind_port))
+			return bad(err, c, "BindPort", "%s:%u clashes with Upstreams[%zu]'s %s:%u",
+				   t->bind_address, t->bind_port, i, u->bind_address, u->bind_port);
+	}
+	return WEFT_OK;
+}
+
 static const char *const root_fields[] = { "Version", "Index", "Proxy", "Inbound", "Upstreams",
 					   "Intentions", "TLS", "Admin", "AccessLog", "Passthrough",
-					   NULL };
+					   "Transparent", NULL };
 
 static void config_free(struct px_config_priv *p)
 {
 	if (p == NULL)
 		return;
-	for (size_t i = 0; p->upstreams && i < p->pub.n_upstreams; i++)
+	for (size_t i = 0; p->upstreams && i < p->pub.n_upstreams; i++) {
 		free((void *)p->upstreams[i].endpoints);
+		free((void *)p->upstreams[i].destinations);
+	}
 	free(p->upstreams);
 	for (size_t i = 0; p->routes && i < p->pub.passthrough.n_routes; i++)
 		free((void *)p->routes[i].endpoints);
@@ -1100,7 +1258,9 @@ int px_config_decode(const char *data, size_t len, struct px_config **out, char 
 	    decode_intentions(p->pub._json, p, err) != WEFT_OK ||
 	    decode_tls(p->pub._json, &p->pub.tls, err) != WEFT_OK ||
 	    decode_admin_log(p->pub._json, &p->pub, err) != WEFT_OK ||
-	    decode_passthrough(p->pub._json, p, err) != WEFT_OK)
+	    decode_passthrough(p->pub._json, p, err) != WEFT_OK ||
+	    decode_transparent(p->pub._json, p, err) != WEFT_OK ||
+	    check_destinations(&p->pub, err) != WEFT_OK)
 		goto out;
 	if (binds_clash(p->pub.admin.bind_address, p->pub.admin.bind_port,
 			p->pub.inbound.bind_address, p->pub.inbound.bind_port)) {

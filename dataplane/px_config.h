@@ -120,6 +120,11 @@ struct px_endpoint {
 	enum px_health health;
 };
 
+struct px_hostport {
+	const char *address;
+	uint16_t port;
+};
+
 struct px_upstream {
 	const char *name;          /* unique in the snapshot */
 	const char *service;
@@ -134,6 +139,11 @@ struct px_upstream {
 	struct px_limits limits;
 	size_t n_endpoints;
 	const struct px_endpoint *endpoints;
+	/* Transparent mode: the addresses the application dials to reach
+	 * this service (its instances' address:port), the keys of the
+	 * transparent listener's routing (docs/transparent-proxy.md). */
+	size_t n_destinations;
+	const struct px_hostport *destinations;
 };
 
 struct px_tls_cfg {
@@ -158,10 +168,6 @@ struct px_access_log {
 /* Passthrough (px_sni, docs/proxy-passthrough.md): TLS routed by SNI. */
 #define PX_CONFIG_ROUTES_MAX 4096
 #define PX_CONFIG_ROUTE_ENDPOINTS_MAX 256
-struct px_hostport {
-	const char *address;
-	uint16_t port;
-};
 
 struct px_passthrough_route {
 	const char *sni;                 /* a server name, or "*." and one */
@@ -177,6 +183,19 @@ struct px_passthrough {
 	const struct px_passthrough_route *routes;
 };
 
+/* Transparent (docs/transparent-proxy.md): the outbound listener that
+ * iptables' REDIRECT sends the application's connections to; each is
+ * routed by its original destination to the upstream whose Destinations
+ * hold it, or, when none does, relayed to that destination as it is
+ * (passthrough) or closed. */
+#define PX_CONFIG_DESTINATIONS_MAX 4096   /* per upstream */
+struct px_transparent_cfg {
+	int configured;                  /* 0: no Transparent section */
+	const char *bind_address;
+	uint16_t bind_port;
+	bool passthrough;                /* unknown destinations: relay (true) or close */
+};
+
 struct px_config {
 	uint64_t version;
 	uint64_t index;
@@ -190,6 +209,7 @@ struct px_config {
 	struct px_admin admin;
 	struct px_access_log access_log;
 	struct px_passthrough passthrough;
+	struct px_transparent_cfg transparent;
 	/* private */
 	atomic_uint _refs;
 	void *_json;

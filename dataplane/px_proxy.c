@@ -1849,6 +1849,15 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		conn_start(c);
 }
 
+void px_listener_adopt(struct px_listener *l, int fd, const struct sockaddr_in *peer)
+{
+	if (l->draining) {
+		evutil_closesocket(fd);
+		return;
+	}
+	on_accept(NULL, fd, (struct sockaddr *)peer, (int)sizeof(*peer), l);
+}
+
 int px_listener_new(struct px_listener **out, struct event_base *base,
 		    const struct px_listener_cfg *cfg, char **err)
 {

@@ -79,6 +79,12 @@ int px_listener_new(struct px_listener **out, struct event_base *base,
 		    const struct px_listener_cfg *cfg, char **err);
 void px_listener_free(struct px_listener *l);
 
+/* Takes an accepted connection as if l had accepted it itself (the
+ * transparent listener hands over what it routed to l's upstream:
+ * px_transparent.h). Call on l's event loop; fd is owned by l from here
+ * (closed at once while l drains). */
+void px_listener_adopt(struct px_listener *l, int fd, const struct sockaddr_in *peer);
+
 /* Graceful shutdown (px_admin's /drain): closes the listening socket (new
  * connections are refused), closes idle keep-alive connections, and ends
  * the others after the response in flight (sent with Connection: close).

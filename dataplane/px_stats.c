@@ -34,6 +34,10 @@ static const char *const TLS_REASONS[] = {
 /* px_sni's refusals */
 static const char *const SNI_REASONS[] = { "no-route", "no-sni", "not-tls", "timeout" };
 #define N_SNI_REASONS (sizeof(SNI_REASONS) / sizeof(SNI_REASONS[0]))
+/* px_tproxy's outcomes (enum px_stats_tproxy_result) */
+static const char *const TP_RESULTS[] = { "upstream", "passthrough", "no-upstream",
+					  "not-redirected", "error" };
+#define N_TP_RESULTS (sizeof(TP_RESULTS) / sizeof(TP_RESULTS[0]))
 
 struct lstats {
 	char name[32];
@@ -47,6 +51,7 @@ struct lstats {
 	uint64_t up_connect_fail;
 	uint64_t up_event[PX_STATS_N_UPSTREAM_EVENTS];
 	uint64_t sni_refused[N_SNI_REASONS];
+	uint64_t tproxy[N_TP_RESULTS];
 };
 
 struct denial {
@@ -172,6 +177,14 @@ void px_stats_sni_refused(struct px_stats *s, int li, const char *reason)
 	for (size_t r = 0; l != NULL && reason != NULL && r < N_SNI_REASONS; r++)
 		if (strcmp(SNI_REASONS[r], reason) == 0)
 			l->sni_refused[r]++;
+}
+
+void px_stats_tproxy(struct px_stats *s, int li, enum px_stats_tproxy_result r)
+{
+	struct lstats *l = L(s, li);
+
+	if (l != NULL && (size_t)r < N_TP_RESULTS)
+		INC(l->tproxy[r]);
 }
 
 static uint64_t fnv(uint64_t h, const char *p)
@@ -435,6 +448,19 @@ int px_stats_render(struct px_stats *const *s, size_t n, int draining, struct bu
 			snprintf(extra, sizeof(extra), ",reason=\"%s\"", SNI_REASONS[r]);
 			R(sample(out, "sni_refused_total", s[0]->l[i].name, extra, SUM(l[i].sni_refused[r])));
 		}
+	for (int i = 0; i < nl; i++) {
+		if (strcmp(s[0]->l[i].name, "transparent") != 0)
+			continue;
+		R(head(out, "transparent_connections_total", "counter",
+		       "Connections taken by the transparent outbound listener, by what became of "
+		       "them (upstream, passthrough, no-upstream, not-redirected, error)."));
+		for (size_t r = 0; r < N_TP_RESULTS; r++) {
+			snprintf(extra, sizeof(extra), ",result=\"%s\"", TP_RESULTS[r]);
+			R(sample(out, "transparent_connections_total", s[0]->l[i].name, extra,
+				 SUM(l[i].tproxy[r])));
+		}
+		break;          /* one transparent listener per proxy */
+	}
 	R(head(out, "intention_denials_total", "counter",
 	       "Calls denied by intentions, by source, destination and deciding intention."));
 	R(render_denials(s, n, out));

@@ -66,6 +66,18 @@ void px_stats_upstream_event(struct px_stats *s, int li, enum px_stats_upstream_
  * reason "no-route", "no-sni", "not-tls" or "timeout" (others: ignored). */
 void px_stats_sni_refused(struct px_stats *s, int li, const char *reason);
 
+/* A connection of the transparent outbound listener (px_tproxy.h):
+ * exported as weft_proxy_transparent_connections_total{result} for the
+ * listener named "transparent". */
+enum px_stats_tproxy_result {
+	PX_STATS_TP_UPSTREAM = 0,        /* handed to an upstream's listener */
+	PX_STATS_TP_PASSTHROUGH,         /* relayed to its original destination */
+	PX_STATS_TP_NO_UPSTREAM,         /* no upstream, passthrough off: closed */
+	PX_STATS_TP_NOT_REDIRECTED,      /* no original destination: closed */
+	PX_STATS_TP_ERROR,               /* passthrough connect failed, no memory */
+};
+void px_stats_tproxy(struct px_stats *s, int li, enum px_stats_tproxy_result r);
+
 /* An intention denial: the caller's SPIFFE ID (or service name), the
  * destination service, and the deciding intention's ID ("" for the
  * default policy). Strings are copied (at most 255 bytes each). Exported

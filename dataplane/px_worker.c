@@ -30,6 +30,7 @@ struct worker {
 	struct px_enforce *enf;
 	struct px_listener **l;         /* pool->nl of them */
 	struct px_sni_listener *pt;     /* the passthrough listener, or NULL */
+	struct px_tproxy *tp;           /* the transparent listener, or NULL */
 	struct event *stop_ev;          /* activated from the main thread */
 	struct event *drain_ev;         /* likewise */
 	struct event *report;           /* while draining: publishes conns */
@@ -61,6 +62,7 @@ static void report(struct worker *w)
 		n += px_listener_conns(w->l[i]);
 	if (w->pt != NULL)
 		n += px_sni_listener_conns(w->pt);
+	n += px_tproxy_conns(w->tp);
 	__atomic_store_n(&w->conns, n, __ATOMIC_RELAXED);
 }
 
@@ -78,6 +80,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 		px_listener_drain(w->l[i]);
 	if (w->pt != NULL)
 		px_sni_listener_drain(w->pt);
+	px_tproxy_drain(w->tp);
 	report(w);
 	__atomic_store_n(&w->drained, 1, __ATOMIC_RELEASE);
 	event_add(w->report, &tv);
@@ -184,6 +187,15 @@ static int worker_init(struct px_worker *p, unsigned k, const struct px_worker_c
 		sc.stats = w->stats;
 		sc.reuse_port = sc.reuse_port || p->n > 1;
 		rc = px_sni_listener_new(&w->pt, w->base, &sc, err);
+		if (rc != WEFT_OK)
+			return rc;
+	}
+	if (cfg->transparent != NULL) {
+		struct px_tproxy_cfg tc = *cfg->transparent;
+
+		tc.stats = w->stats;
+		tc.reuse_port = tc.reuse_port || p->n > 1;
+		rc = px_tproxy_new(&w->tp, w->base, &tc, w->l, cfg->listeners, p->nl, err);
 		if (rc != WEFT_OK)
 			return rc;
 	}
@@ -318,6 +330,7 @@ void px_worker_free(struct px_worker *p)
 		struct worker *w = &p->w[k];
 
 		/* the connections first: they write to the log and the stats */
+		px_tproxy_free(w->tp);
 		for (size_t i = 0; w->l != NULL && i < p->nl; i++)
 			px_listener_free(w->l[i]);
 		free(w->l);

@@ -24,6 +24,7 @@
 #include "px_config.h"
 #include "px_proxy.h"
 #include "px_sni.h"
+#include "px_tproxy.h"
 
 #define PX_WORKERS_MAX 64
 
@@ -45,6 +46,10 @@ struct px_worker_cfg {
 	 * binds its own instance with its stats. NULL: none. */
 	const struct px_sni_cfg *passthrough;
 	int enforce_http;                    /* px_enforce_new()'s http */
+	/* The transparent outbound listener (px_tproxy), as a template: each
+	 * worker binds its own instance, handing connections to its own
+	 * instances of the listeners above. NULL: none. */
+	const struct px_tproxy_cfg *transparent;
 };
 
 /* Builds every worker: loop, stats, access log, enforcement, and binds

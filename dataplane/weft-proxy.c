@@ -64,6 +64,7 @@
 #include "px_sni.h"
 #include "px_stats.h"
 #include "px_tls.h"
+#include "px_tproxy.h"
 #include "px_worker.h"
 
 struct main_state {
@@ -176,7 +177,11 @@ static bool listeners_differ(const struct px_config *a, const struct px_config *
 	    a->inbound.bind_port != b->inbound.bind_port ||
 	    strcmp(a->inbound.app_address, b->inbound.app_address) != 0 ||
 	    a->inbound.app_port != b->inbound.app_port || a->inbound.protocol != b->inbound.protocol ||
-	    a->n_upstreams != b->n_upstreams)
+	    a->n_upstreams != b->n_upstreams ||
+	    a->transparent.configured != b->transparent.configured ||
+	    (a->transparent.configured &&
+	     (strcmp(a->transparent.bind_address, b->transparent.bind_address) != 0 ||
+	      a->transparent.bind_port != b->transparent.bind_port)))
 		return true;
 	for (size_t i = 0; i < a->n_upstreams; i++) {
 		const struct px_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
@@ -454,6 +459,8 @@ int main(int argc, char **argv)
 	struct px_sni_routes *routes = NULL;
 	struct px_sni_cfg pt_cfg;
 	bool has_routes = false, pt_on;
+	/* the transparent outbound listener (px_tproxy) */
+	struct px_tproxy_cfg tp_cfg;
 	/* worker threads (px_worker.h) */
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
 	struct px_worker_cfg wcfg = {
@@ -678,6 +685,12 @@ int main(int argc, char **argv)
 		n++;
 	}
 	pt_on = passthrough_setup(pt_s, routes, boot, &pt_cfg);
+	if (boot != NULL && boot->transparent.configured) {
+		tp_cfg = (struct px_tproxy_cfg){.name = "transparent", .slot = &m.slot};
+		addr_port(boot->transparent.bind_address, boot->transparent.bind_port, &tp_cfg.listen,
+			  "Transparent.BindAddress");
+		wcfg.transparent = &tp_cfg;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	if (base == NULL)
@@ -696,6 +709,10 @@ int main(int argc, char **argv)
 	if (pt_on)
 		log_info("proxy", "listening: listener=passthrough mode=sni routes=%zu workers=%u",
 			 px_sni_routes_count(routes), wcfg.n);
+	if (wcfg.transparent != NULL)
+		log_info("proxy", "listening: listener=transparent address=%s:%u passthrough=%s "
+			 "workers=%u", boot->transparent.bind_address, boot->transparent.bind_port,
+			 boot->transparent.passthrough ? "on" : "off", wcfg.n);
 	if (admin_s != NULL) {
 		acfg.stats = px_worker_stats(workers, &acfg.nstats);
 		acfg.lcfg = cfg;

@@ -8,9 +8,9 @@
 set -e
 BUILD="build-essential autoconf automake libtool pkg-config libsqlite3-dev libmicrohttpd-dev
 libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libyaml-dev curl ca-certificates openssl
-libevent-dev"
+libevent-dev iptables"
 TEST="libcmocka-dev python3 python3-consul prometheus clang libclang-rt-14-dev sqlite3 procps
-iproute2 libhttp-parser-dev systemd"
+iproute2 libhttp-parser-dev systemd iptables"
 want="$BUILD"
 TEST="$TEST chromium"   # the browser tests (tests/browser) drive Debian's chromium
 BENCH="haproxy nginx wrk hey procps python3"

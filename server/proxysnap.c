@@ -21,10 +21,12 @@
 #define KIND_PROXY "connect-proxy"
 #define APP_ADDRESS_DEFAULT "127.0.0.1"
 #define UPSTREAM_BIND_DEFAULT "127.0.0.1"
+#define OUTBOUND_PORT_DEFAULT 15001   /* Consul's TransparentProxy.OutboundListenerPort */
 #define NAME_MAX_LEN 63            /* the format's names (service, mesh, zone) */
 /* The format's bounds (dataplane/px_config.h PX_CONFIG_*_MAX). */
 #define UPSTREAMS_MAX 1024
 #define ENDPOINTS_MAX 4096
+#define DESTINATIONS_MAX 4096
 #define INTENTIONS_MAX 4096
 
 void proxysnap_clear(struct proxysnap *s)
@@ -311,10 +313,141 @@ fail:
 	return NULL;
 }
 
+/* Transparent mode (docs/transparent-proxy.md), resolved as Consul does:
+ * the registration's Proxy.Mode, else the proxied service's
+ * service-defaults Mode, else proxy-defaults "global"'s; the outbound
+ * port likewise from TransparentProxy.OutboundListenerPort (default
+ * 15001). Passthrough is the mesh config entry's
+ * TransparentProxy.MeshDestinationsOnly negated (default: on). Returns
+ * WEFT_OK with *out NULL when the proxy is not in transparent mode (the
+ * topics watched tell when that changes), WEFT_EINVAL with *err. */
+static int transparent(struct db *db, const struct proxy_row *p, const char *svc,
+		       struct proxysnap *s, json_t **out, char **err)
+{
+	json_t *sd, *pd, *me, *srcs[3];
+	const char *mode = NULL;
+	long long port = 0;
+	int only = 0, rc = WEFT_OK;
+
+	topic(s, "cfg:%s:service-defaults:%s", p->mesh, svc);
+	topic(s, "cfg:%s:proxy-defaults:global", p->mesh);
+	sd = config_store_get(db, p->mesh, "service-defaults", svc);
+	pd = config_store_get(db, p->mesh, "proxy-defaults", "global");
+	me = config_store_get(db, p->mesh, "mesh", "mesh");
+	srcs[0] = p->proxy;
+	srcs[1] = sd;
+	srcs[2] = pd;
+	for (int i = 0; i < 3; i++) {
+		const char *m = json_string_value(jx_field(srcs[i], "Mode"));
+
+		if (mode == NULL && m != NULL && m[0] != '\0')
+			mode = m;
+		if (port == 0)
+			port = int_field(jx_field(srcs[i], "TransparentProxy"), "OutboundListenerPort");
+	}
+	if (mode == NULL || strcasecmp(mode, "transparent") != 0) {
+		if (mode != NULL && strcasecmp(mode, "direct") != 0)
+			rc = weft_errf(err, WEFT_EINVAL, "Proxy.Mode: \"%s\" is not one of direct, "
+				       "transparent", mode);
+		goto out;
+	}
+	topic(s, "cfg:%s:mesh:mesh", p->mesh);     /* MeshDestinationsOnly */
+	if (port == 0)
+		port = OUTBOUND_PORT_DEFAULT;
+	if (port < 1 || port > 65535) {
+		rc = weft_errf(err, WEFT_EINVAL, "Proxy.TransparentProxy.OutboundListenerPort: %lld "
+			       "is out of range [1, 65535]", port);
+		goto out;
+	}
+	only = json_is_true(jx_field(jx_field(me, "TransparentProxy"), "MeshDestinationsOnly"));
+	*out = json_pack("{s:s, s:I, s:b}", "BindAddress", "127.0.0.1", "BindPort", (json_int_t)port,
+			 "Passthrough", !only);
+	if (*out == NULL)
+		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
+out:
+	json_decref(sd);
+	json_decref(pd);
+	json_decref(me);
+	return rc;
+}
+
+/* Whether addr is an address the application dials that the rules
+ * redirect: an IP literal, not loopback nor unspecified. */
+static int redirectable(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (addr != NULL && inet_pton(AF_INET, addr, &a4) == 1)
+		return a4.s_addr != INADDR_ANY && (ntohl(a4.s_addr) >> 24) != 127;
+	return addr != NULL && inet_pton(AF_INET6, addr, &a6) == 1 &&
+	       !IN6_IS_ADDR_UNSPECIFIED(&a6) && !IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Upstreams[].Destinations: every instance of service dest in the
+ * proxy's mesh (not its proxies), whatever its health (the application
+ * may dial any of them: the proxy balances over the upstream's endpoints
+ * anyway), as address:port; the service address, else the node's.
+ * seen holds the "address:port" keys given to earlier upstreams: a key
+ * goes to one upstream only. Watches svc:<dest>. */
+static json_t *destinations(struct db *db, const char *mesh, const char *dest, json_t *seen,
+			    struct proxysnap *s, char **err)
+{
+	struct db_stmt *st = db_prep(db, "SELECT s.address, s.port, n.address, s.id, s.node"
+				     " FROM services s JOIN nodes n ON n.name = s.node"
+				     " WHERE s.name = ? AND s.mesh = ? AND s.kind = ''"
+				     " ORDER BY s.node, s.id");
+	json_t *out = json_array();
+	int rc;
+
+	topic(s, "svc:%s", dest);
+	if (st == NULL) {
+		weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db));
+		json_decref(out);
+		return NULL;
+	}
+	db_bind_text(st, 1, dest);
+	db_bind_text(st, 2, mesh);
+	while ((rc = db_step(st)) == DB_ROW) {
+		const char *addr = db_col_text(st, 0);
+		long long port = db_col_int(st, 1);
+		char key[128];
+
+		if (addr == NULL || addr[0] == '\0')
+			addr = db_col_text(st, 2);
+		if (!redirectable(addr) || port < 1 || port > 65535) {
+			log_debug("proxysnap", "upstream %s: instance %s on node %s has no destination "
+				  "to redirect (address \"%s\" port %lld)", dest, db_col_text(st, 3),
+				  db_col_text(st, 4), addr ? addr : "", port);
+			continue;
+		}
+		snprintf(key, sizeof(key), "%s:%lld", addr, port);
+		if (json_object_get(seen, key))
+			continue;
+		if (json_array_size(out) == DESTINATIONS_MAX) {
+			log_warnx("proxysnap", "upstream %s: more than %d instances; the transparent "
+				  "listener routes the first %d", dest, DESTINATIONS_MAX, DESTINATIONS_MAX);
+			break;
+		}
+		json_object_set_new(seen, key, json_true());
+		json_array_append_new(out, json_pack("{s:s, s:I}", "Address", addr, "Port",
+						     (json_int_t)port));
+	}
+	db_done(st);
+	if (rc < 0) {
+		weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db));
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
 static json_t *upstreams(struct db *db, const struct proxy_row *p, const char *td,
-			 const char *zone, struct proxysnap *s, json_t *health_topics, char **err)
+			 const char *zone, int tproxy, struct proxysnap *s, json_t *health_topics,
+			 char **err)
 {
 	json_t *list = jx_field(p->proxy, "Upstreams"), *out = json_array(), *u, *names = json_object();
+	json_t *seen = json_object();
 	size_t i;
 
 	if (list != NULL && !json_is_array(list)) {
@@ -367,6 +500,15 @@ static json_t *upstreams(struct db *db, const struct proxy_row *p, const char *t
 		up = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "Name", name, "Service", dest,
 			       "BindAddress", bind, "BindPort", (json_int_t)port,
 			       "Protocol", protocol_of(db, p->mesh, dest, s), "Endpoints", eps);
+		if (tproxy) {
+			json_t *d = destinations(db, p->mesh, dest, seen, s, err);
+
+			if (d == NULL) {
+				json_decref(up);
+				goto fail;
+			}
+			json_object_set_new(up, "Destinations", d);
+		}
 		if (cto >= 1 && cto <= 86400000LL) {
 			char d[32];
 			snprintf(d, sizeof(d), "%lldms", cto);
@@ -375,9 +517,11 @@ static json_t *upstreams(struct db *db, const struct proxy_row *p, const char *t
 		json_array_append_new(out, up);
 	}
 	json_decref(names);
+	json_decref(seen);
 	return out;
 fail:
 	json_decref(names);
+	json_decref(seen);
 	json_decref(out);
 	return NULL;
 }
@@ -407,11 +551,29 @@ static int clash(json_t *a, json_t *b)
 /* Refuses listeners that could not all bind (the proxy would refuse the
  * snapshot); 1 when the default admin listener (127.0.0.1:19000) clashes
  * with one of them, 0 when not, -1 with *err. */
-static int check_listeners(json_t *in, json_t *ups, char **err)
+static int check_listeners(json_t *in, json_t *ups, json_t *tp, char **err)
 {
 	json_t *admin = json_pack("{s:s, s:i}", "BindAddress", "127.0.0.1", "BindPort", 19000);
 	int admin_clash = clash(admin, in);
 	size_t i, j;
+
+	if (tp != NULL && clash(tp, in)) {
+		json_decref(admin);
+		return weft_errf(err, WEFT_EINVAL, "Proxy.TransparentProxy.OutboundListenerPort: %lld "
+				 "clashes with the proxy's own listener %s:%lld",
+				 (long long)json_integer_value(json_object_get(tp, "BindPort")),
+				 json_string_value(json_object_get(in, "BindAddress")),
+				 (long long)json_integer_value(json_object_get(in, "BindPort")));
+	}
+	for (i = 0; tp != NULL && i < json_array_size(ups); i++) {
+		if (clash(tp, json_array_get(ups, i))) {
+			json_decref(admin);
+			return weft_errf(err, WEFT_EINVAL, "Proxy.TransparentProxy.OutboundListenerPort: "
+					 "%lld clashes with Proxy.Upstreams[%zu].LocalBindPort",
+					 (long long)json_integer_value(json_object_get(tp, "BindPort")),
+					 i);
+		}
+	}
 
 	for (i = 0; i < json_array_size(ups); i++) {
 		json_t *u = json_array_get(ups, i);
@@ -478,6 +640,7 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 {
 	struct proxy_row p = { 0 };
 	json_t *roots = NULL, *in = NULL, *ups = NULL, *ixns = NULL, *health = json_object(), *v;
+	json_t *tp = NULL;
 	const char *svc, *td, *k;
 	char *self = NULL, *pem = NULL;
 	uint64_t ca_index = 0;
@@ -520,10 +683,13 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	if ((rc = ca_spiffe_service_uri(td, p.mesh, rq->datacenter, svc, &self, err)) != WEFT_OK)
 		goto out;
 	rc = WEFT_EINVAL;
-	if ((in = inbound(db, &p, svc, out, err)) == NULL ||
-	    (ups = upstreams(db, &p, td, rq->datacenter, out, health, err)) == NULL)
+	if ((in = inbound(db, &p, svc, out, err)) == NULL)
 		goto out;
-	if ((admin_clash = check_listeners(in, ups, err)) < 0)
+	if (transparent(db, &p, svc, out, &tp, err) != WEFT_OK)
+		goto out;
+	if ((ups = upstreams(db, &p, td, rq->datacenter, tp != NULL, out, health, err)) == NULL)
+		goto out;
+	if ((admin_clash = check_listeners(in, ups, tp, err)) < 0)
 		goto out;
 	if ((ixns = intentions_part(db, p.mesh, svc, rq->dev, out, err)) == NULL)
 		goto out;
@@ -554,8 +720,13 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	(void)admin_clash;
 	if (out->doc)
 		json_object_set_new(out->doc, "Admin", json_pack("{s:i}", "BindPort", 0));
+	if (out->doc && tp != NULL) {
+		json_object_set_new(out->doc, "Transparent", tp);
+		tp = NULL;
+	}
 	rc = out->doc ? WEFT_OK : weft_errf(err, WEFT_ENOMEM, "out of memory");
 out:
+	json_decref(tp);
 	json_decref(in);
 	json_decref(ups);
 	json_decref(ixns);

@@ -21,6 +21,9 @@
  *   ixn:<mesh>:dst:<service>, ixn:<mesh>:dst:*     the intentions
  *   cfg:<mesh>:service-defaults:<name>, cfg:<mesh>:proxy-defaults:global
  *   mesh:<mesh> (default action), ca:<mesh> (roots, trust domain)
+ * and, for a proxy in transparent mode (Proxy.Mode, docs/transparent-proxy.md):
+ *   svc:<upstream>                 the upstream's instances (Destinations)
+ *   cfg:<mesh>:mesh:mesh           TransparentProxy.MeshDestinationsOnly
  * When these are more than PROXYSNAP_TOPICS_MAX, the endpoints' health
  * topics are replaced by "services" and "checks" (more wake-ups, none
  * missed). */

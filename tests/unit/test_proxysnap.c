@@ -347,6 +347,114 @@ static void test_errors(void **state)
 	proxysnap_clear(&s);
 }
 
+static const char *str_at(json_t *arr, size_t i, const char *field)
+{
+	return json_string_value(json_object_get(json_array_get(arr, i), field));
+}
+
+static long long int_at(json_t *arr, size_t i, const char *field)
+{
+	return json_integer_value(json_object_get(json_array_get(arr, i), field));
+}
+
+/* Proxy.Mode "transparent": the Transparent listener, and each upstream's
+ * Destinations, the instances' address:port (not their sidecars'), each
+ * given to one upstream only; watched through svc:<destination>. */
+static void test_transparent(void **state)
+{
+	struct fixture *f = *state;
+	struct proxysnap s = { 0 };
+	json_t *ups, *d;
+	char *err = NULL;
+
+	sidecar(f, "n1", "10.0.0.1", "web", "web-1-sidecar", 21000,
+		"{\"DestinationName\": \"api\", \"LocalBindPort\": 9191},"
+		"{\"DestinationName\": \"api\", \"LocalBindPort\": 9192},"
+		"{\"DestinationName\": \"db\", \"LocalBindPort\": 9193}",
+		"\"Tags\": [], \"Meta\": {},");
+	/* the mode is the registration's: no Transparent yet */
+	assert_int_equal(build(f, "web-1-sidecar", NULL, &s, &err), WEFT_OK);
+	assert_null(json_object_get(s.doc, "Transparent"));
+	assert_null(json_object_get(json_array_get(json_object_get(s.doc, "Upstreams"), 0),
+				    "Destinations"));
+	assert_null(json_object_get(s.topics, "svc:api"));
+	proxysnap_clear(&s);
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"web-sidecar\","
+	       " \"ID\": \"web-1-sidecar\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 8080,"
+	       " \"Mode\": \"transparent\", \"TransparentProxy\": {\"OutboundListenerPort\": 15009},"
+	       " \"Upstreams\": [{\"DestinationName\": \"api\", \"LocalBindPort\": 9191},"
+	       " {\"DestinationName\": \"api\", \"LocalBindPort\": 9192},"
+	       " {\"DestinationName\": \"db\", \"LocalBindPort\": 9193}]}}}");
+	reg(f, "{\"Node\": \"n2\", \"Address\": \"10.0.0.2\", \"Service\": {\"Service\": \"api\","
+	       " \"ID\": \"api-1\", \"Port\": 8080}}");
+	reg(f, "{\"Node\": \"n3\", \"Address\": \"10.0.0.3\", \"Service\": {\"Service\": \"api\","
+	       " \"ID\": \"api-2\", \"Address\": \"10.0.0.30\", \"Port\": 9090}}");
+	/* loopback: never redirected, so no key */
+	reg(f, "{\"Node\": \"n4\", \"Address\": \"127.0.0.1\", \"Service\": {\"Service\": \"api\","
+	       " \"ID\": \"api-3\", \"Port\": 8080}}");
+	/* critical: still a destination (the app may dial it) */
+	reg(f, "{\"Node\": \"n5\", \"Address\": \"10.0.0.5\", \"Service\": {\"Service\": \"db\","
+	       " \"ID\": \"db-1\", \"Port\": 5432}, \"Check\": {\"CheckID\": \"c\","
+	       " \"ServiceID\": \"db-1\", \"Status\": \"critical\"}}");
+	sidecar(f, "n2", "10.0.0.2", "api", "api-1-sidecar", 21001, NULL, NULL);
+	if (build(f, "web-1-sidecar", NULL, &s, &err) != WEFT_OK)
+		fail_msg("build: %s", err);
+	d = json_object_get(s.doc, "Transparent");
+	assert_non_null(d);
+	assert_string_equal(json_string_value(json_object_get(d, "BindAddress")), "127.0.0.1");
+	assert_int_equal(json_integer_value(json_object_get(d, "BindPort")), 15009);
+	assert_true(json_is_true(json_object_get(d, "Passthrough")));
+	ups = json_object_get(s.doc, "Upstreams");
+	d = json_object_get(json_array_get(ups, 0), "Destinations");
+	assert_int_equal(json_array_size(d), 2);
+	assert_string_equal(str_at(d, 0, "Address"), "10.0.0.2");
+	assert_int_equal(int_at(d, 0, "Port"), 8080);
+	assert_string_equal(str_at(d, 1, "Address"), "10.0.0.30");
+	assert_int_equal(int_at(d, 1, "Port"), 9090);
+	/* the second upstream to api: the same keys went to the first */
+	assert_string_equal(str_at(ups, 1, "Name"), "api-9192");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(ups, 1), "Destinations")), 0);
+	d = json_object_get(json_array_get(ups, 2), "Destinations");
+	assert_int_equal(json_array_size(d), 1);
+	assert_string_equal(str_at(d, 0, "Address"), "10.0.0.5");
+	/* the endpoints stay the sidecars */
+	d = json_object_get(json_array_get(ups, 0), "Endpoints");
+	assert_int_equal(json_array_size(d), 1);
+	assert_int_equal(int_at(d, 0, "Port"), 21001);
+	assert_non_null(json_object_get(s.topics, "svc:api"));
+	assert_non_null(json_object_get(s.topics, "svc:db"));
+	assert_non_null(json_object_get(s.topics, "cfg:default:mesh:mesh"));
+	proxysnap_clear(&s);
+	/* a new api instance: published on the topic the snapshot watches */
+	f->pub.n = 0;
+	reg(f, "{\"Node\": \"n6\", \"Address\": \"10.0.0.6\", \"Service\": {\"Service\": \"api\","
+	       " \"ID\": \"api-6\", \"Port\": 8080}}");
+	assert_true(published(&f->pub, "svc:api"));
+
+	/* errors: an unknown mode, an outbound port that clashes */
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"t1\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Mode\": \"sideways\"}}}");
+	expect_error(f, "t1", NULL, WEFT_EINVAL,
+		     "Proxy.Mode: \"sideways\" is not one of direct, transparent");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"t2\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Mode\": \"transparent\", \"Upstreams\": [{\"DestinationName\": \"api\","
+	       " \"LocalBindPort\": 15001}]}}}");
+	expect_error(f, "t2", NULL, WEFT_EINVAL, "Proxy.TransparentProxy.OutboundListenerPort: "
+		     "15001 clashes with Proxy.Upstreams[0].LocalBindPort");
+	reg(f, "{\"Node\": \"n1\", \"Address\": \"10.0.0.1\", \"Service\": {\"Service\": \"s\","
+	       " \"ID\": \"t3\", \"Kind\": \"connect-proxy\", \"Port\": 21000,"
+	       " \"Proxy\": {\"DestinationServiceName\": \"web\", \"LocalServicePort\": 80,"
+	       " \"Mode\": \"direct\"}}}");
+	assert_int_equal(build(f, "t3", NULL, &s, &err), WEFT_OK);
+	assert_null(json_object_get(s.doc, "Transparent"));
+	proxysnap_clear(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +463,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_topics_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transparent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

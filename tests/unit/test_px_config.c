@@ -48,9 +48,12 @@ static const char *full =
 	"    \"Endpoints\": ["
 	"      {\"Address\": \"10.0.0.1\", \"Port\": 21000, \"Weight\": 3, \"Zone\": \"dc1\","
 	"       \"SpiffeID\": \"" ID("api") "\", \"Health\": \"warning\"},"
-	"      {\"Address\": \"fd00::2\", \"Port\": 21001, \"SpiffeID\": \"spiffe://" TD "/ns/default/dc/dc2/svc/api\"}]},"
+	"      {\"Address\": \"fd00::2\", \"Port\": 21001, \"SpiffeID\": \"spiffe://" TD "/ns/default/dc/dc2/svc/api\"}],"
+	"    \"Destinations\": [{\"Address\": \"10.1.0.5\", \"Port\": 8080},"
+	"      {\"Address\": \"fd00::5\", \"Port\": 8080}]},"
 	"   {\"Service\": \"db\", \"BindPort\": 9192,"
-	"    \"LoadBalancer\": {\"Policy\": \"least_request\"}, \"Retries\": {\"On\": []}}],"
+	"    \"LoadBalancer\": {\"Policy\": \"least_request\"}, \"Retries\": {\"On\": []},"
+	"    \"Destinations\": [{\"Address\": \"10.1.0.5\", \"Port\": 5432}]}],"
 	" \"Intentions\": {\"DefaultAction\": \"allow\", \"Items\": ["
 	"   {\"ID\": \"i-1\", \"SourceName\": \"evil\", \"DestinationName\": \"web\", \"Action\": \"deny\"},"
 	"   {\"ID\": \"i-2\", \"SourceName\": \"*\", \"DestinationName\": \"*\", \"Action\": \"allow\"},"
@@ -65,7 +68,8 @@ static const char *full =
 	" \"Passthrough\": {\"BindPort\": 8443, \"Routes\": ["
 	"   {\"SNI\": \"Api.Zone1.Example\", \"Endpoints\": [{\"Address\": \"10.0.0.1\", \"Port\": 443},"
 	"     {\"Address\": \"10.0.0.2\", \"Port\": 8443}]},"
-	"   {\"SNI\": \"*.zone2.example\", \"Endpoints\": [{\"Address\": \"10.0.1.1\", \"Port\": 443}]}]}}";
+	"   {\"SNI\": \"*.zone2.example\", \"Endpoints\": [{\"Address\": \"10.0.1.1\", \"Port\": 443}]}]},"
+	" \"Transparent\": {\"BindPort\": 15001, \"Passthrough\": true}}";
 
 static struct px_config *decode_ok(const char *text)
 {
@@ -194,6 +198,17 @@ static void test_full(void **state)
 	assert_int_equal(c->passthrough.routes[0].endpoints[1].port, 8443);
 	assert_string_equal(c->passthrough.routes[1].sni, "*.zone2.example");
 	assert_int_equal(c->passthrough.routes[1].endpoints[0].port, 443);
+	/* transparent mode: the listener and each upstream's destinations */
+	assert_int_equal(c->transparent.configured, 1);
+	assert_string_equal(c->transparent.bind_address, "127.0.0.1");
+	assert_int_equal(c->transparent.bind_port, 15001);
+	assert_true(c->transparent.passthrough);
+	assert_int_equal(u->n_destinations, 2);
+	assert_string_equal(u->destinations[0].address, "10.1.0.5");
+	assert_int_equal(u->destinations[0].port, 8080);
+	assert_string_equal(u->destinations[1].address, "fd00::5");
+	assert_int_equal(db->n_destinations, 1);
+	assert_int_equal(db->destinations[0].port, 5432);   /* same address, another port */
 	px_config_unref(c);
 }
 
@@ -414,6 +429,26 @@ static const struct bad_case bad_cases[] = {
 	{ "Passthrough.Routes[0].Endpoints[1].Address", NULL, "Passthrough.Routes[0].Endpoints[1].Address: is required" },
 	{ "Passthrough.Routes[0].Endpoints[1].Weight", "1", "Passthrough.Routes[0].Endpoints[1].Weight: unknown field" },
 	{ "Passthrough.Routes[0].Endpoints", "[1]", "Passthrough.Routes[0].Endpoints[0]: must be an object" },
+	{ "Transparent", "[]", "Transparent: must be an object" },
+	{ "Transparent.BindPort", NULL, "Transparent.BindPort: is required" },
+	{ "Transparent.BindPort", "0", "Transparent.BindPort: 0 is out of range [1, 65535]" },
+	{ "Transparent.BindPort", "21000", "Transparent.BindPort: 127.0.0.1:21000 clashes with Inbound's :::21000" },
+	{ "Transparent.BindPort", "9192", "Transparent.BindPort: 127.0.0.1:9192 clashes with Upstreams[1]'s 127.0.0.1:9192" },
+	{ "Transparent.BindPort", "8443", "Transparent.BindPort: 127.0.0.1:8443 clashes with Passthrough's 0.0.0.0:8443" },
+	{ "Transparent.BindAddress", "\"lo\"", "Transparent.BindAddress: \"lo\" is not an IPv4 or IPv6 address" },
+	{ "Transparent.Passthrough", "\"yes\"", "Transparent.Passthrough: must be true or false" },
+	{ "Transparent.Mode", "\"x\"", "Transparent.Mode: unknown field" },
+	{ "Upstreams[0].Destinations", "{}", "Upstreams[0].Destinations: must be an array" },
+	{ "Upstreams[0].Destinations", "[1]", "Upstreams[0].Destinations[0]: must be an object" },
+	{ "Upstreams[0].Destinations[1].Port", "0", "Upstreams[0].Destinations[1].Port: 0 is out of range [1, 65535]" },
+	{ "Upstreams[0].Destinations[1].Port", NULL, "Upstreams[0].Destinations[1].Port: is required" },
+	{ "Upstreams[0].Destinations[0].Address", "\"api\"", "Upstreams[0].Destinations[0].Address: \"api\" is not an IPv4 or IPv6 address" },
+	{ "Upstreams[0].Destinations[0].Address", "\"127.0.0.2\"", "Upstreams[0].Destinations[0].Address: \"127.0.0.2\" is a loopback or unspecified address" },
+	{ "Upstreams[0].Destinations[0].Address", "\"::\"", "Upstreams[0].Destinations[0].Address: \"::\" is a loopback or unspecified address" },
+	{ "Upstreams[0].Destinations[0].Weight", "1", "Upstreams[0].Destinations[0].Weight: unknown field" },
+	{ "Upstreams[1].Destinations[0].Port", "8080", "Upstreams[1].Destinations[0]: 10.1.0.5:8080 is also Upstreams[0].Destinations[0]" },
+	{ "Upstreams[1].Destinations", "[{\"Address\": \"::ffff:10.1.0.5\", \"Port\": 8080}]", "Upstreams[1].Destinations[0]: ::ffff:10.1.0.5:8080 is also Upstreams[0].Destinations[0]" },
+	{ "Upstreams[0].Destinations[1].Address", "\"10.1.0.5\"", "Upstreams[0].Destinations[1]: 10.1.0.5:8080 is also Upstreams[0].Destinations[0]" },
 };
 
 static void test_bad_fields(void **state)
@@ -505,6 +540,28 @@ static void test_too_many(void **state)
 	assert_int_not_equal(px_config_decode(text, strlen(text), &c, &err), WEFT_OK);
 	assert_string_equal(err, "Intentions.Items: more than 4096 intentions");
 	free(err);
+	free(text);
+	json_object_set_new(json_object_get(root, "Intentions"), "Items", json_array());
+	ups = json_array();
+	json_array_append_new(ups, json_pack("{s:s, s:i, s:[]}", "Service", "x", "BindPort", 1,
+					     "Destinations"));
+	for (int i = 0; i <= PX_CONFIG_DESTINATIONS_MAX; i++)
+		json_array_append_new(json_object_get(json_array_get(ups, 0), "Destinations"),
+				      json_pack("{s:s, s:i}", "Address", "10.9.0.1", "Port", i + 1));
+	json_object_set_new(root, "Upstreams", ups);
+	text = jx_dump(root);
+	err = NULL;
+	assert_int_not_equal(px_config_decode(text, strlen(text), &c, &err), WEFT_OK);
+	assert_string_equal(err, "Upstreams[0].Destinations: more than 4096 destinations");
+	free(err);
+	free(text);
+	/* 4096 distinct ones are fine (the duplicate check sorts, it does not
+	 * compare every pair) */
+	json_array_remove(json_object_get(json_array_get(ups, 0), "Destinations"), 0);
+	text = jx_dump(root);
+	c = decode_ok(text);
+	assert_int_equal(c->upstreams[0].n_destinations, PX_CONFIG_DESTINATIONS_MAX);
+	px_config_unref(c);
 	free(text);
 	json_decref(root);
 }
