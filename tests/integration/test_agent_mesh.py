@@ -101,7 +101,7 @@ class AgentMeshTest(unittest.TestCase):
             cls.vm2 = Agent(cls.srv, node="vm2", start=False)
             cls.vm2.write_config("api.yaml", (
                 "service:\n  name: api\n  port: %d\n  check:\n"
-                "    http: http://127.0.0.1:%d/health\n    interval: 1s\n    timeout: 1s\n"
+                "    http: http://127.0.0.1:%d/health\n    interval: 1s\n    timeout: 5s\n"
                 "  connect:\n    sidecar_service: {}\n") % (cls.app.port, cls.app.port))
             cls.vm2.start()
             cls.agents.append(cls.vm2)
@@ -220,11 +220,14 @@ class AgentMeshTest(unittest.TestCase):
         results = []
         stop = time.time() + 8
         while time.time() < stop:
-            results.append(call(self.up_port)[0])
+            status, _, body = call(self.up_port)
+            results.append((status, body[:200], time.time()))
             time.sleep(0.01)
         self.assertNotEqual(serial(), first, "the leaf was renewed during the traffic")
-        failed = [s for s in results if s != 200]
-        self.assertEqual(failed, [], "%d of %d calls failed" % (len(failed), len(results)))
+        failed = [r for r in results if r[0] != 200]
+        self.assertEqual(failed, [], "%d of %d calls failed, the first: %r; api's checks: %s" % (
+            len(failed), len(results), failed[:1],
+            self.vm2.get("/v1/agent/checks").body if failed else ""))
         self.assertGreater(len(results), 100)
 
 
