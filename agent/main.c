@@ -17,6 +17,8 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -124,8 +126,9 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 		case 'l': c->log_level = optarg; break;
 		case 'A':
 			c->admin_base = strtol(optarg, &end, 10);
-			if (*end || c->admin_base < 1024 || c->admin_base > 65535 - 256)
-				fatalx("agent", "--proxy-admin-base: want 1024..65279, got \"%s\"", optarg);
+			if (*end || (c->admin_base != 0 && (c->admin_base < 1024 || c->admin_base > 65535 - 256)))
+				fatalx("agent", "--proxy-admin-base: want 1024..65279, or 0 for any free port, "
+				       "got \"%s\"", optarg);
 			break;
 		case 'i':
 			c->sync_interval_s = strtol(optarg, &end, 10);
@@ -219,11 +222,13 @@ static void default_proxy_bin(char *out, size_t size)
 	*slash = '\0';
 	/* the build tree: agent/weft-agent and dataplane/weft-proxy */
 	if (strlen(self) > 6 && strcmp(self + strlen(self) - 6, "/agent") == 0) {
-		snprintf(out, size, "%.*s/dataplane/weft-proxy", (int)(strlen(self) - 6), self);
+		size_t dir_len = strlen(self) - 6;
+		snprintf(out, size, "%.*s/dataplane/weft-proxy", (int)(dir_len > 4000 ? 4000 : dir_len),
+			 self);
 		if (access(out, X_OK) == 0)
 			return;
 	}
-	snprintf(out, size, "%s/weft-proxy", self);
+	snprintf(out, size, "%.4000s/weft-proxy", self);
 	if (access(out, X_OK) != 0)
 		snprintf(out, size, "weft-proxy");
 }
@@ -339,7 +344,12 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 		d->timeout_ms = dur_ms(c, "Timeout");
 		d->ttl_ms = dur_ms(c, "TTL");
 		d->deregister_after_ms = dur_ms(c, "DeregisterCriticalServiceAfter");
-		chk_status_parse(sget(c, "Status"), &d->initial);
+		/* the last status before a restart, so that checks do not flap
+		 * critical until their first run (stable: the runner restarts a
+		 * check whose definition, initial status included, changes) */
+		if (chk_status_parse(state_restored_status(a->st, d->id) ? state_restored_status(a->st, d->id)
+									: sget(c, "Status"), &d->initial) != WEFT_OK)
+			d->initial = CHK_CRITICAL;
 		n++;
 	}
 	rc = chk_runner_set(a->checks, defs, n, err);
@@ -349,6 +359,29 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 	free(defs);
 	json_decref(all);
 	return rc;
+}
+
+/* Binds 127.0.0.1:port for a moment: the port bound (the kernel's pick for
+ * port 0), or 0 when it is taken (another program, or another agent's
+ * proxy on this machine). */
+static long port_probe(long port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	long got = 0;
+
+	if (fd < 0)
+		return port;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		got = ntohs(sin.sin_port);
+	close(fd);
+	return got;
 }
 
 /* Leaves for every service fronted by a sidecar, and the sidecars' proxies. */
@@ -379,14 +412,21 @@ static int apply_proxies(struct agent *a, json_t *services, char **err)
 		const char *id = sget(s, "ID");
 		json_t *port = json_object_get(a->admin_ports, id);
 		struct proxy_spec *sp = &specs[n];
+		if (port == NULL && a->cfg.admin_base == 0) {
+			long p = port_probe(0);   /* --proxy-admin-base 0: any free port */
+			if (p > 0) {
+				port = json_integer(p);
+				json_object_set_new(a->admin_ports, id, port);
+			}
+		}
 		if (port == NULL) {
-			for (long p = a->cfg.admin_base; p < a->cfg.admin_base + 256; p++) {
+			for (long p = a->cfg.admin_base; a->cfg.admin_base && p < a->cfg.admin_base + 256; p++) {
 				const char *k;
 				json_t *v;
 				int used = 0;
 				json_object_foreach(a->admin_ports, k, v)
 					used |= json_integer_value(v) == p;
-				if (!used) {
+				if (!used && port_probe(p) == p) {
 					port = json_integer(p);
 					json_object_set_new(a->admin_ports, id, port);
 					break;

@@ -24,6 +24,7 @@ struct agent_state {
 	json_t *node_checks;    /* id -> canonical node check, plus "Source" */
 	json_t *extra_checks;   /* id -> service check registered on its own */
 	json_t *status;         /* check id -> {"Status", "Output"} */
+	json_t *restored;       /* check id -> status at the last stop */
 	struct state_gen gen;
 	int woken;
 };
@@ -84,13 +85,69 @@ static void load_persisted(struct agent_state *st)
 		}
 		if (strncmp(de->d_name, "service-", 8) == 0 && json_is_array(doc)) {
 			json_array_foreach(doc, i, e)
-				json_object_set(st->services, sget(e, "ID"), e);
-		} else if (strncmp(de->d_name, "check-", 6) == 0 && json_is_object(doc)) {
+				if (sget(e, "ID")[0])
+					json_object_set(st->services, sget(e, "ID"), e);
+		} else if (strncmp(de->d_name, "check-", 6) == 0 && json_is_object(doc) &&
+			   sget(doc, "CheckID")[0]) {
 			json_object_set(st->extra_checks, sget(doc, "CheckID"), doc);
 		}
 		json_decref(doc);
 	}
 	closedir(d);
+}
+
+#define STATUS_FILE "statuses.json"   /* not service-* nor check-*: not a registration */
+
+static void load_statuses(struct agent_state *st)
+{
+	char path[4096], *text;
+	json_t *doc, *v;
+	const char *k;
+
+	snprintf(path, sizeof(path), "%s/" STATUS_FILE, st->dir);
+	text = file_read_all(path, 4 << 20, NULL);
+	doc = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return;
+	}
+	json_object_foreach(doc, k, v) {
+		const char *s = json_string_value(v);
+		if (s && (!strcmp(s, "passing") || !strcmp(s, "warning") || !strcmp(s, "critical")))
+			json_object_set(st->restored, k, v);
+	}
+	json_decref(doc);
+}
+
+/* Under st->mu, after a status (not output) changed. */
+static void save_statuses(struct agent_state *st)
+{
+	json_t *doc = json_object(), *v;
+	const char *k;
+	char path[4096], *text;
+
+	if (st->dir == NULL)
+		goto out;
+	json_object_foreach(st->status, k, v)
+		json_object_set(doc, k, json_object_get(v, "Status"));
+	snprintf(path, sizeof(path), "%s/" STATUS_FILE, st->dir);
+	text = json_dumps(doc, JSON_COMPACT);
+	if (text == NULL || file_write_all(path, text, strlen(text), 0600) != 0)
+		log_warnx("agent", "%s: cannot save the checks' statuses", path);
+	free(text);
+out:
+	json_decref(doc);
+}
+
+const char *state_restored_status(struct agent_state *st, const char *id)
+{
+	const char *s;
+
+	pthread_mutex_lock(&st->mu);
+	s = json_string_value(json_object_get(st->restored, id));
+	pthread_mutex_unlock(&st->mu);
+	return s;   /* restored is never modified after state_new */
 }
 
 int state_new(struct agent_state **out, const char *data_dir, const char *node_address,
@@ -107,6 +164,7 @@ int state_new(struct agent_state **out, const char *data_dir, const char *node_a
 	st->node_checks = json_object();
 	st->extra_checks = json_object();
 	st->status = json_object();
+	st->restored = json_object();
 	st->node_address = strdup(node_address ? node_address : "127.0.0.1");
 	if (data_dir) {
 		snprintf(path, sizeof(path), "%s/services", data_dir);
@@ -116,6 +174,7 @@ int state_new(struct agent_state **out, const char *data_dir, const char *node_a
 		}
 		st->dir = strdup(path);
 		load_persisted(st);
+		load_statuses(st);
 	}
 	*out = st;
 	return WEFT_OK;
@@ -129,6 +188,7 @@ void state_free(struct agent_state *st)
 	json_decref(st->node_checks);
 	json_decref(st->extra_checks);
 	json_decref(st->status);
+	json_decref(st->restored);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cond);
 	free(st->dir);
@@ -151,8 +211,11 @@ static void add_status(struct agent_state *st, json_t *check)
 {
 	const char *id = sget(check, "CheckID");
 
+	const char *restored = json_string_value(json_object_get(st->restored, id));
+
 	if (json_object_get(st->status, id) == NULL)
-		json_object_set_new(st->status, id, json_pack("{ss ss}", "Status", sget(check, "Status"),
+		json_object_set_new(st->status, id, json_pack("{ss ss}", "Status",
+							      restored ? restored : sget(check, "Status"),
 							      "Output", ""));
 }
 
@@ -466,8 +529,11 @@ int state_check_result(struct agent_state *st, const char *id, const char *statu
 		goto out;
 	}
 	if (strcmp(sget(cur, "Status"), status) != 0 || strcmp(sget(cur, "Output"), output ? output : "") != 0) {
+		int moved = strcmp(sget(cur, "Status"), status) != 0;
 		json_object_set_new(cur, "Status", json_string(status));
 		json_object_set_new(cur, "Output", json_string(output ? output : ""));
+		if (moved)
+			save_statuses(st);
 		bump(st, 0);
 		rc = 1;
 	}

@@ -45,9 +45,15 @@ int state_add_check(struct agent_state *st, json_t *check, char **err);
 int state_remove_check(struct agent_state *st, const char *id, char **err);
 
 /* A check's result. Returns 1 if the status or output changed, 0 if not,
- * WEFT_ENOENT for an unknown check. */
+ * WEFT_ENOENT for an unknown check. Statuses (not outputs) are kept in
+ * DATA_DIR/services/statuses.json, so that a restarted agent starts its
+ * checks from their last status instead of flapping them critical until
+ * their first run. */
 int state_check_result(struct agent_state *st, const char *id, const char *status,
 		       const char *output);
+
+/* The status a check had when the agent last stopped (NULL: none known). */
+const char *state_restored_status(struct agent_state *st, const char *id);
 
 /* Copies: every service (canonical, with "Checks" holding their current
  * Status and Output, alias checks resolved), and every node-level check. */

@@ -39,13 +39,11 @@ class Agent:
         self.srv = srv
         self.srv_addr = srv.addr    # what --server says; an https:// URL to test TLS
         self.node = node
-        # Its own loopback address and admin ports: sidecars bind on the
-        # node's address (port 21000 up) and their admin listeners on
-        # 127.0.0.1 from --proxy-admin-base, so agents of tests that run at
-        # the same time must not share them. (Below the ephemeral range
-        # that free_port draws from.)
+        # Its own loopback address: sidecars bind on the node's address
+        # (port 21000 up), so agents of tests that run at the same time must
+        # not share one. Admin listeners: any free port (--proxy-admin-base 0).
         self.address = address or "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
-        self.admin_base = random.randrange(20000, 32000, 256)
+        self.admin_base = 0
         self.dir = tempfile.mkdtemp(prefix="weft-agent-test-")
         self.config_dir = os.path.join(self.dir, "conf")
         self.data_dir = os.path.join(self.dir, "data")

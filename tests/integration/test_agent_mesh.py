@@ -197,6 +197,12 @@ class AgentMeshTest(unittest.TestCase):
                     failures += 1
                 time.sleep(0.02)
             self.assertEqual(failures, 0, "calls through the mesh while the server is down")
+            # an agent restarted during the outage serves again from its disk:
+            # its sidecar's snapshot, key and certificate
+            self.assertEqual(self.vm2.stop(), 0)
+            self.vm2.start()
+            wait_for(lambda: call(self.up_port)[0] == 200, timeout=15,
+                     what="traffic through vm2's sidecar started again without the server")
             # a change on the VM during the outage
             self.app.health = 500
             wait_for(lambda: self.vm2.get("/v1/agent/checks").json()["service:api"]["Status"]
