@@ -5,6 +5,7 @@
 #include "http.h"
 #include "hub.h"
 #include "server.h"
+#include "proxysnap.h"
 #include "snapcache.h"
 #include "store.h"
 #include "ttl.h"
@@ -58,7 +59,22 @@ static void store_metrics(struct server *srv, struct buf *out)
 static void snapcache_metrics(struct server *srv, struct buf *out)
 {
 	struct snapcache_stats st;
+	struct proxysnap_counters pc;
 
+	proxysnap_counters(&pc);
+	family(out, "weft_proxy_snapshot_answers_total", "counter",
+	       "Proxy snapshots answered (blocking queries that wake or park included), by source.");
+	buf_printf(out, "weft_proxy_snapshot_answers_total{source=\"cache\"} %llu\n"
+			"weft_proxy_snapshot_answers_total{source=\"built\"} %llu\n",
+		   (unsigned long long)pc.answers_cached,
+		   (unsigned long long)(pc.answers - pc.answers_cached));
+	family(out, "weft_proxy_snapshot_builds_total", "counter",
+	       "Proxy snapshots computed from the store (a few passes per answer built).");
+	buf_printf(out, "weft_proxy_snapshot_builds_total %llu\n", (unsigned long long)pc.builds);
+	family(out, "weft_proxy_snapshot_endpoint_scans_total", "counter",
+	       "Upstream endpoints computed from the store (once per change, shared by proxies).");
+	buf_printf(out, "weft_proxy_snapshot_endpoint_scans_total %llu\n",
+		   (unsigned long long)pc.endpoint_scans);
 	if (srv->snapshots == NULL)
 		return;
 	snapcache_stats(srv->snapshots, &st);

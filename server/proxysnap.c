@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,16 @@
 #define UPSTREAMS_MAX 1024
 #define ENDPOINTS_MAX 4096
 #define INTENTIONS_MAX 4096
+
+static atomic_uint_fast64_t n_answers, n_answers_cached, n_builds, n_endpoint_scans;
+
+void proxysnap_counters(struct proxysnap_counters *out)
+{
+	out->answers = atomic_load(&n_answers);
+	out->answers_cached = atomic_load(&n_answers_cached);
+	out->builds = atomic_load(&n_builds);
+	out->endpoint_scans = atomic_load(&n_endpoint_scans);
+}
 
 void proxysnap_clear(struct proxysnap *s)
 {
@@ -317,6 +328,7 @@ static json_t *endpoints_scan(struct db *db, const char *mesh, const char *dest,
 	char *uri = NULL;
 	int rc;
 
+	atomic_fetch_add(&n_endpoint_scans, 1);
 	if (st == NULL) {
 		weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db));
 		goto fail;
@@ -628,6 +640,7 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	char *self = NULL;
 	int rc, admin_clash = 0;
 
+	atomic_fetch_add(&n_builds, 1);
 	memset(out, 0, sizeof(*out));
 	out->topics = json_object();
 	if ((rc = find_proxy(db, rq, &p, err)) != WEFT_OK) {
@@ -748,8 +761,9 @@ int proxysnap_answer(struct store *store, const struct proxysnap_req *rq_in, pro
 	json_t *sampled = json_object(), *v;
 	const char *t;
 	char *key = NULL, *msg = NULL;
-	int rc = WEFT_EIO, mesh_done = 0, complete = 0;
+	int rc = WEFT_EIO, mesh_done = 0, complete = 0, current = 0;
 
+	atomic_fetch_add(&n_answers, 1);
 	memset(out, 0, sizeof(*out));
 	if (asprintf(&key, "snapshot\n%zu:%s\n%zu:%s\n%s\n%d\n%d", strlen(rq.proxy_id), rq.proxy_id,
 		     rq.node ? strlen(rq.node) : 0, rq.node ? rq.node : "", rq.datacenter,
@@ -758,8 +772,9 @@ int proxysnap_answer(struct store *store, const struct proxysnap_req *rq_in, pro
 		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* The cached answer, if none of its topics moved since it was read. */
-	if ((e = snapcache_get(rq.cache, key)) != NULL) {
+	/* The cached answer, if none of its topics moved since it was read;
+	 * else its topics are watched before the read that builds it again. */
+	if ((e = snapcache_lookup(rq.cache, key, &current)) != NULL) {
 		uint64_t max = 0;
 
 		for (size_t i = 0; i < e->ntopics; i++) {
@@ -767,13 +782,14 @@ int proxysnap_answer(struct store *store, const struct proxysnap_req *rq_in, pro
 			if ((uint64_t)json_integer_value(json_object_get(sampled, e->topics[i])) > max)
 				max = (uint64_t)json_integer_value(json_object_get(sampled, e->topics[i]));
 		}
-		if (max == e->index && e->text && (out->text = strdup(e->text)) != NULL) {
+		if (current && max == e->index && e->text && (out->text = strdup(e->text)) != NULL) {
 			out->len = e->text_len;
 			out->service = dup_or_null(json_string_value(json_object_get(e->value, "Service")));
 			out->mesh = dup_or_null(json_string_value(json_object_get(e->value, "Mesh")));
 			out->node = dup_or_null(json_string_value(json_object_get(e->value, "Node")));
 			out->index = max;
 			out->cached = 1;
+			atomic_fetch_add(&n_answers_cached, 1);
 			snapcache_release(rq.cache, e);
 			rc = WEFT_OK;
 			goto out;

@@ -105,4 +105,13 @@ int proxysnap_answer(struct store *store, const struct proxysnap_req *rq, proxys
 		     proxysnap_mesh_fn mesh_fn, void *arg, struct proxysnap_answer *out, char **err);
 void proxysnap_answer_clear(struct proxysnap_answer *a);
 
+/* Process-wide counts, for metrics and tests. */
+struct proxysnap_counters {
+	uint64_t answers;          /* proxysnap_answer calls */
+	uint64_t answers_cached;   /* of which served from the cache */
+	uint64_t builds;           /* proxysnap_build calls */
+	uint64_t endpoint_scans;   /* scans of a mesh's connect-proxy instances */
+};
+void proxysnap_counters(struct proxysnap_counters *out);
+
 #endif

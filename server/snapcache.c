@@ -157,9 +157,22 @@ static void grow(struct snapcache *c)
 
 const struct snapcache_entry *snapcache_get(struct snapcache *c, const char *key)
 {
+	int current = 0;
+	const struct snapcache_entry *e = snapcache_lookup(c, key, &current);
+
+	if (e && !current) {
+		snapcache_release(c, e);
+		return NULL;
+	}
+	return e;
+}
+
+const struct snapcache_entry *snapcache_lookup(struct snapcache *c, const char *key, int *current)
+{
 	struct snapcache_entry **pp, *e;
 	uint64_t h;
 
+	*current = 0;
 	if (c == NULL)
 		return NULL;
 	h = hash_str(key);
@@ -173,16 +186,18 @@ const struct snapcache_entry *snapcache_get(struct snapcache *c, const char *key
 	for (size_t i = 0; i < e->ntopics; i++) {
 		if (hub_index(c->hub, e->topics[i]) > e->index) {
 			/* Something it was computed from moved: never again. */
+			atomic_fetch_add(&e->_refs, 1);
 			remove_at(c, pp);
 			c->stale++;
 			c->misses++;
 			pthread_mutex_unlock(&c->lock);
-			return NULL;
+			return e;
 		}
 	}
 	lru_unlink(c, e);
 	lru_push_front(c, e);
 	atomic_fetch_add(&e->_refs, 1);
+	*current = 1;
 	c->hits++;
 	pthread_mutex_unlock(&c->lock);
 	return e;

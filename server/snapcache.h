@@ -48,6 +48,10 @@ void snapcache_free(struct snapcache *c);
 /* The entry for key while it is current (a reference: give it back with
  * snapcache_release), else NULL. NULL c: always NULL. */
 const struct snapcache_entry *snapcache_get(struct snapcache *c, const char *key);
+/* As snapcache_get, but a stale entry is handed out too (its topics say
+ * what to watch before computing it again), with *current 0; it is no
+ * longer in the cache. */
+const struct snapcache_entry *snapcache_lookup(struct snapcache *c, const char *key, int *current);
 void snapcache_release(struct snapcache *c, const struct snapcache_entry *e);
 
 /* Puts value (stolen; may be NULL) and a copy of text (may be NULL) under
