@@ -125,7 +125,9 @@ static int serve(const struct settings *cfg)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
 	srv.replies = rcache_new(32 << 20, 1 << 20);
-	srv.snapshots = snapcache_new(srv.hub, (size_t)cfg->snapshot_cache_mb << 20);
+	if (cfg->snapshot_cache_mb > 0 &&
+	    (srv.snapshots = snapcache_new(srv.hub, (size_t)cfg->snapshot_cache_mb << 20)) == NULL)
+		fatalx("main", "cannot make the snapshot cache");
 	if (intentions_new(&srv.intentions, srv.store, srv.hub, srv.dev) != WEFT_OK)
 		fatalx("main", "cannot start the intentions cache");
 

@@ -323,7 +323,8 @@ static json_t *endpoints_scan(struct db *db, const char *mesh, const char *dest,
 {
 	struct db_stmt *st = db_prep(db, "SELECT s.node, s.id, s.name, s.address, s.port, s.proxy,"
 				     " s.weights, n.address FROM services s JOIN nodes n ON n.name = s.node"
-				     " WHERE s.kind = 'connect-proxy' AND s.mesh = ? ORDER BY s.node, s.id");
+				     " WHERE s.kind = 'connect-proxy' AND s.mesh = ? AND s.proxy_dest = ?"
+				     " ORDER BY s.node, s.id");
 	json_t *out = json_array();
 	char *uri = NULL;
 	int rc;
@@ -338,6 +339,7 @@ static json_t *endpoints_scan(struct db *db, const char *mesh, const char *dest,
 		goto fail;
 	}
 	db_bind_text(st, 1, mesh);
+	db_bind_text(st, 2, dest);
 	while ((rc = db_step(st)) == DB_ROW) {
 		json_t *proxy = jx_load_or(db_col_text(st, 5), JSON_OBJECT);
 		const char *d = json_string_value(jx_field(proxy, "DestinationServiceName"));

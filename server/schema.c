@@ -27,9 +27,12 @@ static const char *const migrations[] = {
 	"  enable_tag_override INTEGER NOT NULL DEFAULT 0,"
 	"  proxy TEXT NOT NULL DEFAULT '{}', connect TEXT NOT NULL DEFAULT '{}',"
 	"  mesh TEXT NOT NULL DEFAULT 'default',"
+	"  proxy_dest TEXT NOT NULL DEFAULT '',"   /* connect-proxy: Proxy.DestinationServiceName */
 	"  create_index INTEGER NOT NULL, modify_index INTEGER NOT NULL,"
 	"  PRIMARY KEY (node, id));"
 	"CREATE INDEX services_by_name ON services (name);"
+	"CREATE INDEX services_by_id ON services (id);"
+	"CREATE INDEX services_by_proxy_dest ON services (mesh, proxy_dest) WHERE kind = 'connect-proxy';"
 	"CREATE TABLE checks ("
 	"  node TEXT NOT NULL, check_id TEXT NOT NULL, name TEXT NOT NULL,"
 	"  status TEXT NOT NULL, notes TEXT NOT NULL DEFAULT '', output TEXT NOT NULL DEFAULT '',"
