@@ -181,6 +181,41 @@ class SnapshotTest(harness.ServerTest):
         self.assertEqual(a["Inbound"]["Protocol"], "http")
         self.check_decodes(a)
 
+    def metric(self, name):
+        text = self.ok(self.srv.get("/v1/agent/metrics?format=prometheus")).body
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        self.fail("no %s in:\n%s" % (name, text))
+
+    def test_cached_until_a_dependency_moves(self):
+        """The same snapshot twice: the second from the cache, the same bytes
+        at the same index; a new instance of its upstream: built again, with
+        it, at a higher index; one scan of the upstream's instances."""
+        m = self.mesh
+        cached = 'weft_proxy_snapshot_answers_total{source="cache"}'
+        built = 'weft_proxy_snapshot_answers_total{source="built"}'
+        scans = "weft_proxy_snapshot_endpoint_scans_total"
+        first = self.ok(self.snap())
+        c0, b0 = self.metric(cached), self.metric(built)
+        again = self.ok(self.snap())
+        self.assertEqual(again.body, first.body)
+        self.assertEqual(again.index, first.index)
+        self.assertEqual(self.metric(cached), c0 + 1)
+        self.assertEqual(self.metric(built), b0)
+        s0 = self.metric(scans)
+        api3 = free_port()
+        m.register("n3", "127.0.0.3", sidecar("api", "api-3-sidecar", api3, 9000, []))
+        try:
+            after = self.ok(self.snap())
+            self.assertGreater(after.index, first.index)
+            eps = after.json()["Upstreams"][0]["Endpoints"]
+            self.assertIn(("127.0.0.3", api3), [(e["Address"], e["Port"]) for e in eps])
+            self.assertEqual(self.metric(built), b0 + 1)
+            self.assertEqual(self.metric(scans), s0 + 1)
+        finally:
+            self.ok(self.srv.put("/v1/catalog/deregister", {"Node": "n3"}))
+
     def test_missing_proxy_and_permissions(self):
         r = self.snap(pid="nope")
         self.assertEqual(r.status, 404, r)
@@ -311,13 +346,16 @@ class NewerServer(http.server.BaseHTTPRequestHandler):
             doc["RateLimits"] = {"RequestsPerSecond": 5}
             doc["Intentions"]["JWTProviders"] = [{"Name": "idp", "Issuer": "https://idp"}]
             body = json.dumps(doc).encode()
-        self.send_response(status)
-        for h in ("X-Consul-Index", "Content-Type"):
-            if headers.get(h):
-                self.send_header(h, headers[h])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            for h in ("X-Consul-Index", "Content-Type"):
+                if headers.get(h):
+                    self.send_header(h, headers[h])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the proxy stopped during its long poll
 
 
 @unittest.skipUnless(OPENSSL, "the openssl command is not installed")
