@@ -67,6 +67,10 @@ static int h_snapshot(struct req *r)
 	}
 	rq.proxy_id = id;
 	rq.node = node && node[0] ? node : NULL;
+	/* The version the proxy speaks, or the newest this server writes if
+	 * that is older (docs/proxy-config.md "Versions"). */
+	rq.version = req_query(r, "version") && version < PROXYSNAP_VERSION ? (int)version
+									    : PROXYSNAP_VERSION;
 	rc = proxysnap_answer(srv->store, &rq, watch_topic, ensure_ca, r, &a, &err);
 	if (a.service && !req_authorize(r, AUTH_SERVICE_WRITE, a.service)) {
 		status = 403;

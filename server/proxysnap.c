@@ -700,7 +700,8 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 			topic(out, "svc:%s", k);
 	}
 	out->doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:o, s:o, s:{s:{s:s}}}",
-		"Version", PROXYSNAP_VERSION,
+		"Version", rq->version > 0 && rq->version < PROXYSNAP_VERSION ? rq->version
+									     : PROXYSNAP_VERSION,
 		"Proxy", "Service", svc, "ID", p.id, "SpiffeID", self, "Mesh", p.mesh,
 			 "Zone", rq->datacenter,
 		"Inbound", in, "Upstreams", ups, "Intentions", ixns,
@@ -769,7 +770,8 @@ int proxysnap_answer(struct store *store, const struct proxysnap_req *rq_in, pro
 	memset(out, 0, sizeof(*out));
 	if (asprintf(&key, "snapshot\n%zu:%s\n%zu:%s\n%s\n%d\n%d", strlen(rq.proxy_id), rq.proxy_id,
 		     rq.node ? strlen(rq.node) : 0, rq.node ? rq.node : "", rq.datacenter,
-		     PROXYSNAP_VERSION, rq.dev) < 0) {
+		     rq.version > 0 && rq.version < PROXYSNAP_VERSION ? rq.version : PROXYSNAP_VERSION,
+		     rq.dev) < 0) {
 		key = NULL;
 		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
 		goto out;

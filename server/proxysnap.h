@@ -52,6 +52,8 @@ struct proxysnap_req {
 	const char *node;          /* NULL: any node (an ID on several nodes is refused) */
 	const char *datacenter;    /* the server's: the zone in SPIFFE IDs */
 	int dev;                   /* --dev: a mesh without a chosen default allows */
+	int version;               /* the format version to write, 1..PROXYSNAP_VERSION
+				    * (the proxy's ?version=, capped); 0: the latest */
 	struct snapcache *cache;   /* NULL: nothing cached */
 	/* Set by proxysnap_answer for proxysnap_build: each topic watched so
 	 * far with the hub index read before the current read transaction.
