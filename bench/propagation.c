@@ -8,16 +8,20 @@
  *   2. opens N watcher connections, each reads its proxy's snapshot, then
  *      holds a blocking query on it (?index=<its index>&wait=10m), and waits
  *      until the server counts N parked queries (weft_blocking_queries);
- *   3. for each write (a specific intention "bench-src -> svc-0", then one
- *      "* -> *"): reads the server's CPU time, makes the write, and
+ *   3. for each write (a specific intention "bench-src -> svc-0", one
+ *      "* -> *", then a new instance of svc-0's sidecar): reads the
+ *      server's CPU time, makes the write, and
  *      measures for each watcher the time from sending the write to its
  *      whole new snapshot (which must carry the new intention; the write's
  *      own reply may come after the snapshots, as the same HTTP threads
  *      compute them: after_ack counts those answered after it); then the
- *      server's CPU time and RSS again. The specific write must wake the
- *      10 proxies of svc-0 and no other (checked for 1 s after the last);
- *      "* -> *" must wake all N. Woken watchers park again before the
- *      next write.
+ *      server's CPU time and RSS again, and how many snapshots and
+ *      endpoint lists it built. The specific write must wake the 10
+ *      proxies of svc-0 and no other (checked for 1 s after the last);
+ *      "* -> *" must wake all N; the new instance the 10 proxies calling
+ *      svc-0 (with it as an endpoint) and the 10 of svc-0 (whose
+ *      registration's service moved). Woken watchers park again before
+ *      the next write.
  * Prints one key=value line per phase. Loopback only; every wait bounded. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -384,15 +388,23 @@ static void register_all(void)
 	fflush(stdout);
 }
 
-/* The server's count of parked blocking queries. */
-static long parked(struct conn *ctl)
+/* A metric of the server's (a line "NAME VALUE"), -1 when absent. */
+static double metric(struct conn *ctl, const char *name)
 {
+	char key[200];
 	const char *v;
 
 	if (control("GET", "/v1/agent/metrics?format=prometheus", NULL, ctl) != 200)
 		die("metrics: status %d", ctl->status);
-	v = strstr(ctl->body, "\nweft_blocking_queries ");
-	return v ? atol(v + strlen("\nweft_blocking_queries ")) : -1;
+	snprintf(key, sizeof(key), "\n%s ", name);
+	v = strstr(ctl->body, key);
+	return v ? atof(v + strlen(key)) : -1;
+}
+
+/* The server's count of parked blocking queries. */
+static long parked(struct conn *ctl)
+{
+	return (long)metric(ctl, "weft_blocking_queries");
 }
 
 static void park(struct conn *w, int i)
@@ -457,12 +469,13 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* One intention write; measures the watchers it must wake. */
-static void measure(struct conn *ws, struct conn *ctl, const char *label, const char *src,
-		    const char *dst, int (*expected)(int i), const char *marker)
+/* One write; measures the watchers it must wake. expected(i): watcher i
+ * must wake, and (when 2) its snapshot must hold marker. */
+static void measure(struct conn *ws, struct conn *ctl, const char *label, const char *method,
+		    const char *path, const char *body, int (*expected)(int i), const char *marker)
 {
 	double *lat = calloc((size_t)n_proxies, sizeof(double)), t_sent, t_reply, cpu0, cpu1;
-	char path[200];
+	double builds0, scans0, builds1, scans1;
 	int want = 0, got = 0, unexpected = 0, woken, after_reply = 0;
 
 	if (lat == NULL)
@@ -470,18 +483,19 @@ static void measure(struct conn *ws, struct conn *ctl, const char *label, const 
 	for (int i = 0; i < n_proxies; i++) {
 		if (ws[i].state == C_DONE)
 			die("watcher %d was answered before the write", i);
-		want += expected(i);
+		want += expected(i) != 0;
 	}
+	builds0 = metric(ctl, "weft_proxy_snapshot_builds_total");
+	scans0 = metric(ctl, "weft_proxy_snapshot_endpoint_scans_total");
 	cpu0 = cpu_seconds();
-	snprintf(path, sizeof(path), "/v1/connect/intentions/exact?source=%s&destination=%s", src, dst);
 	t_sent = now_s();
-	if (control("PUT", path, "{\"Action\":\"allow\"}", ctl) != 200)
+	if (control(method, path, body, ctl) != 200)
 		die("%s: the write failed: %d %.300s", label, ctl->status, ctl->body);
 	t_reply = now_s();
 	for (;;) {
 		woken = 0;
 		for (int i = 0; i < n_proxies; i++)
-			woken += expected(i) && ws[i].state == C_DONE;
+			woken += expected(i) != 0 && ws[i].state == C_DONE;
 		if (woken == want)
 			break;
 		if (now_s() - t_reply > wait_answers_s)
@@ -502,20 +516,24 @@ static void measure(struct conn *ws, struct conn *ctl, const char *label, const 
 			unexpected++;
 			continue;
 		}
-		if (w->status != 200 || strstr(w->body, marker) == NULL)
-			die("%s: watcher %d: status %d without the new intention: %.300s", label, i,
-			    w->status, w->body);
+		if (w->status != 200 || (expected(i) == 2 && strstr(w->body, marker) == NULL))
+			die("%s: watcher %d: status %d without %s: %.300s", label, i, w->status, marker,
+			    w->body);
 		lat[got++] = w->answered_at - t_sent;
 		if (w->answered_at > t_reply)
 			after_reply++;
 	}
+	builds1 = metric(ctl, "weft_proxy_snapshot_builds_total");
+	scans1 = metric(ctl, "weft_proxy_snapshot_endpoint_scans_total");
 	qsort(lat, (size_t)got, sizeof(*lat), cmp_double);
 	printf("phase=%s proxies=%d expected=%d woken=%d unexpected=%d write_ack_ms=%.1f "
 	       "after_ack=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f server_cpu_s=%.2f "
-	       "server_rss_mb=%.1f server_hwm_mb=%.1f\n", label, n_proxies, want, got, unexpected,
+	       "server_rss_mb=%.1f server_hwm_mb=%.1f builds=%.0f endpoint_scans=%.0f\n", label,
+	       n_proxies, want, got, unexpected,
 	       (t_reply - t_sent) * 1e3, after_reply, got ? lat[got / 2] * 1e3 : 0,
 	       got ? lat[(size_t)((got - 1) * 0.99)] * 1e3 : 0, got ? lat[got - 1] * 1e3 : 0,
-	       cpu1 - cpu0, status_kb("VmRSS") / 1024.0, status_kb("VmHWM") / 1024.0);
+	       cpu1 - cpu0, status_kb("VmRSS") / 1024.0, status_kb("VmHWM") / 1024.0,
+	       builds1 - builds0, scans1 - scans0);
 	fflush(stdout);
 	if (unexpected)
 		die("%s: %d watchers woke that the write does not concern", label, unexpected);
@@ -529,13 +547,21 @@ static void measure(struct conn *ws, struct conn *ctl, const char *label, const 
 
 static int of_svc0(int i)
 {
-	return service_of(i) == 0;
+	return service_of(i) == 0 ? 2 : 0;
 }
 
 static int all(int i)
 {
 	(void)i;
-	return 1;
+	return 2;
+}
+
+/* A new instance of svc-0's sidecar: the proxies calling svc-0 get it as
+ * an endpoint; svc-0's own proxies wake too (their registration's service,
+ * svc:svc-0-sidecar, moved) with nothing new in their snapshot. */
+static int endpoint_of_svc0(int i)
+{
+	return service_of(i) == n_services() - 1 ? 2 : service_of(i) == 0 ? 1 : 0;
 }
 
 static void usage(void)
@@ -583,8 +609,16 @@ int main(int argc, char **argv)
 		ws[i].fd = -1;
 	register_all();
 	open_watchers(ws, &ctl);
-	measure(ws, &ctl, "specific", "bench-src", "svc-0", of_svc0, "\"SourceName\":\"bench-src\"");
-	measure(ws, &ctl, "wildcard", "*", "*", all, "\"DestinationName\":\"*\"");
+	measure(ws, &ctl, "specific", "PUT", "/v1/connect/intentions/exact?source=bench-src"
+		"&destination=svc-0", "{\"Action\":\"allow\"}", of_svc0,
+		"\"SourceName\":\"bench-src\"");
+	measure(ws, &ctl, "wildcard", "PUT", "/v1/connect/intentions/exact?source=*&destination=*",
+		"{\"Action\":\"allow\"}", all, "\"DestinationName\":\"*\"");
+	measure(ws, &ctl, "endpoint", "PUT", "/v1/catalog/register",
+		"{\"Node\":\"node-new\",\"Address\":\"10.9.9.9\",\"Service\":{\"ID\":"
+		"\"svc-0-sidecar-new\",\"Service\":\"svc-0-sidecar\",\"Kind\":\"connect-proxy\","
+		"\"Port\":20000,\"Proxy\":{\"DestinationServiceName\":\"svc-0\","
+		"\"LocalServicePort\":8080}}}", endpoint_of_svc0, "\"Address\":\"10.9.9.9\"");
 	for (int i = 0; i < n_proxies; i++) {
 		conn_close(&ws[i]);
 		free(ws[i].out);
