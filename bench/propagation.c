@@ -527,10 +527,11 @@ static void measure(struct conn *ws, struct conn *ctl, const char *label, const 
 	scans1 = metric(ctl, "weft_proxy_snapshot_endpoint_scans_total");
 	qsort(lat, (size_t)got, sizeof(*lat), cmp_double);
 	printf("phase=%s proxies=%d expected=%d woken=%d unexpected=%d write_ack_ms=%.1f "
-	       "after_ack=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f server_cpu_s=%.2f "
+	       "after_ack=%d first_ms=%.1f p50_ms=%.1f p99_ms=%.1f max_ms=%.1f server_cpu_s=%.2f "
 	       "server_rss_mb=%.1f server_hwm_mb=%.1f builds=%.0f endpoint_scans=%.0f\n", label,
 	       n_proxies, want, got, unexpected,
-	       (t_reply - t_sent) * 1e3, after_reply, got ? lat[got / 2] * 1e3 : 0,
+	       (t_reply - t_sent) * 1e3, after_reply, got ? lat[0] * 1e3 : 0,
+	       got ? lat[got / 2] * 1e3 : 0,
 	       got ? lat[(size_t)((got - 1) * 0.99)] * 1e3 : 0, got ? lat[got - 1] * 1e3 : 0,
 	       cpu1 - cpu0, status_kb("VmRSS") / 1024.0, status_kb("VmHWM") / 1024.0,
 	       builds1 - builds0, scans1 - scans0);
