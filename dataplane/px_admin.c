@@ -260,6 +260,9 @@ static void route(struct aconn *c, const struct px_http1_msg *m)
 		if (px_stats_render(a->cfg.stats, a->cfg.nstats, a->draining, &b) != 0 ||
 		    render_certificate(a, &b) != 0)
 			reply_text(c, 500, "stats: too large\n");
+		else if (a->cfg.more_stats && (a->cfg.more_stats(a->cfg.more_stats_arg, &b),
+						b.len >= STATS_MAX))
+			reply_text(c, 500, "stats: too large\n");
 		else
 			reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
 		buf_free(&b);

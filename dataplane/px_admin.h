@@ -25,6 +25,7 @@ struct px_stats;
 struct px_tls_files;
 struct px_tls;
 struct px_admin;
+struct buf;
 
 struct px_admin_cfg {
 	struct sockaddr_in listen;          /* must be 127.0.0.1 */
@@ -48,6 +49,10 @@ struct px_admin_cfg {
 	size_t (*open_conns)(void *ud);
 	void *ud;
 	unsigned workers;
+	/* More /stats text after px_stats' (weft-proxy: the snapshot slot's
+	 * refusals and versions, px_config_slot_stats). NULL: none. */
+	void (*more_stats)(void *arg, struct buf *out);
+	void *more_stats_arg;
 };
 
 /* Binds and serves on base. cfg is copied; what it points to must outlive

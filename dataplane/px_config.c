@@ -1,6 +1,7 @@
 /* px_config: decoding, validating and swapping weft-proxy's snapshot. */
 #include "px_config.h"
 #include "px_sni.h"
+#include "buf.h"
 #include "err.h"
 #include "jsonx.h"
 #include "util.h"
@@ -46,6 +47,28 @@ static int bad(char **err, const char *ctx, const char *name, const char *fmt, .
 			 name ? name : "", what);
 }
 
+/* Fields this proxy does not know, noted while decoding: the first one
+ * refuses a snapshot of this version; in a newer version's snapshot
+ * (keep_going) every one is noted, to say what could not be enforced. */
+#define UNKNOWN_MAX 16
+struct unknown_fields {
+	int keep_going;
+	size_t n, total;
+	char path[UNKNOWN_MAX][CTX_MAX];
+};
+static _Thread_local struct unknown_fields *unknown_noted;
+
+static void note_unknown(const char *ctx, const char *key)
+{
+	struct unknown_fields *u = unknown_noted;
+
+	if (u == NULL)
+		return;
+	if (u->n < UNKNOWN_MAX)
+		snprintf(u->path[u->n++], CTX_MAX, "%s%s%s", ctx ? ctx : "", ctx ? "." : "", key);
+	u->total++;
+}
+
 /* Refuses fields this version does not know: a newer server's field that
  * the proxy would ignore might be one it must enforce. */
 static int known_fields(json_t *obj, const char *ctx, const char *const *names, char **err)
@@ -61,9 +84,13 @@ static int known_fields(json_t *obj, const char *ctx, const char *const *names, 
 			if (strcasecmp(key, names[i]) == 0)
 				break;
 		}
-		if (names[i] == NULL)
+		if (names[i] == NULL) {
+			note_unknown(ctx, key);
+			if (unknown_noted && unknown_noted->keep_going)
+				continue;
 			return bad(err, ctx, key, "unknown field (this proxy speaks snapshot Version %d)",
 				   PX_CONFIG_VERSION);
+		}
 		/* "TLS" and "tls" both: one would be read, the other ignored. */
 		if (seen & (UINT32_C(1) << i))
 			return bad(err, ctx, names[i], "given twice (field names ignore case)");
@@ -1188,10 +1215,32 @@ static void config_free(struct px_config_priv *p)
 	free(p);
 }
 
-int px_config_decode(const char *data, size_t len, struct px_config **out, char **err)
+/* Why a snapshot was refused, for the slot's counters. */
+enum refusal {
+	REFUSED_NONE = -1,
+	REFUSED_NEWER_VERSION = PX_CONFIG_REFUSED_NEWER_VERSION,
+	REFUSED_UNKNOWN_FIELD = PX_CONFIG_REFUSED_UNKNOWN_FIELD,
+	REFUSED_INVALID = PX_CONFIG_REFUSED_INVALID,
+	REFUSED_OLDER_INDEX = PX_CONFIG_REFUSED_OLDER_INDEX,
+	REFUSED_OTHER_SERVICE = PX_CONFIG_REFUSED_OTHER_SERVICE,
+};
+
+static const char *const refusal_names[PX_CONFIG_REFUSAL_REASONS] = {
+	"newer-version", "unknown-field", "invalid", "older-index", "other-service",
+};
+
+/* The rest of a snapshot whose Version is newer than this proxy's: read
+ * as this version, noting every field it does not know, so that the
+ * refusal says which parts this proxy cannot enforce. Never accepted. */
+static int refuse_newer(struct px_config_priv *p, long long version, struct unknown_fields *u,
+			char **err);
+
+static int decode_fields(struct px_config_priv *p, char **err);
+
+static int decode(const char *data, size_t len, struct px_config **out, struct unknown_fields *u,
+		  enum refusal *why, char **err)
 {
 	struct px_config_priv *p = NULL;
-	struct px_spiffe sp;
 	long long version = -1, index = -1;
 	json_error_t jerr;
 	json_t *root = NULL;
@@ -1229,12 +1278,19 @@ int px_config_decode(const char *data, size_t len, struct px_config **out, char 
 		goto out;
 	}
 	if (version > PX_CONFIG_VERSION) {
-		rc = bad(err, NULL, "Version", "%lld is newer than this proxy's %d: refused rather "
-			 "than enforced in part", version, PX_CONFIG_VERSION);
+		*why = REFUSED_NEWER_VERSION;
+		rc = refuse_newer(p, version, u, err);
 		goto out;
 	}
-	if (known_fields(p->pub._json, NULL, root_fields, err) != WEFT_OK ||
-	    jx_int(p->pub._json, NULL, "Index", &index, 1, 1LL << 62, err) != WEFT_OK)
+	unknown_noted = u;
+	rc = known_fields(p->pub._json, NULL, root_fields, err);
+	unknown_noted = NULL;
+	if (rc != WEFT_OK) {
+		*why = REFUSED_UNKNOWN_FIELD;
+		goto out;
+	}
+	rc = WEFT_EINVAL;
+	if (jx_int(p->pub._json, NULL, "Index", &index, 1, 1LL << 62, err) != WEFT_OK)
 		goto out;
 	if (index < 0) {
 		rc = bad(err, NULL, "Index", "is required");
@@ -1242,6 +1298,30 @@ int px_config_decode(const char *data, size_t len, struct px_config **out, char 
 	}
 	p->pub.version = (uint64_t)version;
 	p->pub.index = (uint64_t)index;
+	unknown_noted = u;
+	rc = decode_fields(p, err);
+	unknown_noted = NULL;
+	if (rc != WEFT_OK) {
+		*why = u->n ? REFUSED_UNKNOWN_FIELD : REFUSED_INVALID;
+		goto out;
+	}
+	*out = &p->pub;
+	p = NULL;
+	rc = WEFT_OK;
+out:
+	config_free(p);
+	json_decref(root);
+	if (rc != WEFT_OK && *why == REFUSED_NONE)
+		*why = REFUSED_INVALID;
+	return rc;
+}
+
+/* Everything after Version and Index. */
+static int decode_fields(struct px_config_priv *p, char **err)
+{
+	struct px_spiffe sp;
+	int rc = WEFT_EINVAL;
+
 	if (decode_identity(p->pub._json, &p->pub.identity, err) != WEFT_OK)
 		goto out;
 	if (px_spiffe_parse(p->pub.identity.spiffe_id, &sp, NULL) != WEFT_OK ||
@@ -1278,13 +1358,51 @@ int px_config_decode(const char *data, size_t len, struct px_config **out, char 
 			goto out;
 		}
 	}
-	*out = &p->pub;
-	p = NULL;
 	rc = WEFT_OK;
 out:
-	config_free(p);
-	json_decref(root);
 	return rc;
+}
+
+static int refuse_newer(struct px_config_priv *p, long long version, struct unknown_fields *u,
+			char **err)
+{
+	char *as_ours = NULL, list[UNKNOWN_MAX * 64 + 64] = "";
+	size_t l = 0;
+	int rc;
+
+	u->keep_going = 1;
+	unknown_noted = u;
+	rc = known_fields(p->pub._json, NULL, root_fields, &as_ours);
+	if (rc == WEFT_OK)
+		rc = decode_fields(p, &as_ours);
+	unknown_noted = NULL;
+	for (size_t i = 0; i < u->n && l < sizeof(list) - 1; i++)
+		l += (size_t)snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", u->path[i]);
+	if (u->total > u->n && l < sizeof(list) - 1)
+		snprintf(list + l, sizeof(list) - l, " and %zu more", u->total - u->n);
+	if (u->n)
+		rc = bad(err, NULL, "Version", "%lld is newer than this proxy's %d: refused as a whole "
+			 "rather than enforced in part (the current snapshot stays); what this proxy "
+			 "cannot enforce: %s%s%s", version, PX_CONFIG_VERSION, list,
+			 rc != WEFT_OK ? "; read as this version it also fails: " : "",
+			 rc != WEFT_OK && as_ours ? as_ours : "");
+	else
+		rc = bad(err, NULL, "Version", "%lld is newer than this proxy's %d: refused as a whole "
+			 "rather than enforced in part (the current snapshot stays); no field is new to "
+			 "this proxy, but version %lld may give known ones a meaning it does not "
+			 "enforce%s%s", version, PX_CONFIG_VERSION, version,
+			 rc != WEFT_OK ? "; read as this version it also fails: " : "",
+			 rc != WEFT_OK && as_ours ? as_ours : "");
+	free(as_ours);
+	return rc;
+}
+
+int px_config_decode(const char *data, size_t len, struct px_config **out, char **err)
+{
+	struct unknown_fields u = { 0 };
+	enum refusal why = REFUSED_NONE;
+
+	return decode(data, len, out, &u, &why, err);
 }
 
 struct px_config *px_config_ref(struct px_config *cfg)
@@ -1378,6 +1496,9 @@ void px_config_slot_init(struct px_config_slot *slot)
 	slot->_cur = NULL;
 	atomic_init(&slot->_gen, 0);
 	slot->_any_index = false;
+	memset(slot->_refused, 0, sizeof(slot->_refused));
+	slot->_nsections = 0;
+	memset(slot->_section_count, 0, sizeof(slot->_section_count));
 }
 
 void px_config_slot_forget_index(struct px_config_slot *slot)
@@ -1411,21 +1532,59 @@ uint64_t px_config_slot_generation(struct px_config_slot *slot)
 	return atomic_load_explicit(&slot->_gen, memory_order_acquire);
 }
 
+/* Counts a refusal and the top-level sections of the fields it named;
+ * lock held. */
+static void count_refusal(struct px_config_slot *slot, enum refusal why,
+			  const struct unknown_fields *u)
+{
+	if ((int)why < 0 || (int)why >= (int)PX_CONFIG_REFUSAL_REASONS)
+		return;
+	slot->_refused[why]++;
+	for (size_t i = 0; u && i < u->n; i++) {
+		char sec[PX_CONFIG_SECTION_LEN];
+		size_t j;
+
+		snprintf(sec, sizeof(sec), "%.*s", (int)strcspn(u->path[i], ".["), u->path[i]);
+		for (j = 0; j < slot->_nsections; j++)
+			if (strcmp(slot->_section[j], sec) == 0)
+				break;
+		if (j == slot->_nsections) {
+			if (j == PX_CONFIG_SECTIONS_MAX)
+				j--;   /* the last row takes the rest */
+			else
+				slot->_nsections++;
+			if (j == PX_CONFIG_SECTIONS_MAX - 1)
+				snprintf(slot->_section[j], sizeof(slot->_section[j]), "%s", "other");
+			else
+				snprintf(slot->_section[j], sizeof(slot->_section[j]), "%s", sec);
+		}
+		slot->_section_count[j]++;
+	}
+}
+
 int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t len, char **err)
 {
 	struct px_config *c = NULL, *old = NULL;
+	struct unknown_fields u = { 0 };
+	enum refusal why = REFUSED_NONE;
 	int rc;
 
-	if ((rc = px_config_decode(data, len, &c, err)) != WEFT_OK)
+	if ((rc = decode(data, len, &c, &u, &why, err)) != WEFT_OK) {
+		pthread_mutex_lock(&slot->_lock);
+		count_refusal(slot, why, &u);
+		pthread_mutex_unlock(&slot->_lock);
 		return rc;
+	}
 	pthread_mutex_lock(&slot->_lock);
 	if (slot->_cur && c->index < slot->_cur->index && !slot->_any_index) {
 		rc = weft_errf(err, WEFT_ECONFLICT, "Index: %llu is older than the current %llu",
 			       (unsigned long long)c->index, (unsigned long long)slot->_cur->index);
+		count_refusal(slot, REFUSED_OLDER_INDEX, NULL);
 	} else if (slot->_cur && strcmp(c->identity.service, slot->_cur->identity.service) != 0) {
 		rc = weft_errf(err, WEFT_ECONFLICT,
 			       "Proxy.Service: \"%s\" is not the running proxy's \"%s\"",
 			       c->identity.service, slot->_cur->identity.service);
+		count_refusal(slot, REFUSED_OTHER_SERVICE, NULL);
 	} else {
 		old = slot->_cur;
 		slot->_cur = c;
@@ -1437,4 +1596,42 @@ int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t le
 	px_config_unref(old);
 	px_config_unref(c);
 	return rc;
+}
+
+void px_config_slot_refusals(struct px_config_slot *slot, uint64_t out[PX_CONFIG_REFUSAL_REASONS])
+{
+	pthread_mutex_lock(&slot->_lock);
+	memcpy(out, slot->_refused, sizeof(slot->_refused));
+	pthread_mutex_unlock(&slot->_lock);
+}
+
+void px_config_slot_stats(struct px_config_slot *slot, struct buf *out)
+{
+	struct px_config *cur;
+
+	pthread_mutex_lock(&slot->_lock);
+	buf_printf(out, "# HELP weft_proxy_config_refused_total Snapshots refused, the current one "
+			"staying in force, by reason.\n"
+			"# TYPE weft_proxy_config_refused_total counter\n");
+	for (size_t i = 0; i < PX_CONFIG_REFUSAL_REASONS; i++)
+		buf_printf(out, "weft_proxy_config_refused_total{reason=\"%s\"} %llu\n",
+			   refusal_names[i], (unsigned long long)slot->_refused[i]);
+	buf_printf(out, "# HELP weft_proxy_config_unenforceable_fields_total Fields of refused "
+			"snapshots this proxy does not know (so could not enforce), by top-level "
+			"section.\n# TYPE weft_proxy_config_unenforceable_fields_total counter\n");
+	for (size_t i = 0; i < slot->_nsections; i++)
+		buf_printf(out, "weft_proxy_config_unenforceable_fields_total{section=\"%s\"} %llu\n",
+			   slot->_section[i], (unsigned long long)slot->_section_count[i]);
+	cur = px_config_ref(slot->_cur);
+	pthread_mutex_unlock(&slot->_lock);
+	buf_printf(out, "# HELP weft_proxy_config_version The snapshot format version this proxy "
+			"speaks, and that of the snapshot in force.\n"
+			"# TYPE weft_proxy_config_version gauge\n"
+			"weft_proxy_config_version{of=\"proxy\"} %d\n", PX_CONFIG_VERSION);
+	if (cur)
+		buf_printf(out, "weft_proxy_config_version{of=\"current\"} %llu\n"
+				"# HELP weft_proxy_config_index The Index of the snapshot in force.\n"
+				"# TYPE weft_proxy_config_index gauge\nweft_proxy_config_index %llu\n",
+			   (unsigned long long)cur->version, (unsigned long long)cur->index);
+	px_config_unref(cur);
 }

@@ -270,11 +270,27 @@ const char *px_authz_reason_string(enum px_authz_reason r);
 
 /* ---- The current config, swapped atomically ---- */
 
+/* Why loads were refused, in this order (px_config_slot_refusals). */
+enum {
+	PX_CONFIG_REFUSED_NEWER_VERSION = 0,   /* Version newer than PX_CONFIG_VERSION */
+	PX_CONFIG_REFUSED_UNKNOWN_FIELD,       /* a field this version does not have */
+	PX_CONFIG_REFUSED_INVALID,             /* any other decoding error */
+	PX_CONFIG_REFUSED_OLDER_INDEX,
+	PX_CONFIG_REFUSED_OTHER_SERVICE,
+	PX_CONFIG_REFUSAL_REASONS
+};
+#define PX_CONFIG_SECTIONS_MAX 16
+#define PX_CONFIG_SECTION_LEN 32
+
 struct px_config_slot {
 	pthread_mutex_t _lock;
 	struct px_config *_cur;
 	atomic_uint_fast64_t _gen;
 	bool _any_index;                /* px_config_slot_forget_index() */
+	uint64_t _refused[PX_CONFIG_REFUSAL_REASONS];
+	size_t _nsections;              /* sections of unknown fields seen */
+	char _section[PX_CONFIG_SECTIONS_MAX][PX_CONFIG_SECTION_LEN];
+	uint64_t _section_count[PX_CONFIG_SECTIONS_MAX];
 };
 
 void px_config_slot_init(struct px_config_slot *slot);
@@ -293,5 +309,14 @@ uint64_t px_config_slot_generation(struct px_config_slot *slot);
  * current one's, makes it current. On any failure the current config
  * stays and *err says why. */
 int px_config_slot_load(struct px_config_slot *slot, const char *data, size_t len, char **err);
+/* The refusals so far, by PX_CONFIG_REFUSED_* reason. */
+void px_config_slot_refusals(struct px_config_slot *slot, uint64_t out[PX_CONFIG_REFUSAL_REASONS]);
+/* Prometheus text for /stats: weft_proxy_config_refused_total{reason},
+ * weft_proxy_config_unenforceable_fields_total{section} (the top-level
+ * section of each field a refused snapshot had that this proxy does not
+ * know: what a newer server asked it to enforce), the versions spoken and
+ * in force, the Index in force. */
+struct buf;
+void px_config_slot_stats(struct px_config_slot *slot, struct buf *out);
 
 #endif

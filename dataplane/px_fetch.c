@@ -27,6 +27,7 @@ struct px_fetch {
 	struct px_fetch_opts o;
 	struct px_httpget *http;
 	char *path;                 /* /v1/weft/proxy/<escaped id>/snapshot */
+	char *first_path;           /* the same, ?version=<the one this proxy speaks> */
 	char *tmp_dir;              /* when bundle_file was not given */
 	char *bundle_path;
 	char *bundle_pem;           /* what bundle_path holds */
@@ -171,6 +172,13 @@ int px_fetch_new(struct px_fetch **out, const struct px_fetch_opts *o, char **er
 	}
 	free(id);
 	id = NULL;
+	/* Every request says which format version this proxy speaks: the
+	 * server answers in it (docs/proxy-config.md "Versions"). */
+	if (asprintf(&f->first_path, "%s?version=%d", f->path, PX_CONFIG_VERSION) < 0) {
+		f->first_path = NULL;
+		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
+		goto fail;
+	}
 	if (o->bundle_file) {
 		f->bundle_path = strdup(o->bundle_file);
 	} else {
@@ -312,7 +320,7 @@ int px_fetch_first(struct px_fetch *f, long timeout_ms, char **err)
 		int64_t left = deadline - now_mono_ms();
 		int changed, bchanged;
 
-		rc = px_httpget_get(f->http, f->path,
+		rc = px_httpget_get(f->http, f->first_path,
 				   left < FIRST_TRY_TIMEOUT_MS ? (left > 100 ? (long)left : 100)
 							       : FIRST_TRY_TIMEOUT_MS,
 				   &resp, &e);
@@ -505,6 +513,7 @@ void px_fetch_free(struct px_fetch *f)
 	}
 	px_httpget_free(f->http);
 	free(f->path);
+	free(f->first_path);
 	free(f->tmp_dir);
 	free(f->bundle_path);
 	free(f->bundle_pem);

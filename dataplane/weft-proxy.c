@@ -236,6 +236,12 @@ static void reload(struct main_state *m, bool only_if_changed)
 	}
 }
 
+/* px_admin's /stats: the snapshot's refusals and versions */
+static void slot_stats(void *slot, struct buf *out)
+{
+	px_config_slot_stats(slot, out);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	reload(arg, false);
@@ -726,6 +732,8 @@ int main(int argc, char **argv)
 		acfg.open_conns = workers_conns;
 		acfg.ud = workers;
 		acfg.workers = wcfg.n;
+		acfg.more_stats = slot_stats;
+		acfg.more_stats_arg = &m.slot;
 		if (px_admin_new(&admin, base, &acfg, &err) != 0)
 			fatalx("proxy", "%s", err);
 	}

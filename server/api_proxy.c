@@ -5,6 +5,7 @@
 #include "castore.h"
 #include "err.h"
 #include "http.h"
+#include "hub.h"
 #include "proxysnap.h"
 #include "server.h"
 
@@ -13,25 +14,22 @@
 
 #define SNAP_PREFIX "/v1/weft/proxy/"
 #define SNAP_SUFFIX "/snapshot"
-/* Reads until the topics the answer depends on were all watched before
- * the read that produced it (a new upstream adds topics). */
-#define SNAP_PASSES_MAX 6
 
-/* Watches the topics of s not yet in watched; returns how many were new. */
-static size_t watch_new(struct req *r, const struct proxysnap *s, json_t *watched)
+/* proxysnap_watch_fn: watched first, then its index read, so that the
+ * reply never claims more than what the snapshot was read after. */
+static uint64_t watch_topic(void *arg, const char *topic)
 {
-	const char *t;
-	json_t *v;
-	size_t n = 0;
+	struct req *r = arg;
 
-	json_object_foreach(s->topics, t, v) {
-		if (json_object_get(watched, t))
-			continue;
-		req_watch(r, "%s", t);
-		json_object_set_new(watched, t, json_true());
-		n++;
-	}
-	return n;
+	req_watch(r, "%s", topic);
+	return hub_index(req_server(r)->hub, topic);
+}
+
+/* proxysnap_mesh_fn: the mesh's CA is made on first use, as for
+ * /v1/connect/ca. */
+static int ensure_ca(void *arg, const char *mesh, char **err)
+{
+	return castore_ensure(req_server(arg)->ca, mesh, err);
 }
 
 static int h_snapshot(struct req *r)
@@ -39,14 +37,14 @@ static int h_snapshot(struct req *r)
 	static const char *const params[] = { "index", "wait", "dc", "node", "version", NULL };
 	struct server *srv = req_server(r);
 	const char *tail = req_tail(r), *node = req_query(r, "node");
-	struct proxysnap_req rq = { .datacenter = srv->datacenter, .dev = srv->dev };
-	struct proxysnap s = { 0 };
+	struct proxysnap_req rq = { .datacenter = srv->datacenter, .dev = srv->dev,
+				    .cache = srv->snapshots };
+	struct proxysnap_answer a = { 0 };
 	const struct identity *me;
-	json_t *watched = NULL;
-	char *id = NULL, *err = NULL;
+	char *id = NULL, *err = NULL, *body = NULL;
 	size_t tl = strlen(tail), sl = strlen(SNAP_SUFFIX);
 	uint64_t version = 0;
-	int rc = WEFT_OK, status, ensured = 0;
+	int rc, status, n;
 
 	if (tl <= sl || strcmp(tail + tl - sl, SNAP_SUFFIX) != 0 ||
 	    memchr(tail, '/', tl - sl) != NULL)
@@ -69,60 +67,38 @@ static int h_snapshot(struct req *r)
 	}
 	rq.proxy_id = id;
 	rq.node = node && node[0] ? node : NULL;
-	watched = json_object();
-	for (int pass = 0; pass < SNAP_PASSES_MAX; pass++) {
-		struct db *db;
-		size_t fresh;
-
-		proxysnap_clear(&s);
-		free(err);
-		err = NULL;
-		if ((db = api_read_begin(r)) == NULL) {
-			status = 500;
-			goto out;
-		}
-		rc = proxysnap_build(db, &rq, &s, &err);
-		store_read_end(db);
-		fresh = watch_new(r, &s, watched);
-		/* The mesh's CA is made on first use, as for /v1/connect/ca. */
-		if (s.mesh && !ensured) {
-			char *cerr = NULL;
-
-			ensured = 1;
-			if (castore_ensure(srv->ca, s.mesh, &cerr) != WEFT_OK) {
-				status = api_bad(r, WEFT_EIO, cerr);
-				goto out;
-			}
-			free(cerr);
-			if (rc != WEFT_OK)
-				continue;
-		}
-		if (fresh == 0)
-			break;
-	}
-	if (s.service && !req_authorize(r, AUTH_SERVICE_WRITE, s.service)) {
+	/* The version the proxy speaks, or the newest this server writes if
+	 * that is older (docs/proxy-config.md "Versions"). */
+	rq.version = req_query(r, "version") && version < PROXYSNAP_VERSION ? (int)version
+									    : PROXYSNAP_VERSION;
+	rc = proxysnap_answer(srv->store, &rq, watch_topic, ensure_ca, r, &a, &err);
+	if (a.service && !req_authorize(r, AUTH_SERVICE_WRITE, a.service)) {
 		status = 403;
 		goto out;
 	}
 	/* As for leaf certificates: an agent token, for the proxies of its node. */
 	me = req_identity(r);
-	if (s.node && me && me->kind == TOKEN_AGENT && strcmp(me->scope, s.node) != 0) {
+	if (a.node && me && me->kind == TOKEN_AGENT && strcmp(me->scope, a.node) != 0) {
 		status = req_error(r, 403, "permission denied: token %s (kind agent for %s) reads "
 				   "only the snapshots of proxies on node \"%s\"; \"%s\" is on \"%s\"",
-				   me->accessor, me->scope, me->scope, id, s.node);
+				   me->accessor, me->scope, me->scope, id, a.node);
 		goto out;
 	}
 	if (rc != WEFT_OK) {
 		status = req_errcode(r, rc, err);
 		goto out;
 	}
-	json_object_set_new(s.doc, "Index",
-			    json_integer((json_int_t)(req_index(r) ? req_index(r) : 1)));
-	status = req_reply_json(r, 200, s.doc);
-	s.doc = NULL;
+	/* The text is "{...}" without Index: Index goes first. */
+	n = asprintf(&body, "{\"Index\":%llu%s%s",
+		     (unsigned long long)(req_index(r) ? req_index(r) : 1), a.len > 2 ? "," : "",
+		     a.text + 1);
+	if (n < 0) {
+		status = req_error(r, 500, "out of memory");
+		goto out;
+	}
+	status = req_reply_raw(r, 200, "application/json", body, (size_t)n);
 out:
-	proxysnap_clear(&s);
-	json_decref(watched);
+	proxysnap_answer_clear(&a);
 	free(err);
 	free(id);
 	return status;

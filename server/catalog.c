@@ -384,13 +384,13 @@ static int put_service(struct db *db, uint64_t index, const char *node, const st
 		goto out;
 	st = db_prep(db, "INSERT INTO services (node, id, name, kind, tags, address, port, meta,"
 			 " tagged_addresses, weights, enable_tag_override, proxy, connect, mesh,"
-			 " create_index, modify_index) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+			 " create_index, modify_index, proxy_dest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 			 " ON CONFLICT (node, id) DO UPDATE SET name = excluded.name, kind = excluded.kind,"
 			 " tags = excluded.tags, address = excluded.address, port = excluded.port,"
 			 " meta = excluded.meta, tagged_addresses = excluded.tagged_addresses,"
 			 " weights = excluded.weights, enable_tag_override = excluded.enable_tag_override,"
 			 " proxy = excluded.proxy, connect = excluded.connect, mesh = excluded.mesh,"
-			 " modify_index = excluded.modify_index");
+			 " modify_index = excluded.modify_index, proxy_dest = excluded.proxy_dest");
 	if (st == NULL) {
 		rc = weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db));
 		goto out;
@@ -411,6 +411,10 @@ static int put_service(struct db *db, uint64_t index, const char *node, const st
 	db_bind_text(st, 14, s->mesh);
 	db_bind_int(st, 15, (int64_t)index);
 	db_bind_int(st, 16, (int64_t)index);
+	/* indexed: proxy snapshots look up an upstream's instances by it */
+	db_bind_text(st, 17, s->kind && strcmp(s->kind, "connect-proxy") == 0 &&
+			     json_string_value(jx_field(s->proxy, "DestinationServiceName"))
+			     ? json_string_value(jx_field(s->proxy, "DestinationServiceName")) : "");
 	if (db_step(st) != DB_DONE)
 		rc = weft_errf(err, WEFT_EIO, "store: cannot write service %s: %s", s->id, db_errmsg(db));
 	db_done(st);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "notify.h"
 #include "rcache.h"
+#include "snapcache.h"
 #include "server.h"
 #include "session.h"
 #include "settings.h"
@@ -125,6 +126,9 @@ static int serve(const struct settings *cfg)
 		fatalx("main", "cannot start the watch hub");
 	store_set_publisher(srv.store, publish_to_hub, srv.hub);
 	srv.replies = rcache_new(32 << 20, 1 << 20);
+	if (cfg->snapshot_cache_mb > 0 &&
+	    (srv.snapshots = snapcache_new(srv.hub, (size_t)cfg->snapshot_cache_mb << 20)) == NULL)
+		fatalx("main", "cannot make the snapshot cache");
 	if (intentions_new(&srv.intentions, srv.store, srv.hub, srv.dev) != WEFT_OK)
 		fatalx("main", "cannot start the intentions cache");
 
@@ -197,6 +201,7 @@ out:
 	intentions_free(srv.intentions);
 	hub_free(srv.hub);
 	rcache_free(srv.replies);
+	snapcache_free(srv.snapshots);
 	free(err);
 	log_info("main", "stopped");
 	return exit_code;

@@ -5,6 +5,8 @@
 #include "http.h"
 #include "hub.h"
 #include "server.h"
+#include "proxysnap.h"
+#include "snapcache.h"
 #include "store.h"
 #include "ttl.h"
 
@@ -52,6 +54,45 @@ static void store_metrics(struct server *srv, struct buf *out)
 	buf_printf(out, "weft_store_size_bytes %lld\n", (long long)s.file_bytes);
 	family(out, "weft_store_index", "gauge", "The store's last modify index (Raft index in Consul).");
 	buf_printf(out, "weft_store_index %llu\n", (unsigned long long)store_last_index(srv->store));
+}
+
+static void snapcache_metrics(struct server *srv, struct buf *out)
+{
+	struct snapcache_stats st;
+	struct proxysnap_counters pc;
+
+	proxysnap_counters(&pc);
+	family(out, "weft_proxy_snapshot_answers_total", "counter",
+	       "Proxy snapshots answered (blocking queries that wake or park included), by source.");
+	buf_printf(out, "weft_proxy_snapshot_answers_total{source=\"cache\"} %llu\n"
+			"weft_proxy_snapshot_answers_total{source=\"built\"} %llu\n",
+		   (unsigned long long)pc.answers_cached,
+		   (unsigned long long)(pc.answers - pc.answers_cached));
+	family(out, "weft_proxy_snapshot_builds_total", "counter",
+	       "Proxy snapshots computed from the store (a few passes per answer built).");
+	buf_printf(out, "weft_proxy_snapshot_builds_total %llu\n", (unsigned long long)pc.builds);
+	family(out, "weft_proxy_snapshot_endpoint_scans_total", "counter",
+	       "Upstream endpoints computed from the store (once per change, shared by proxies).");
+	buf_printf(out, "weft_proxy_snapshot_endpoint_scans_total %llu\n",
+		   (unsigned long long)pc.endpoint_scans);
+	if (srv->snapshots == NULL)
+		return;
+	snapcache_stats(srv->snapshots, &st);
+	family(out, "weft_proxy_snapshot_cache_lookups_total", "counter",
+	       "Lookups of proxy snapshots and their parts in the cache, by result.");
+	buf_printf(out, "weft_proxy_snapshot_cache_lookups_total{result=\"hit\"} %llu\n"
+			"weft_proxy_snapshot_cache_lookups_total{result=\"miss\"} %llu\n",
+		   (unsigned long long)st.hits, (unsigned long long)st.misses);
+	family(out, "weft_proxy_snapshot_cache_dropped_total", "counter",
+	       "Cache entries dropped: stale (a topic moved) or evicted (memory bound).");
+	buf_printf(out, "weft_proxy_snapshot_cache_dropped_total{reason=\"stale\"} %llu\n"
+			"weft_proxy_snapshot_cache_dropped_total{reason=\"evicted\"} %llu\n",
+		   (unsigned long long)st.stale, (unsigned long long)st.evictions);
+	family(out, "weft_proxy_snapshot_cache_entries", "gauge", "Entries in the snapshot cache.");
+	buf_printf(out, "weft_proxy_snapshot_cache_entries %zu\n", st.entries);
+	family(out, "weft_proxy_snapshot_cache_bytes", "gauge",
+	       "Memory the snapshot cache accounts for (bounded by --snapshot-cache-mb).");
+	buf_printf(out, "weft_proxy_snapshot_cache_bytes %zu\n", st.bytes);
 }
 
 static void hub_metrics(struct server *srv, struct buf *out)
@@ -176,6 +217,7 @@ void metrics_prometheus(struct server *srv, struct buf *out)
 	if (srv->http)
 		http_metrics(srv->http, out);
 	hub_metrics(srv, out);
+	snapcache_metrics(srv, out);
 	store_metrics(srv, out);
 	catalog_metrics(srv, out);
 	castore_metrics(srv->ca, out);

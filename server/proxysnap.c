@@ -9,10 +9,12 @@
 #include "jsonx.h"
 #include "log.h"
 #include "mesh.h"
+#include "snapcache.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,16 @@
 #define ENDPOINTS_MAX 4096
 #define DESTINATIONS_MAX 4096
 #define INTENTIONS_MAX 4096
+
+static atomic_uint_fast64_t n_answers, n_answers_cached, n_builds, n_endpoint_scans;
+
+void proxysnap_counters(struct proxysnap_counters *out)
+{
+	out->answers = atomic_load(&n_answers);
+	out->answers_cached = atomic_load(&n_answers_cached);
+	out->builds = atomic_load(&n_builds);
+	out->endpoint_scans = atomic_load(&n_endpoint_scans);
+}
 
 void proxysnap_clear(struct proxysnap *s)
 {
@@ -51,6 +63,64 @@ static void topic(struct proxysnap *s, const char *fmt, ...)
 	vsnprintf(t, sizeof(t), fmt, ap);
 	va_end(ap);
 	json_object_set_new(s->topics, t, json_true());
+}
+
+/* ---- cached parts (proxysnap.h "Caching") ---- */
+
+/* A deep copy of the part cached under key while current, or NULL. The
+ * caller adds the part's topics to the snapshot's, as when computing it. */
+static json_t *part_get(const struct proxysnap_req *rq, const char *key)
+{
+	const struct snapcache_entry *e;
+	json_t *copy;
+
+	if (rq->cache == NULL || rq->sampled == NULL || (e = snapcache_get(rq->cache, key)) == NULL)
+		return NULL;
+	copy = json_deep_copy(e->value);
+	snapcache_release(rq->cache, e);
+	return copy;
+}
+
+/* Caches value (stolen) under key if every one of its topics (an object's
+ * keys; stolen) was watched before this read: then the highest of the
+ * indexes read for them is the state the part reflects at least. */
+static void part_put(const struct proxysnap_req *rq, const char *key, json_t *topics, json_t *value)
+{
+	uint64_t index = 0;
+	const char *t;
+	json_t *v;
+	char *text;
+
+	if (rq->cache == NULL || rq->sampled == NULL || value == NULL)
+		goto out;
+	json_object_foreach(topics, t, v) {
+		json_t *i = json_object_get(rq->sampled, t);
+
+		if (!json_is_integer(i))
+			goto out;   /* not watched before this read: next time */
+		if ((uint64_t)json_integer_value(i) > index)
+			index = (uint64_t)json_integer_value(i);
+	}
+	/* the value's memory: about twice its compact text */
+	text = json_dumps(value, JSON_COMPACT);
+	snapcache_put(rq->cache, key, topics, index, value, text ? 2 * strlen(text) : 4096, NULL, 0);
+	value = NULL;
+	free(text);
+out:
+	json_decref(value);
+	json_decref(topics);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void add_topic(json_t *set, const char *fmt, ...)
+{
+	char t[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t, sizeof(t), fmt, ap);
+	va_end(ap);
+	json_object_set_new(set, t, json_true());
 }
 
 static int ip_literal(const char *s)
@@ -78,15 +148,22 @@ static int fmt_name(const char *s)
  * enforces L7 intentions on), "tcp" otherwise: service-defaults' Protocol,
  * else proxy-defaults "global" Config.protocol, as the discovery chain
  * (lib/config_entry.c) resolves it. */
-static const char *protocol_of(struct db *db, const char *mesh, const char *svc,
-			       struct proxysnap *s)
+static const char *protocol_of(struct db *db, const struct proxysnap_req *rq, const char *mesh,
+			       const char *svc, struct proxysnap *s)
 {
-	json_t *sd, *pd;
+	json_t *sd, *pd, *cached, *deps;
 	const char *p = NULL;
+	char key[200];
 	int http;
 
 	topic(s, "cfg:%s:service-defaults:%s", mesh, svc);
 	topic(s, "cfg:%s:proxy-defaults:global", mesh);
+	snprintf(key, sizeof(key), "protocol\n%s\n%s", mesh, svc);
+	if ((cached = part_get(rq, key)) != NULL) {
+		http = json_is_true(cached);
+		json_decref(cached);
+		return http ? "http" : "tcp";
+	}
 	sd = config_store_get(db, mesh, "service-defaults", svc);
 	p = json_string_value(jx_field(sd, "Protocol"));
 	pd = NULL;
@@ -98,6 +175,10 @@ static const char *protocol_of(struct db *db, const char *mesh, const char *svc,
 		     strcasecmp(p, "grpc") == 0);
 	json_decref(sd);
 	json_decref(pd);
+	deps = json_object();
+	add_topic(deps, "cfg:%s:service-defaults:%s", mesh, svc);
+	add_topic(deps, "cfg:%s:proxy-defaults:global", mesh);
+	part_put(rq, key, deps, json_boolean(http));
 	return http ? "http" : "tcp";
 }
 
@@ -204,8 +285,8 @@ static long long int_field(json_t *obj, const char *name)
 	return 0;
 }
 
-static json_t *inbound(struct db *db, const struct proxy_row *p, const char *svc,
-		       struct proxysnap *s, char **err)
+static json_t *inbound(struct db *db, const struct proxysnap_req *rq, const struct proxy_row *p,
+		       const char *svc, struct proxysnap *s, char **err)
 {
 	const char *bind = p->address[0] ? p->address : p->node_address;
 	const char *app = json_string_value(jx_field(p->proxy, "LocalServiceAddress"));
@@ -233,23 +314,24 @@ static json_t *inbound(struct db *db, const struct proxy_row *p, const char *svc
 	}
 	return json_pack("{s:s, s:I, s:s, s:I, s:s}", "BindAddress", bind, "BindPort",
 			 (json_int_t)p->port, "AppAddress", app, "AppPort", (json_int_t)app_port,
-			 "Protocol", protocol_of(db, p->mesh, svc, s));
+			 "Protocol", protocol_of(db, rq, p->mesh, svc, s));
 }
 
 /* The endpoints of upstream dest: the passing and warning instances of the
- * connect-proxy services fronting dest in mesh. Watches connect:<dest>
- * and each such service's svc: topic. */
-static json_t *endpoints(struct db *db, const char *mesh, const char *dest, const char *td,
-			 const char *zone, struct proxysnap *s, json_t *health_topics, char **err)
+ * connect-proxy services fronting dest in mesh; the names of those
+ * services go into health_topics. */
+static json_t *endpoints_scan(struct db *db, const char *mesh, const char *dest, const char *td,
+			      const char *zone, json_t *health_topics, char **err)
 {
 	struct db_stmt *st = db_prep(db, "SELECT s.node, s.id, s.name, s.address, s.port, s.proxy,"
 				     " s.weights, n.address FROM services s JOIN nodes n ON n.name = s.node"
-				     " WHERE s.kind = 'connect-proxy' AND s.mesh = ? ORDER BY s.node, s.id");
+				     " WHERE s.kind = 'connect-proxy' AND s.mesh = ? AND s.proxy_dest = ?"
+				     " ORDER BY s.node, s.id");
 	json_t *out = json_array();
 	char *uri = NULL;
 	int rc;
 
-	topic(s, "connect:%s", dest);
+	atomic_fetch_add(&n_endpoint_scans, 1);
 	if (st == NULL) {
 		weft_errf(err, WEFT_EIO, "store: %s", db_errmsg(db));
 		goto fail;
@@ -259,6 +341,7 @@ static json_t *endpoints(struct db *db, const char *mesh, const char *dest, cons
 		goto fail;
 	}
 	db_bind_text(st, 1, mesh);
+	db_bind_text(st, 2, dest);
 	while ((rc = db_step(st)) == DB_ROW) {
 		json_t *proxy = jx_load_or(db_col_text(st, 5), JSON_OBJECT);
 		const char *d = json_string_value(jx_field(proxy, "DestinationServiceName"));
@@ -442,8 +525,47 @@ static json_t *destinations(struct db *db, const char *mesh, const char *dest, j
 	return out;
 }
 
-static json_t *upstreams(struct db *db, const struct proxy_row *p, const char *td,
-			 const char *zone, int tproxy, struct proxysnap *s, json_t *health_topics,
+/* The endpoints of upstream dest, computed once per change of
+ * connect:<dest> or of their services' svc: topics and shared by every
+ * proxy with that upstream. Watches connect:<dest>; the services' names
+ * go into health_topics (their svc: topics, or the coarse fallback). */
+static json_t *endpoints(struct db *db, const struct proxysnap_req *rq, const char *mesh,
+			 const char *dest, const char *td, const char *zone, struct proxysnap *s,
+			 json_t *health_topics, char **err)
+{
+	json_t *cached, *names, *eps, *deps, *v;
+	const char *k;
+	char key[1024];
+
+	topic(s, "connect:%s", dest);
+	snprintf(key, sizeof(key), "endpoints\n%s\n%s\n%s\n%s", mesh, dest, td, zone);
+	if ((cached = part_get(rq, key)) != NULL) {
+		json_object_foreach(json_object_get(cached, "Names"), k, v)
+			json_object_set_new(health_topics, k, json_true());
+		eps = json_incref(json_object_get(cached, "Endpoints"));
+		json_decref(cached);
+		if (json_is_array(eps))
+			return eps;
+		json_decref(eps);
+	}
+	names = json_object();
+	if ((eps = endpoints_scan(db, mesh, dest, td, zone, names, err)) != NULL) {
+		deps = json_object();
+		add_topic(deps, "connect:%s", dest);
+		json_object_foreach(names, k, v) {
+			add_topic(deps, "svc:%s", k);
+			json_object_set_new(health_topics, k, json_true());
+		}
+		part_put(rq, key, deps, json_pack("{s:o, s:O}", "Endpoints", json_deep_copy(eps),
+						  "Names", names));
+	}
+	json_decref(names);
+	return eps;
+}
+
+static json_t *upstreams(struct db *db, const struct proxysnap_req *rq, const struct proxy_row *p,
+			 const char *td, const char *zone, int tproxy, struct proxysnap *s,
+			 json_t *health_topics,
 			 char **err)
 {
 	json_t *list = jx_field(p->proxy, "Upstreams"), *out = json_array(), *u, *names = json_object();
@@ -495,11 +617,11 @@ static json_t *upstreams(struct db *db, const struct proxy_row *p, const char *t
 		if (json_object_get(names, name))
 			snprintf(name, sizeof(name), "%s-%lld", dest, port);
 		json_object_set_new(names, name, json_true());
-		if ((eps = endpoints(db, p->mesh, dest, td, zone, s, health_topics, err)) == NULL)
+		if ((eps = endpoints(db, rq, p->mesh, dest, td, zone, s, health_topics, err)) == NULL)
 			goto fail;
 		up = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "Name", name, "Service", dest,
 			       "BindAddress", bind, "BindPort", (json_int_t)port,
-			       "Protocol", protocol_of(db, p->mesh, dest, s), "Endpoints", eps);
+			       "Protocol", protocol_of(db, rq, p->mesh, dest, s), "Endpoints", eps);
 		if (tproxy) {
 			json_t *d = destinations(db, p->mesh, dest, seen, s, err);
 
@@ -602,16 +724,20 @@ static int check_listeners(json_t *in, json_t *ups, json_t *tp, char **err)
 	return admin_clash;
 }
 
-static json_t *intentions_part(struct db *db, const char *mesh, const char *svc, int dev,
-			       struct proxysnap *s, char **err)
+static json_t *intentions_part(struct db *db, const struct proxysnap_req *rq, const char *mesh,
+			       const char *svc, struct proxysnap *s, char **err)
 {
 	struct intention_set *set = NULL;
-	json_t *items;
-	int allow;
+	json_t *items, *part, *deps;
+	char key[200];
+	int allow, dev = rq->dev;
 
 	topic(s, "ixn:%s:dst:%s", mesh, svc);
 	topic(s, "ixn:%s:dst:*", mesh);
 	topic(s, "mesh:%s", mesh);
+	snprintf(key, sizeof(key), "intentions\n%s\n%s\n%d", mesh, svc, dev);
+	if ((part = part_get(rq, key)) != NULL)
+		return part;
 	allow = mesh_default_allows(db, mesh, dev);
 	if (allow < 0) {
 		weft_errf(err, allow == WEFT_ENOENT ? WEFT_EINVAL : WEFT_EIO,
@@ -632,20 +758,54 @@ static json_t *intentions_part(struct db *db, const char *mesh, const char *svc,
 	for (size_t i = 0; i < intention_set_count(set); i++)
 		json_array_append_new(items, intention_to_json(intention_set_get(set, i)));
 	intention_set_free(set);
-	return json_pack("{s:s, s:o}", "DefaultAction", allow ? "allow" : "deny", "Items", items);
+	part = json_pack("{s:s, s:o}", "DefaultAction", allow ? "allow" : "deny", "Items", items);
+	deps = json_object();
+	add_topic(deps, "ixn:%s:dst:%s", mesh, svc);
+	add_topic(deps, "ixn:%s:dst:*", mesh);
+	add_topic(deps, "mesh:%s", mesh);
+	part_put(rq, key, deps, json_deep_copy(part));
+	return part;
+}
+
+/* The mesh's trust domain and roots (PEM), from ca:<mesh>: an object
+ * {"TrustDomain", "PEM"}, or NULL when the store cannot be read. */
+static json_t *trust_part(struct db *db, const struct proxysnap_req *rq, const char *mesh,
+			  struct proxysnap *s)
+{
+	json_t *roots, *part, *deps;
+	uint64_t ca_index = 0;
+	const char *td;
+	char key[200], *pem;
+
+	topic(s, "ca:%s", mesh);
+	snprintf(key, sizeof(key), "trust\n%s", mesh);
+	if ((part = part_get(rq, key)) != NULL)
+		return part;
+	roots = castore_roots_json(db, mesh, &ca_index);
+	td = json_string_value(json_object_get(roots, "TrustDomain"));
+	pem = castore_roots_pem(db, mesh);
+	part = pem ? json_pack("{s:s, s:s}", "TrustDomain", td ? td : "", "PEM", pem) : NULL;
+	json_decref(roots);
+	free(pem);
+	if (part) {
+		deps = json_object();
+		add_topic(deps, "ca:%s", mesh);
+		part_put(rq, key, deps, json_deep_copy(part));
+	}
+	return part;
 }
 
 int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxysnap *out,
 		    char **err)
 {
 	struct proxy_row p = { 0 };
-	json_t *roots = NULL, *in = NULL, *ups = NULL, *ixns = NULL, *health = json_object(), *v;
+	json_t *trust = NULL, *in = NULL, *ups = NULL, *ixns = NULL, *health = json_object(), *v;
 	json_t *tp = NULL;
-	const char *svc, *td, *k;
-	char *self = NULL, *pem = NULL;
-	uint64_t ca_index = 0;
+	const char *svc, *td, *k, *pem;
+	char *self = NULL;
 	int rc, admin_clash = 0;
 
+	atomic_fetch_add(&n_builds, 1);
 	memset(out, 0, sizeof(*out));
 	out->topics = json_object();
 	if ((rc = find_proxy(db, rq, &p, err)) != WEFT_OK) {
@@ -673,9 +833,12 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 			       p.mesh, rq->datacenter);
 		goto out;
 	}
-	topic(out, "ca:%s", p.mesh);
-	roots = castore_roots_json(db, p.mesh, &ca_index);
-	td = json_string_value(json_object_get(roots, "TrustDomain"));
+	if ((trust = trust_part(db, rq, p.mesh, out)) == NULL) {
+		rc = weft_errf(err, WEFT_EIO, "store: cannot read the roots of mesh %s", p.mesh);
+		goto out;
+	}
+	td = json_string_value(json_object_get(trust, "TrustDomain"));
+	pem = json_string_value(json_object_get(trust, "PEM"));
 	if (td == NULL || td[0] == '\0') {
 		rc = weft_errf(err, WEFT_EINVAL, "TLS: mesh \"%s\" has no CA yet", p.mesh);
 		goto out;
@@ -683,20 +846,16 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 	if ((rc = ca_spiffe_service_uri(td, p.mesh, rq->datacenter, svc, &self, err)) != WEFT_OK)
 		goto out;
 	rc = WEFT_EINVAL;
-	if ((in = inbound(db, &p, svc, out, err)) == NULL)
+	if ((in = inbound(db, rq, &p, svc, out, err)) == NULL)
 		goto out;
 	if (transparent(db, &p, svc, out, &tp, err) != WEFT_OK)
 		goto out;
-	if ((ups = upstreams(db, &p, td, rq->datacenter, tp != NULL, out, health, err)) == NULL)
+	if ((ups = upstreams(db, rq, &p, td, rq->datacenter, tp != NULL, out, health, err)) == NULL)
 		goto out;
 	if ((admin_clash = check_listeners(in, ups, tp, err)) < 0)
 		goto out;
-	if ((ixns = intentions_part(db, p.mesh, svc, rq->dev, out, err)) == NULL)
+	if ((ixns = intentions_part(db, rq, p.mesh, svc, out, err)) == NULL)
 		goto out;
-	if ((pem = castore_roots_pem(db, p.mesh)) == NULL) {
-		rc = weft_errf(err, WEFT_EIO, "store: cannot read the roots of mesh %s", p.mesh);
-		goto out;
-	}
 	/* The endpoints' health: one topic per proxy service, or, past the
 	 * budget, every service and check change. */
 	if (json_object_size(out->topics) + json_object_size(health) > PROXYSNAP_TOPICS_MAX) {
@@ -707,7 +866,8 @@ int proxysnap_build(struct db *db, const struct proxysnap_req *rq, struct proxys
 			topic(out, "svc:%s", k);
 	}
 	out->doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:o, s:o, s:{s:{s:s}}}",
-		"Version", PROXYSNAP_VERSION,
+		"Version", rq->version > 0 && rq->version < PROXYSNAP_VERSION ? rq->version
+									     : PROXYSNAP_VERSION,
 		"Proxy", "Service", svc, "ID", p.id, "SpiffeID", self, "Mesh", p.mesh,
 			 "Zone", rq->datacenter,
 		"Inbound", in, "Upstreams", ups, "Intentions", ixns,
@@ -730,10 +890,154 @@ out:
 	json_decref(in);
 	json_decref(ups);
 	json_decref(ixns);
-	json_decref(roots);
+	json_decref(trust);
 	json_decref(health);
 	free(self);
-	free(pem);
 	proxy_row_free(&p);
+	return rc;
+}
+
+/* ---- answers for blocking reads, cached ---- */
+
+#define ANSWER_PASSES_MAX 6
+
+void proxysnap_answer_clear(struct proxysnap_answer *a)
+{
+	if (a == NULL)
+		return;
+	free(a->text);
+	free(a->service);
+	free(a->mesh);
+	free(a->node);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Watches t unless done already (sampled: topic -> the index read); 1 when new. */
+static int watch_one(proxysnap_watch_fn watch, void *arg, json_t *sampled, const char *t)
+{
+	if (json_object_get(sampled, t))
+		return 0;
+	json_object_set_new(sampled, t, json_integer((json_int_t)watch(arg, t)));
+	return 1;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int proxysnap_answer(struct store *store, const struct proxysnap_req *rq_in, proxysnap_watch_fn watch,
+		     proxysnap_mesh_fn mesh_fn, void *arg, struct proxysnap_answer *out, char **err)
+{
+	struct proxysnap_req rq = *rq_in;
+	struct proxysnap s = { 0 };
+	const struct snapcache_entry *e;
+	json_t *sampled = json_object(), *v;
+	const char *t;
+	char *key = NULL, *msg = NULL;
+	int rc = WEFT_EIO, mesh_done = 0, complete = 0, current = 0;
+
+	atomic_fetch_add(&n_answers, 1);
+	memset(out, 0, sizeof(*out));
+	if (asprintf(&key, "snapshot\n%zu:%s\n%zu:%s\n%s\n%d\n%d", strlen(rq.proxy_id), rq.proxy_id,
+		     rq.node ? strlen(rq.node) : 0, rq.node ? rq.node : "", rq.datacenter,
+		     rq.version > 0 && rq.version < PROXYSNAP_VERSION ? rq.version : PROXYSNAP_VERSION,
+		     rq.dev) < 0) {
+		key = NULL;
+		rc = weft_errf(err, WEFT_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* The cached answer, if none of its topics moved since it was read;
+	 * else its topics are watched before the read that builds it again. */
+	if ((e = snapcache_lookup(rq.cache, key, &current)) != NULL) {
+		uint64_t max = 0;
+
+		for (size_t i = 0; i < e->ntopics; i++) {
+			watch_one(watch, arg, sampled, e->topics[i]);
+			if ((uint64_t)json_integer_value(json_object_get(sampled, e->topics[i])) > max)
+				max = (uint64_t)json_integer_value(json_object_get(sampled, e->topics[i]));
+		}
+		if (current && max == e->index && e->text && (out->text = strdup(e->text)) != NULL) {
+			out->len = e->text_len;
+			out->service = dup_or_null(json_string_value(json_object_get(e->value, "Service")));
+			out->mesh = dup_or_null(json_string_value(json_object_get(e->value, "Mesh")));
+			out->node = dup_or_null(json_string_value(json_object_get(e->value, "Node")));
+			out->index = max;
+			out->cached = 1;
+			atomic_fetch_add(&n_answers_cached, 1);
+			snapcache_release(rq.cache, e);
+			rc = WEFT_OK;
+			goto out;
+		}
+		snapcache_release(rq.cache, e);
+	}
+	/* Built again until every topic it depends on was watched before the
+	 * read that produced it (a new upstream brings new topics). */
+	rq.sampled = sampled;
+	for (int pass = 0; pass < ANSWER_PASSES_MAX; pass++) {
+		struct db *db;
+		size_t fresh = 0;
+
+		proxysnap_clear(&s);
+		free(msg);
+		msg = NULL;
+		if ((db = store_read_begin(store)) == NULL) {
+			rc = weft_errf(&msg, WEFT_EIO, "store: cannot open a read connection");
+			goto out;
+		}
+		rc = proxysnap_build(db, &rq, &s, &msg);
+		store_read_end(db);
+		json_object_foreach(s.topics, t, v)
+			fresh += (size_t)watch_one(watch, arg, sampled, t);
+		if (s.mesh && !mesh_done && mesh_fn) {
+			char *merr = NULL;
+			int mrc;
+
+			mesh_done = 1;
+			if ((mrc = mesh_fn(arg, s.mesh, &merr)) != WEFT_OK) {
+				free(msg);
+				msg = merr;
+				rc = mrc;
+				goto out;
+			}
+			free(merr);
+			if (rc != WEFT_OK)
+				continue;   /* its CA may be new: read again */
+		}
+		if (fresh == 0) {
+			complete = 1;
+			break;
+		}
+	}
+	out->service = s.service;
+	out->mesh = s.mesh;
+	out->node = s.node;
+	s.service = s.mesh = s.node = NULL;
+	json_object_foreach(s.topics, t, v) {
+		uint64_t i = (uint64_t)json_integer_value(json_object_get(sampled, t));
+
+		if (i > out->index)
+			out->index = i;
+	}
+	if (rc != WEFT_OK)
+		goto out;
+	if ((out->text = jx_dump(s.doc)) == NULL || out->text[0] != '{') {
+		rc = weft_errf(&msg, WEFT_ENOMEM, "out of memory");
+		goto out;
+	}
+	out->len = strlen(out->text);
+	if (complete)
+		snapcache_put(rq.cache, key, s.topics, out->index,
+			      json_pack("{s:s?, s:s?, s:s?}", "Service", out->service, "Mesh", out->mesh,
+					"Node", out->node),
+			      256, out->text, out->len);
+out:
+	if (rc != WEFT_OK && msg && err)
+		*err = msg;
+	else
+		free(msg);
+	proxysnap_clear(&s);
+	json_decref(sampled);
+	free(key);
 	return rc;
 }

@@ -107,6 +107,15 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (mesh, id));"
 	"CREATE UNIQUE INDEX ca_roots_active ON ca_roots (mesh) WHERE active = 1;"
 	"CREATE INDEX ca_roots_by_removal ON ca_roots (remove_after_ms) WHERE active = 0;",
+	/* 5: a connect-proxy's destination as a column (Proxy.DestinationServiceName,
+	 * written by the catalog), so that a snapshot finds an upstream's
+	 * endpoints by index instead of scanning the mesh's proxies; services
+	 * by ID. Existing rows get it from their stored Proxy. */
+	"ALTER TABLE services ADD COLUMN proxy_dest TEXT NOT NULL DEFAULT '';"
+	"UPDATE services SET proxy_dest = COALESCE(json_extract(proxy, '$.DestinationServiceName'), '')"
+	"  WHERE kind = 'connect-proxy' AND json_valid(proxy);"
+	"CREATE INDEX services_by_id ON services (id);"
+	"CREATE INDEX services_by_proxy_dest ON services (mesh, proxy_dest) WHERE kind = 'connect-proxy';",
 };
 
 int schema_version_latest(void)

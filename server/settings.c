@@ -33,6 +33,7 @@ static const struct setting table[] = {
 	{ "max-body", T_INT, OFF(max_body), "1048576", 1024, 64LL << 20, "largest request body in bytes (413 above)" },
 	{ "http-threads", T_INT, OFF(http_threads), "2", 1, 64, "HTTP worker threads" },
 	{ "max-connections", T_INT, OFF(max_connections), "20000", 16, 1000000, "open HTTP connections at most" },
+	{ "snapshot-cache-mb", T_INT, OFF(snapshot_cache_mb), "64", 0, 65536, "memory for cached proxy snapshots and their parts, in MiB (0: no cache)" },
 	{ "dev", T_BOOL, OFF(dev), "false", 0, 0, "development mode: NO AUTHENTICATION" },
 };
 

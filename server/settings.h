@@ -24,6 +24,7 @@ struct settings {
 	long long max_body;
 	long long http_threads;
 	long long max_connections;
+	long long snapshot_cache_mb;
 	int dev;
 	int check_only;
 	int show_help;

@@ -25,7 +25,9 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -179,6 +181,41 @@ class SnapshotTest(harness.ServerTest):
         self.assertEqual(a["Inbound"]["Protocol"], "http")
         self.check_decodes(a)
 
+    def metric(self, name):
+        text = self.ok(self.srv.get("/v1/agent/metrics?format=prometheus")).body
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        self.fail("no %s in:\n%s" % (name, text))
+
+    def test_cached_until_a_dependency_moves(self):
+        """The same snapshot twice: the second from the cache, the same bytes
+        at the same index; a new instance of its upstream: built again, with
+        it, at a higher index; one scan of the upstream's instances."""
+        m = self.mesh
+        cached = 'weft_proxy_snapshot_answers_total{source="cache"}'
+        built = 'weft_proxy_snapshot_answers_total{source="built"}'
+        scans = "weft_proxy_snapshot_endpoint_scans_total"
+        first = self.ok(self.snap())
+        c0, b0 = self.metric(cached), self.metric(built)
+        again = self.ok(self.snap())
+        self.assertEqual(again.body, first.body)
+        self.assertEqual(again.index, first.index)
+        self.assertEqual(self.metric(cached), c0 + 1)
+        self.assertEqual(self.metric(built), b0)
+        s0 = self.metric(scans)
+        api3 = free_port()
+        m.register("n3", "127.0.0.3", sidecar("api", "api-3-sidecar", api3, 9000, []))
+        try:
+            after = self.ok(self.snap())
+            self.assertGreater(after.index, first.index)
+            eps = after.json()["Upstreams"][0]["Endpoints"]
+            self.assertIn(("127.0.0.3", api3), [(e["Address"], e["Port"]) for e in eps])
+            self.assertEqual(self.metric(built), b0 + 1)
+            self.assertEqual(self.metric(scans), s0 + 1)
+        finally:
+            self.ok(self.srv.put("/v1/catalog/deregister", {"Node": "n3"}))
+
     def test_missing_proxy_and_permissions(self):
         r = self.snap(pid="nope")
         self.assertEqual(r.status, 404, r)
@@ -203,6 +240,10 @@ class SnapshotTest(harness.ServerTest):
         ro = self.ok(self.srv.put("/v1/acl/token", {"Kind": "read-only"}))
         self.assertEqual(self.snap(token=ro.json()["SecretID"]).status, 403)
         self.assertEqual(self.snap(query="?version=0").status, 400)
+        # a proxy that speaks a newer version gets the one this server writes
+        for v in ("1", "2", "7"):
+            r = self.ok(self.snap(query="?version=" + v))
+            self.assertEqual(r.json()["Version"], 1)
         self.assertEqual(self.srv.get("/v1/weft/proxy/web-1-sidecar/other").status, 404)
 
     def blocking(self, index, wait, out):
@@ -274,6 +315,47 @@ class App(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "3")
         self.end_headers()
         self.wfile.write(b"app")
+
+
+class NewerServer(http.server.BaseHTTPRequestHandler):
+    """A newer weft-server as the proxy sees it: forwards every request to
+    the real one and, while `newer` is set, answers snapshots in a Version 2
+    with sections version 1 does not have. Records the paths asked."""
+    protocol_version = "HTTP/1.1"
+    upstream = None
+    newer = False
+    paths = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        cls = type(self)
+        cls.paths.append(self.path)
+        req = urllib.request.Request("http://" + cls.upstream + self.path)
+        if self.headers.get("X-Consul-Token"):
+            req.add_header("X-Consul-Token", self.headers["X-Consul-Token"])
+        try:
+            resp = urllib.request.urlopen(req, timeout=400)
+            status, body, headers = resp.status, resp.read(), resp.headers
+        except urllib.error.HTTPError as e:
+            status, body, headers = e.code, e.read(), e.headers
+        if status == 200 and cls.newer and self.path.split("?")[0].endswith("/snapshot"):
+            doc = json.loads(body)
+            doc["Version"] = 2
+            doc["RateLimits"] = {"RequestsPerSecond": 5}
+            doc["Intentions"]["JWTProviders"] = [{"Name": "idp", "Issuer": "https://idp"}]
+            body = json.dumps(doc).encode()
+        try:
+            self.send_response(status)
+            for h in ("X-Consul-Index", "Content-Type"):
+                if headers.get(h):
+                    self.send_header(h, headers[h])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the proxy stopped during its long poll
 
 
 @unittest.skipUnless(OPENSSL, "the openssl command is not installed")
@@ -437,6 +519,66 @@ class ProxyFromServerTest(harness.ServerTest):
                                                   [("api", m.up_api)]))
             p.terminate()
             p.wait(10)
+
+    def test_snapshot_of_a_newer_server_is_refused(self):
+        """docs/proxy-config.md "Versions": the proxy asks for the version it
+        speaks; a snapshot in a newer one is refused as a whole, with one log
+        line naming what it cannot enforce and counters in /stats, and the
+        running snapshot stays in force; a snapshot in its version is taken
+        again after that."""
+        self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "allow"}).status, 200)
+        self.assertEqual(self.srv.put(exact("api", "web"), {"Action": "allow"}).status, 200)
+        NewerServer.upstream = self.srv.addr
+        NewerServer.newer = False
+        NewerServer.paths = []
+        fake = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), NewerServer)
+        fake.daemon_threads = True
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        admin = free_port()
+        cert, key = self.web_leaf
+        cmd = [PROXY, "--server", "http://127.0.0.1:%d" % fake.server_address[1],
+               "--proxy-id", "web-1-sidecar", "--cert", cert, "--key", key,
+               "--token-file", self.token_file, "--admin", "127.0.0.1:%d" % admin]
+        with open(os.path.join(self.tmp, "proxy.log"), "wb") as log:
+            p = subprocess.Popen(cmd, stdout=log, stderr=log)
+        try:
+            self.wait_listening(p)
+            self.assertEqual(self.call(self.db_leaf)[0], 200)
+            # the newer server: db is now denied, in a Version 2 snapshot
+            NewerServer.newer = True
+            self.assertEqual(self.srv.put(exact("db", "web"), {"Action": "deny"}).status, 200)
+            self.wait_log("config from server refused")
+            line = [ln for ln in self.proxy_log().splitlines()
+                    if "config from server refused" in ln][0]
+            self.assertIn("Version: 2 is newer than this proxy's 1: refused as a whole", line)
+            self.assertIn("what this proxy cannot enforce: RateLimits, Intentions.JWTProviders",
+                          line)
+            self.assertIn("the previous snapshot stays in force", line)
+            # not enforced in part: the running snapshot (db allowed) stays
+            time.sleep(0.3)
+            self.assertEqual(self.call(self.db_leaf)[0], 200)
+            stats = urllib.request.urlopen("http://127.0.0.1:%d/stats" % admin,
+                                           timeout=5).read().decode()
+            self.assertIn('weft_proxy_config_refused_total{reason="newer-version"} 1\n', stats)
+            self.assertIn('weft_proxy_config_unenforceable_fields_total{section="RateLimits"} 1\n',
+                          stats)
+            self.assertIn('weft_proxy_config_unenforceable_fields_total{section="Intentions"} 1\n',
+                          stats)
+            self.assertIn('weft_proxy_config_version{of="current"} 1\n', stats)
+            # every request said which version the proxy speaks
+            snaps = [x for x in NewerServer.paths if "/snapshot" in x]
+            self.assertGreaterEqual(len(snaps), 2)
+            for path in snaps:
+                self.assertIn("version=1", path)
+            # the server answers in version 1 again: taken at the next change
+            NewerServer.newer = False
+            self.assertEqual(self.srv.put(exact("cache", "web"), {"Action": "allow"}).status, 200)
+            self.until(self.db_leaf, 403, 5)
+        finally:
+            p.terminate()
+            p.wait(10)
+            fake.shutdown()
+            fake.server_close()
 
     def test_z_new_roots_reach_the_proxy(self):
         """A root rotation: the new bundle is written where --trust-bundle

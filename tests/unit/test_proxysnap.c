@@ -17,6 +17,9 @@
 
 #include "castore.h"
 #include "catalog.h"
+#include "config_store.h"
+#include "hub.h"
+#include "snapcache.h"
 #include "err.h"
 #include "jsonx.h"
 #include "proxysnap.h"
@@ -29,13 +32,16 @@ struct published {
 	pthread_mutex_t lock;
 	char topics[MAXT][96];
 	size_t n;
+	struct hub *hub;
 };
 
 static void on_publish(void *ctx, const char *const *topics, const uint64_t *idx, size_t n)
 {
 	struct published *p = ctx;
 
-	(void)idx;
+	/* as weft-server: the hub learns every commit's topics */
+	if (p->hub)
+		hub_publish(p->hub, topics, idx, n);
 	pthread_mutex_lock(&p->lock);
 	for (size_t i = 0; i < n && p->n < MAXT; i++, p->n++)
 		snprintf(p->topics[p->n], sizeof(p->topics[0]), "%s", topics[i]);
@@ -58,6 +64,7 @@ struct fixture {
 	struct store *store;
 	struct castore *cs;
 	struct published pub;
+	struct snapcache *cache;
 };
 
 static int setup(void **state)
@@ -74,6 +81,8 @@ static int setup(void **state)
 	o.publish = on_publish;
 	o.publish_ctx = &f->pub;
 	assert_int_equal(store_open(&f->store, &o, &err), WEFT_OK);
+	assert_non_null(f->pub.hub = hub_new(store_last_index(f->store)));
+	assert_non_null(f->cache = snapcache_new(f->pub.hub, 8 << 20));
 	if (castore_open(&f->cs, f->store, f->dir, "dc1", &err) != WEFT_OK)
 		fail_msg("castore_open: %s", err);
 	*state = f;
@@ -87,6 +96,8 @@ static int teardown(void **state)
 
 	castore_close(f->cs);
 	store_close(f->store);
+	snapcache_free(f->cache);
+	hub_free(f->pub.hub);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	pthread_mutex_destroy(&f->pub.lock);
@@ -110,6 +121,25 @@ static void reg(struct fixture *f, const char *text)
 		fail_msg("register %s: %s", text, w.err);
 	json_decref(w.result);
 	catalog_register_free(r);
+}
+
+/* Puts a config entry (a JSON body with Kind and Name) in mesh "default". */
+static void config_put(struct fixture *f, const char *text)
+{
+	json_t *doc = json_loads(text, 0, NULL);
+	struct config_op *op;
+	struct store_write w = { .apply = config_store_apply_put };
+
+	assert_non_null(doc);
+	op = config_op_new("default", json_string_value(json_object_get(doc, "Kind")),
+			   json_string_value(json_object_get(doc, "Name")), doc);
+	assert_non_null(op);
+	w.arg = op;
+	if (store_write_sync(f->store, &w) != WEFT_OK)
+		fail_msg("config put %s: %s", text, w.err);
+	json_decref(w.result);
+	config_op_free(op);
+	json_decref(doc);
 }
 
 static void sidecar(struct fixture *f, const char *node, const char *addr, const char *svc,
@@ -455,6 +485,327 @@ static void test_transparent(void **state)
 	proxysnap_clear(&s);
 }
 
+/* ---- the cache (snapcache, proxysnap_answer) ---- */
+
+static uint64_t watch_hub(void *arg, const char *topic)
+{
+	return hub_index(arg, topic);
+}
+
+static int answer(struct fixture *f, const char *id, struct proxysnap_answer *a)
+{
+	struct proxysnap_req rq = { .proxy_id = id, .datacenter = "dc1", .cache = f->cache };
+	char *err = NULL;
+	int rc = proxysnap_answer(f->store, &rq, watch_hub, NULL, f->pub.hub, a, &err);
+
+	if (rc != WEFT_OK)
+		fail_msg("answer %s: %s", id, err ? err : "?");
+	return rc;
+}
+
+static size_t endpoint_count(const struct proxysnap_answer *a)
+{
+	json_t *doc = json_loads(a->text, 0, NULL);
+	size_t n;
+
+	assert_non_null(doc);
+	n = json_array_size(json_object_get(json_array_get(json_object_get(doc, "Upstreams"), 0),
+					    "Endpoints"));
+	json_decref(doc);
+	return n;
+}
+
+static void add_intention(struct fixture *f, const char *src, const char *dst)
+{
+	char body[300];
+
+	/* a service-intentions config entry, as PUT /v1/config writes it */
+	snprintf(body, sizeof(body), "{\"Kind\": \"service-intentions\", \"Name\": \"%s\","
+		 " \"Sources\": [{\"Name\": \"%s\", \"Action\": \"deny\"}]}", dst, src);
+	config_put(f, body);
+}
+
+static void test_cache_hit_until_a_topic_moves(void **state)
+{
+	struct fixture *f = *state;
+	struct proxysnap_answer a = { 0 }, b = { 0 };
+	struct proxysnap_counters c0, c1;
+
+	sidecar(f, "n1", "10.0.0.1", "web", "web-1-sidecar", 21000,
+		"{\"DestinationName\": \"api\", \"LocalBindPort\": 9191}", NULL);
+	sidecar(f, "n2", "10.0.0.2", "api", "api-1-sidecar", 21001, NULL, NULL);
+	answer(f, "web-1-sidecar", &a);
+	assert_int_equal(a.cached, 0);
+	assert_string_equal(a.service, "web");
+	assert_string_equal(a.node, "n1");
+	assert_int_equal(endpoint_count(&a), 1);
+	/* the same question again: the same bytes, at the same index, no build */
+	proxysnap_counters(&c0);
+	answer(f, "web-1-sidecar", &b);
+	proxysnap_counters(&c1);
+	assert_int_equal(b.cached, 1);
+	assert_int_equal(c1.builds, c0.builds);
+	assert_int_equal(b.index, a.index);
+	assert_string_equal(b.text, a.text);
+	assert_string_equal(b.service, "web");
+	assert_string_equal(b.node, "n1");
+	proxysnap_answer_clear(&b);
+	/* a write to something it does not depend on: still cached */
+	reg(f, "{\"Node\": \"n3\", \"Address\": \"10.0.0.3\", \"Service\": {\"Service\": \"other\"}}");
+	answer(f, "web-1-sidecar", &b);
+	assert_int_equal(b.cached, 1);
+	proxysnap_answer_clear(&b);
+	/* a new endpoint of its upstream: built again, with it, at a higher index */
+	sidecar(f, "n3", "10.0.0.3", "api", "api-2-sidecar", 21001, NULL, NULL);
+	answer(f, "web-1-sidecar", &b);
+	assert_int_equal(b.cached, 0);
+	assert_true(b.index > a.index);
+	assert_int_equal(endpoint_count(&b), 2);
+	proxysnap_answer_clear(&b);
+	/* an intention to it */
+	add_intention(f, "db", "web");
+	answer(f, "web-1-sidecar", &b);
+	assert_int_equal(b.cached, 0);
+	assert_non_null(strstr(b.text, "\"SourceName\":\"db\""));
+	proxysnap_answer_clear(&b);
+	/* one to another destination: cached */
+	add_intention(f, "db", "api");
+	answer(f, "web-1-sidecar", &b);
+	assert_int_equal(b.cached, 1);
+	proxysnap_answer_clear(&b);
+	/* the endpoint's health */
+	reg(f, "{\"Node\": \"n3\", \"Address\": \"10.0.0.3\", \"Check\": {\"CheckID\": \"c1\","
+	       " \"ServiceID\": \"api-2-sidecar\", \"Status\": \"critical\"}}");
+	answer(f, "web-1-sidecar", &b);
+	assert_int_equal(b.cached, 0);
+	assert_int_equal(endpoint_count(&b), 1);
+	proxysnap_answer_clear(&b);
+	proxysnap_answer_clear(&a);
+}
+
+/* Ten proxies with the same upstream: one scan of the mesh's instances
+ * per change, not one per proxy. */
+static void test_endpoints_computed_once_per_change(void **state)
+{
+	struct fixture *f = *state;
+	struct proxysnap_answer a = { 0 };
+	struct proxysnap_counters c0, c1;
+	char id[32];
+
+	sidecar(f, "n2", "10.0.0.2", "api", "api-1-sidecar", 21001, NULL, NULL);
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "web-%d-sidecar", i);
+		sidecar(f, "n1", "10.0.0.1", "web", id, 21000 + i,
+			"{\"DestinationName\": \"api\", \"LocalBindPort\": 9191}", NULL);
+	}
+	proxysnap_counters(&c0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "web-%d-sidecar", i);
+		answer(f, id, &a);
+		assert_int_equal(endpoint_count(&a), 1);
+		proxysnap_answer_clear(&a);
+	}
+	proxysnap_counters(&c1);
+	/* the first proxy's first pass cannot cache it yet (the endpoints'
+	 * svc: topics were not watched before that read); its second does */
+	assert_int_equal(c1.endpoint_scans - c0.endpoint_scans, 2);
+	/* a change of the upstream: one scan again, and every proxy sees it */
+	sidecar(f, "n3", "10.0.0.3", "api", "api-2-sidecar", 21001, NULL, NULL);
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "web-%d-sidecar", i);
+		answer(f, id, &a);
+		assert_int_equal(a.cached, 0);
+		assert_int_equal(endpoint_count(&a), 2);
+		proxysnap_answer_clear(&a);
+	}
+	proxysnap_counters(&c0);
+	assert_int_equal(c0.endpoint_scans - c1.endpoint_scans, 1);
+	/* and each woken proxy is built once (its topics known from before) */
+	assert_int_equal(c0.builds - c1.builds, 10);
+}
+
+/* The cache itself: stale entries are never handed out, a newer entry is
+ * not replaced by an older one, memory stays bounded (LRU). */
+static void test_snapcache_bounds_and_staleness(void **state)
+{
+	struct hub *hub = hub_new(10);
+	struct snapcache *c = snapcache_new(hub, 64 << 10);
+	const struct snapcache_entry *e;
+	struct snapcache_stats st;
+	const char *t[] = { "svc:a" };
+	uint64_t idx[] = { 11 };
+	json_t *topics;
+	char key[32], text[400];
+
+	(void)state;
+	assert_non_null(c);
+	topics = json_pack("{s:b}", "svc:a", 1);
+	snapcache_put(c, "k", topics, 10, json_string("v10"), 8, "text", 4);
+	assert_non_null(e = snapcache_get(c, "k"));
+	assert_string_equal(json_string_value(e->value), "v10");
+	assert_string_equal(e->text, "text");
+	/* an older answer does not replace it */
+	snapcache_put(c, "k", topics, 9, json_string("v9"), 8, NULL, 0);
+	/* the reader's reference outlives a replacement */
+	snapcache_put(c, "k", topics, 10, json_string("v10b"), 8, NULL, 0);
+	assert_string_equal(json_string_value(e->value), "v10");
+	snapcache_release(c, e);
+	assert_non_null(e = snapcache_get(c, "k"));
+	assert_string_equal(json_string_value(e->value), "v10b");
+	snapcache_release(c, e);
+	/* its topic moves: gone */
+	hub_publish(hub, t, idx, 1);
+	assert_null(snapcache_get(c, "k"));
+	snapcache_stats(c, &st);
+	assert_int_equal(st.stale, 1);
+	assert_int_equal(st.entries, 0);
+	/* memory: 1,000 entries of ~600 bytes in 64 KiB */
+	memset(text, 'x', sizeof(text));
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		snapcache_put(c, key, topics, 11, NULL, 0, text, sizeof(text));
+		snapcache_stats(c, &st);
+		assert_true(st.bytes <= st.max_bytes);
+		if (i == 5)   /* used: stays while others go */
+			snapcache_release(c, snapcache_get(c, "key-0"));
+	}
+	snapcache_stats(c, &st);
+	assert_true(st.evictions > 800);
+	assert_true(st.entries > 50);
+	assert_null(snapcache_get(c, "key-1"));
+	assert_non_null(e = snapcache_get(c, "key-999"));
+	snapcache_release(c, e);
+	/* one entry larger than a quarter of the cache is never kept */
+	snapcache_put(c, "big", topics, 11, NULL, 40 << 10, NULL, 0);
+	assert_null(snapcache_get(c, "big"));
+	json_decref(topics);
+	snapcache_free(c);
+	hub_free(hub);
+}
+
+/* Writes and readers at once: an answer never reflects less than the
+ * index it claims (every endpoint registered at or below it is in it). */
+struct race {
+	struct fixture *f;
+	pthread_mutex_t lock;
+	uint64_t written[64];   /* the index of each registration, in order */
+	int nwritten;
+	int done;
+	int checks;
+	char failure[300];
+};
+
+#define RACE_WRITES 40
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+
+	for (int i = 0; i < RACE_WRITES; i++) {
+		struct cat_register *reg_ = calloc(1, sizeof(*reg_));
+		struct store_write w = { .apply = catalog_apply_register, .arg = reg_ };
+		char body[600], *err = NULL;
+		json_t *doc;
+
+		snprintf(body, sizeof(body),
+			 "{\"Node\": \"n2\", \"Address\": \"10.0.0.2\", \"Service\": {\"Service\":"
+			 " \"api-sidecar\", \"ID\": \"api-%d\", \"Kind\": \"connect-proxy\", \"Port\": %d,"
+			 " \"Proxy\": {\"DestinationServiceName\": \"api\"}}}", i, 20000 + i);
+		doc = json_loads(body, 0, NULL);
+		if (catalog_decode_register(doc, "dc1", reg_, &err) != WEFT_OK ||
+		    store_write_sync(r->f->store, &w) != WEFT_OK)
+			abort();
+		json_decref(doc);
+		json_decref(w.result);
+		catalog_register_free(reg_);
+		pthread_mutex_lock(&r->lock);
+		r->written[r->nwritten++] = w.index;
+		pthread_mutex_unlock(&r->lock);
+	}
+	pthread_mutex_lock(&r->lock);
+	r->done = 1;
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	char id[32];
+
+	for (int n = 0;; n++) {
+		struct proxysnap_req rq = { .datacenter = "dc1", .cache = r->f->cache };
+		struct proxysnap_answer a = { 0 };
+		char *err = NULL;
+		int done, below = 0;
+		size_t have;
+		json_t *doc;
+
+		snprintf(id, sizeof(id), "web-%d-sidecar", n % 3);
+		rq.proxy_id = id;
+		pthread_mutex_lock(&r->lock);
+		done = r->done;
+		pthread_mutex_unlock(&r->lock);
+		if (proxysnap_answer(r->f->store, &rq, watch_hub, NULL, r->f->pub.hub, &a, &err) != WEFT_OK) {
+			snprintf(r->failure, sizeof(r->failure), "answer: %s", err ? err : "?");
+			free(err);
+			return NULL;
+		}
+		doc = json_loads(a.text, 0, NULL);
+		have = json_array_size(json_object_get(json_array_get(json_object_get(doc, "Upstreams"), 0),
+						       "Endpoints"));
+		json_decref(doc);
+		pthread_mutex_lock(&r->lock);
+		for (int i = 0; i < r->nwritten; i++)
+			below += r->written[i] <= a.index;
+		r->checks++;
+		pthread_mutex_unlock(&r->lock);
+		if (have < (size_t)below) {
+			snprintf(r->failure, sizeof(r->failure), "%s at index %llu has %zu endpoints; %d "
+				 "were written at or below it (cached=%d)", id,
+				 (unsigned long long)a.index, have, below, a.cached);
+			proxysnap_answer_clear(&a);
+			return NULL;
+		}
+		proxysnap_answer_clear(&a);
+		if (done)
+			return NULL;
+	}
+}
+
+static void test_cache_under_concurrent_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct race r = { .f = f };
+	pthread_t w, rd[3];
+	struct proxysnap_answer a = { 0 };
+	char id[32];
+
+	pthread_mutex_init(&r.lock, NULL);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "web-%d-sidecar", i);
+		sidecar(f, "n1", "10.0.0.1", "web", id, 21000 + i,
+			"{\"DestinationName\": \"api\", \"LocalBindPort\": 9191}", NULL);
+	}
+	assert_int_equal(pthread_create(&w, NULL, race_writer, &r), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&rd[i], NULL, race_reader, &r), 0);
+	pthread_join(w, NULL);
+	for (int i = 0; i < 3; i++)
+		pthread_join(rd[i], NULL);
+	if (r.failure[0])
+		fail_msg("%s", r.failure);
+	assert_true(r.checks > 3);
+	/* and at the end, every proxy has them all */
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "web-%d-sidecar", i);
+		answer(f, id, &a);
+		assert_int_equal(endpoint_count(&a), RACE_WRITES);
+		proxysnap_answer_clear(&a);
+	}
+	pthread_mutex_destroy(&r.lock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +815,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_topics_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transparent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_hit_until_a_topic_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_endpoints_computed_once_per_change, setup,
+						teardown),
+		cmocka_unit_test(test_snapcache_bounds_and_staleness),
+		cmocka_unit_test_setup_teardown(test_cache_under_concurrent_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "buf.h"
 #include "jsonx.h"
 #include "px_config.h"
 
@@ -766,6 +767,92 @@ static char *with_index(const char *base, long long index, const char *service)
 	return s;
 }
 
+/* docs/proxy-config.md "Versions": a snapshot from a newer server is
+ * refused as a whole, the running one stays, and the refusal names what
+ * this proxy could not enforce; /stats counts it by reason and section. */
+static void test_newer_version(void **state)
+{
+	/* a v2 document: known sections plus fields v1 does not have, one of
+	 * them inside an allow permission (ignoring it would let traffic in) */
+	static const char *v2 =
+		"{\"Version\": 2, \"Index\": 9,"
+		" \"Proxy\": {\"Service\": \"web\", \"SpiffeID\": \"" ID("web") "\"},"
+		" \"Inbound\": {\"BindPort\": 21000, \"AppPort\": 8080},"
+		" \"RateLimits\": {\"RequestsPerSecond\": 10},"
+		" \"Intentions\": {\"DefaultAction\": \"deny\", \"Items\": ["
+		"   {\"ID\": \"i-1\", \"SourceName\": \"admin\", \"DestinationName\": \"web\","
+		"    \"Permissions\": [{\"Action\": \"allow\", \"HTTP\": {\"PathPrefix\": \"/\","
+		"      \"JWT\": {\"Issuer\": \"idp\"}}}]}]}}";
+	static const char *v2_known_only =
+		"{\"Version\": 2, \"Index\": 9,"
+		" \"Proxy\": {\"Service\": \"web\", \"SpiffeID\": \"" ID("web") "\"},"
+		" \"Inbound\": {\"BindPort\": 21000, \"AppPort\": 8080},"
+		" \"Intentions\": {\"DefaultAction\": \"deny\"}}";
+	struct px_config_slot slot;
+	struct px_config *cfg = NULL, *now;
+	uint64_t refused[PX_CONFIG_REFUSAL_REASONS];
+	struct buf b;
+	char *err = NULL, *v1_unknown;
+
+	(void)state;
+	/* the decoder alone: refused, every unknown field named */
+	assert_int_equal(px_config_decode(v2, strlen(v2), &cfg, &err), WEFT_EINVAL);
+	assert_null(cfg);
+	assert_non_null(strstr(err, "Version: 2 is newer than this proxy's 1: refused as a whole"));
+	assert_non_null(strstr(err, "what this proxy cannot enforce: RateLimits, "
+				    "Intentions.Items[0].Permissions[0].HTTP.JWT"));
+	free(err);
+	err = NULL;
+	/* nothing new to it, still refused: the meaning may have changed */
+	assert_int_equal(px_config_decode(v2_known_only, strlen(v2_known_only), &cfg, &err),
+			 WEFT_EINVAL);
+	assert_non_null(strstr(err, "no field is new to this proxy, but version 2 may give"));
+	free(err);
+	err = NULL;
+
+	/* through the slot: the running snapshot stays; counted */
+	px_config_slot_init(&slot);
+	assert_int_equal(px_config_slot_load(&slot, minimal, strlen(minimal), &err), WEFT_OK);
+	assert_int_equal(px_config_slot_load(&slot, v2, strlen(v2), &err), WEFT_EINVAL);
+	free(err);
+	err = NULL;
+	now = px_config_slot_get(&slot);
+	assert_int_equal(now->version, 1);
+	assert_int_equal(now->index, 7);
+	px_config_unref(now);
+	/* a version-1 document with an unknown field: refused, counted apart */
+	v1_unknown = strdup(minimal);
+	v1_unknown[strlen(v1_unknown) - 1] = '\0';
+	{
+		char doc[1024];
+
+		snprintf(doc, sizeof(doc), "%s, \"Intentions2\": {}}", v1_unknown);
+		assert_int_equal(px_config_slot_load(&slot, doc, strlen(doc), &err), WEFT_EINVAL);
+		assert_non_null(strstr(err, "Intentions2: unknown field"));
+		free(err);
+		err = NULL;
+	}
+	free(v1_unknown);
+	px_config_slot_refusals(&slot, refused);
+	assert_int_equal(refused[PX_CONFIG_REFUSED_NEWER_VERSION], 1);
+	assert_int_equal(refused[PX_CONFIG_REFUSED_UNKNOWN_FIELD], 1);
+	assert_int_equal(refused[PX_CONFIG_REFUSED_INVALID], 0);
+	buf_init(&b, 1 << 16);
+	px_config_slot_stats(&slot, &b);
+	assert_non_null(strstr(b.data, "weft_proxy_config_refused_total{reason=\"newer-version\"} 1\n"));
+	assert_non_null(strstr(b.data, "weft_proxy_config_refused_total{reason=\"unknown-field\"} 1\n"));
+	assert_non_null(strstr(b.data,
+		"weft_proxy_config_unenforceable_fields_total{section=\"RateLimits\"} 1\n"));
+	assert_non_null(strstr(b.data,
+		"weft_proxy_config_unenforceable_fields_total{section=\"Intentions\"} 1\n"));
+	assert_non_null(strstr(b.data,
+		"weft_proxy_config_unenforceable_fields_total{section=\"Intentions2\"} 1\n"));
+	assert_non_null(strstr(b.data, "weft_proxy_config_version{of=\"proxy\"} 1\n"));
+	assert_non_null(strstr(b.data, "weft_proxy_config_index 7\n"));
+	buf_free(&b);
+	px_config_slot_destroy(&slot);
+}
+
 static void test_slot(void **state)
 {
 	struct px_config_slot slot;
@@ -877,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_authorize_l4),
 		cmocka_unit_test(test_authorize_l7),
 		cmocka_unit_test(test_slot),
+		cmocka_unit_test(test_newer_version),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
