@@ -142,6 +142,17 @@ class AgentMeshTest(unittest.TestCase):
         self.assertTrue(headers.get("X-Weft-Denied-By"), "a 403 of the mesh names its intention")
         status, _, _ = call(self.up_port, path="/admin")
         self.assertEqual(status, 403)
+        # the agent's CA endpoints answer as the server's do
+        local = self.vm2.get("/v1/agent/connect/ca/roots")
+        self.assertEqual(local.status, 200, local)
+        server_roots = self.srv.get("/v1/connect/ca/roots").json()
+        self.assertEqual([r["ID"] for r in local.json()["Roots"]],
+                         [r["ID"] for r in server_roots["Roots"]])
+        self.assertEqual(local.json()["TrustDomain"], server_roots["TrustDomain"])
+        leaf = self.vm2.get("/v1/agent/connect/ca/leaf/api").json()
+        self.assertTrue(leaf["ServiceURI"].endswith("/svc/api"), leaf)
+        self.assertIn("BEGIN CERTIFICATE", leaf["CertPEM"])
+        self.assertIn("PRIVATE KEY", leaf["PrivateKeyPEM"])
         # the agents are ready for systemd: their proxies answer /ready
         self.assertTrue(self.vm1.status()["Ready"])
         self.assertTrue(self.vm2.status()["Ready"])
