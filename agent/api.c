@@ -227,12 +227,13 @@ static json_t *agent_service(struct agent_api *a, json_t *s)
 
 static json_t *agent_check(struct agent_api *a, json_t *c, json_t *svc)
 {
-	json_t *o = json_pack("{ss ss ss ss ss ss ss ss sO ss}", "Node", a->node, "CheckID",
+	json_t *tags = svc && json_object_get(svc, "Tags") ? json_incref(json_object_get(svc, "Tags"))
+							  : json_array();
+	json_t *o = json_pack("{ss ss ss ss ss ss ss ss so ss}", "Node", a->node, "CheckID",
 			      sget(c, "CheckID"), "Name", sget(c, "Name"), "Status", sget(c, "Status"),
 			      "Notes", sget(c, "Notes"), "Output", sget(c, "Output"), "ServiceID",
 			      sget(c, "ServiceID"), "ServiceName", svc ? sget(svc, "Service") : "",
-			      "ServiceTags", svc ? json_object_get(svc, "Tags") : json_array(), "Type",
-			      sget(c, "Type"));
+			      "ServiceTags", tags, "Type", sget(c, "Type"));
 	json_t *def = json_object();
 	static const char *const keys[] = { "HTTP", "Method", "Header", "TCP", "TTL", "Interval",
 					    "Timeout", "DeregisterCriticalServiceAfter", "Args", NULL };

@@ -688,8 +688,10 @@ int main(int argc, char **argv)
 		log_info("agent", "node %s deregistered", a.node);
 	}
 	/* after the node left the catalog, so that no caller is sent here */
+	certs_free(a.certs);        /* first: its threads call into the proxies */
+	a.certs = NULL;
 	proxies_free(a.proxies);
-	certs_free(a.certs);
+	a.proxies = NULL;
 	rc = 0;
 	api_stop(a.api);
 	json_decref(a.admin_ports);

@@ -128,6 +128,34 @@ class AgentMeshTest(unittest.TestCase):
             cls.app.close()
             cls.srv.close()
 
+    def settle(self):
+        """Waits until the mesh is healthy again after a test that disturbed
+        it: api's sidecar passing on the server, and 30 calls in a row
+        through the mesh answered 200 (the proxies have the snapshot that
+        says so; a change of health reaches them as a new snapshot)."""
+        wait_for(lambda: len(self.srv.get("/v1/health/service/api-sidecar-proxy?passing=1").json())
+                 == 1, timeout=30, what="api's sidecar passing on the server")
+        streak = [0]
+
+        def thirty_ok():
+            streak[0] = streak[0] + 1 if call(self.up_port)[0] == 200 else 0
+            return streak[0] >= 30
+        wait_for(thirty_ok, timeout=30, interval=0.02, what="30 calls in a row through the mesh")
+
+    def diagnosis(self):
+        """What the agents and proxies said, for a failure's message."""
+        import glob
+        import os
+        out = []
+        for a in (self.vm1, self.vm2):
+            out.append("== %s status: %s" % (a.node, a.get("/v1/weft/agent/status").body))
+            out.append("== %s checks: %s" % (a.node, a.get("/v1/agent/checks").body[:1500]))
+            out.append("== %s agent log:\n%s" % (a.node, a.read_log()[-3000:]))
+            for log in glob.glob(os.path.join(a.data_dir, "proxies", "*", "proxy.log")):
+                with open(log, errors="replace") as f:
+                    out.append("== %s:\n%s" % (log, f.read()[-3000:]))
+        return "\n".join(out)
+
     def proxy_pid(self, agent):
         ps = agent.status().get("Proxies") or []
         return ps[0]["Pid"] if ps else 0
@@ -170,6 +198,7 @@ class AgentMeshTest(unittest.TestCase):
         finally:
             self.app.health = 200
         wait_for(lambda: not api_critical(), timeout=5, what="api passing again")
+        self.settle()
 
     def test_3_new_deny_intention_enforced_within_1s(self):
         deny = dict(INTENTIONS, Sources=[{"Name": "web", "Action": "deny"},
@@ -228,8 +257,10 @@ class AgentMeshTest(unittest.TestCase):
         finally:
             self.app.health = 200
         wait_for(lambda: call(self.up_port)[0] == 200, timeout=10, what="traffic after the outage")
+        self.settle()
 
     def test_6_certificate_renewal_under_traffic(self):
+        self.settle()
         def serial():
             r = self.vm2.get("/v1/agent/connect/ca/leaf/api")
             return r.json()["SerialNumber"] if r.status == 200 else None
@@ -242,9 +273,8 @@ class AgentMeshTest(unittest.TestCase):
             time.sleep(0.01)
         self.assertNotEqual(serial(), first, "the leaf was renewed during the traffic")
         failed = [r for r in results if r[0] != 200]
-        self.assertEqual(failed, [], "%d of %d calls failed, the first: %r; api's checks: %s" % (
-            len(failed), len(results), failed[:1],
-            self.vm2.get("/v1/agent/checks").body if failed else ""))
+        self.assertEqual(failed, [], "%d of %d calls failed, the first: %r\n%s" % (
+            len(failed), len(results), failed[:1], self.diagnosis() if failed else ""))
         self.assertGreater(len(results), 100)
 
 

@@ -73,7 +73,8 @@ class AgentTest(unittest.TestCase):
         a.write_config("node.json", NODE_CHECK_JSON)
         a.start()
         svcs = wait_for(lambda: len(node_services(self.srv, "vm1")) == 2 and
-                        node_services(self.srv, "vm1"), what="web and its sidecar")
+                        "disk" in node_checks(self.srv, "vm1") and
+                        node_services(self.srv, "vm1"), what="web, its sidecar and the node check")
         self.assertEqual(svcs["web"]["Port"], 8080)
         self.assertEqual(svcs["web"]["Tags"], ["v1"])
         self.assertEqual(svcs["web"]["Meta"], {"team": "shop"})
