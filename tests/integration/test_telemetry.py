@@ -284,6 +284,24 @@ class TelemetryTest(unittest.TestCase):
         r = self.srv.get("/v1/weft/telemetry/service/api", token="")
         self.assertEqual(r.status, 403, r)
 
+    def test_6_server_down_samples_dropped_logged_once(self):
+        self.srv.stop()
+        try:
+            time.sleep(3.5)    # three reports or so fail
+        finally:
+            self.srv.start()
+        for agent in (self.vm1, self.vm2):
+            wait_for(lambda: "the server takes the samples again" in agent.read_log(),
+                     timeout=15, what="%s reporting again" % agent.node)
+            log = agent.read_log()
+            self.assertEqual(log.count("samples dropped until the server takes them again"), 1,
+                             log[-3000:])
+        # memory only: what came before the restart is gone; new reports come
+        self.assertEqual(self.service("pay")["Points"], [])
+        self.assertEqual(call(self.up_port, "/v1/items"), 200)
+        wait_for(lambda: totals(self.service("api"))[0] >= 1, timeout=15,
+                 what="api's telemetry after the restart")
+
 
 if __name__ == "__main__":
     main()
