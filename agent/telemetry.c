@@ -1,4 +1,5 @@
 #include "telemetry.h"
+#include "duration.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
@@ -316,7 +317,7 @@ static json_t *round_body(struct tele *t)
 	if (json_array_size(proxies) > 0) {
 		char iv[32];
 
-		snprintf(iv, sizeof(iv), "%lldms", (long long)t->interval_ms);
+		duration_format(t->interval_ms, iv, sizeof(iv));   /* "10s" */
 		body = json_pack("{s:s, s:O}", "Interval", iv, "Proxies", proxies);
 	}
 out:
