@@ -107,7 +107,11 @@ static json_t *counts_json(const struct prom_listener *cur, const struct prom_li
 	}
 	json_object_set_new(o, "Requests", count(total));
 	json_object_set_new(o, "Responses", resp);
-	json_object_set_new(o, "LatencyBuckets", b);
+	/* an idle listener's empty histogram is left out: reports stay small */
+	if (total > 0)
+		json_object_set_new(o, "LatencyBuckets", b);
+	else
+		json_decref(b);
 	return o;
 }
 
