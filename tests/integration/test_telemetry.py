@@ -284,7 +284,32 @@ class TelemetryTest(unittest.TestCase):
         r = self.srv.get("/v1/weft/telemetry/service/api", token="")
         self.assertEqual(r.status, 403, r)
 
-    def test_6_server_down_samples_dropped_logged_once(self):
+    def test_6_proxy_restart_is_a_new_start(self):
+        import os
+        import signal
+        base = self.settled("api")
+        pid = self.vm2.status()["Proxies"][0]["Pid"]
+        self.assertGreater(pid, 0)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: self.vm2.status()["Proxies"][0]["Pid"] not in (0, pid), timeout=10,
+                 what="a new proxy process")
+        statuses = []
+
+        def through():
+            statuses.append(call(self.up_port, "/v1/items"))
+            return statuses[-1] == 200
+        wait_for(through, timeout=15, what="traffic through the new proxy")
+        for _ in range(10):
+            statuses.append(call(self.up_port, "/v1/items"))
+        # every 200 crossed the new process's inbound: counted once, from
+        # its start, and nothing negative or doubled from the old one
+        want = base[0] + statuses.count(200)
+        got = wait_for(lambda: (lambda t: t if t[0] == want else None)(totals(self.service("api"))),
+                       timeout=15, interval=0.5, what="api's count after the restart")
+        self.assertEqual(got[0], want)
+        self.assertEqual(self.settled("api")[0], want)
+
+    def test_7_server_down_samples_dropped_logged_once(self):
         self.srv.stop()
         try:
             time.sleep(3.5)    # three reports or so fail
