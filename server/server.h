@@ -14,6 +14,7 @@ struct rcache;
 struct intentions;
 struct castore;
 struct snapcache;
+struct telemetry;
 
 struct server {
 	struct store *store;
@@ -25,6 +26,7 @@ struct server {
 	struct intentions *intentions; /* compiled intentions per mesh (intentions.h) */
 	struct castore *ca;         /* the mesh CAs (castore.h) */
 	struct snapcache *snapshots; /* proxy snapshots and their parts (proxysnap.h); may be NULL */
+	struct telemetry *telemetry; /* the proxies' traffic, in memory (telemetry.h) */
 	const char *data_dir;
 	const char *datacenter;     /* Consul's "datacenter": the zone name */
 	const char *node_name;      /* the server's own node in the catalog */
