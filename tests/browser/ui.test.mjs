@@ -104,7 +104,7 @@ async function newPage(colorScheme = 'light') {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme });
   const page = await ctx.newPage();
   page.setDefaultTimeout(STEP);
-  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[013]/.test(m.text())) problems.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[0139]/.test(m.text())) problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(String(e)));
   page.on('dialog', (d) => d.accept());
   return page;
@@ -311,6 +311,11 @@ test('a read-only token sees, and gets the API\'s 403 when it tries to change', 
   await page.getByRole('button', { name: 'Save' }).click();
   await page.locator('#cfg-error', { hasText: 'policy:write' }).waitFor();
   await shot(page, 'config-read-only-dark');
+  // Meshes: the form is there, and the 403 comes back next to its button.
+  await page.getByRole('link', { name: 'Meshes & zones' }).click();
+  await page.getByRole('button', { name: 'Edit default' }).click();
+  await page.locator('#mesh-form').getByRole('button', { name: 'Save mesh' }).click();
+  await page.locator('#mesh-form .field-error', { hasText: 'policy:write' }).waitFor();
   await page.context().close();
 });
 
@@ -479,7 +484,7 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   assert.match(await page.locator('#edges li[data-edge="web -> api"]').textContent(), /denied by the intention \* -> api/);
   assert.equal(await page.locator('#topology path[data-edge="web -> db"]').getAttribute('data-verdict'), 'l7');
   assert.equal(await page.locator('#edges li[data-edge="db -> web"]').count(), 0, 'default-deny pairs are not drawn');
-  assert.match(await page.locator('#observed-note').textContent(), /not collected yet/);
+  await page.locator('#observed-note', { hasText: 'No calls observed by the proxies in the last 5 minutes' }).waitFor();
   // Live: a new deny intention adds its edge.
   await srv.call('PUT', '/v1/connect/intentions/exact?source=db&destination=web', { Action: 'deny' });
   await page.locator('#topology path[data-edge="db -> web"][data-verdict="deny"]').waitFor();
@@ -501,6 +506,71 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   await page.locator('#topology a[data-service="db"]').click();
   await page.waitForURL(/#\/services\/db$/);
   await page.getByRole('heading', { level: 1, name: /db/ }).waitFor();
+  await page.context().close();
+});
+
+test('meshes: created, edited and deleted in the form; the API\'s errors where they belong', async () => {
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.getByRole('link', { name: 'Meshes & zones' }).click();
+  const form = page.locator('#mesh-form');
+  const defaultDomain = (await srv.call('GET', '/v1/meshes/default')).TrustDomain;
+  // A bad trust domain: the server's 400 under that field, which is marked.
+  await form.getByLabel('Name').fill('billing');
+  await form.getByLabel('Trust domain').fill('Not_A.Domain');
+  await form.getByRole('button', { name: 'Create mesh' }).click();
+  const trustErr = form.locator('.field', { has: page.locator('#mesh-trust') }).locator('.field-error');
+  await trustErr.waitFor();
+  assert.match(await trustErr.textContent(), /^TrustDomain: "Not_A.Domain" is not a DNS name/);
+  assert.equal(await page.locator('#mesh-trust').getAttribute('aria-invalid'), 'true');
+  await shot(page, 'mesh-error');
+  // Left empty, the server picks billing.<default's>.
+  await form.getByLabel('Trust domain').fill('');
+  await form.getByRole('button', { name: 'Create mesh' }).click();
+  await page.locator('#meshes tr[data-mesh="billing"]').waitFor();
+  let billing = await srv.call('GET', '/v1/meshes/billing');
+  assert.deepEqual([billing.MTLSMode, billing.TrustDomain, billing.DefaultIntentionActionSet], ['strict', `billing.${defaultDomain}`, false]);
+  // Creating it again never replaces it (?cas=0): said under Name.
+  await form.getByLabel('Name').fill('billing');
+  await form.getByRole('button', { name: 'Create mesh' }).click();
+  await form.locator('.field', { has: page.locator('#mesh-name') }).locator('.field-error', { hasText: 'already exists' }).waitFor();
+  // Edit: the form holds the mesh; the changes are saved.
+  await page.getByRole('button', { name: 'Edit billing' }).click();
+  assert.equal(await form.getByLabel('Name').inputValue(), 'billing');
+  assert.equal(await form.getByLabel('Name').getAttribute('readonly'), '');
+  await form.getByLabel('mTLS mode').selectOption('permissive');
+  await form.getByLabel('Default intention action').selectOption('deny');
+  await form.getByLabel(/^Meta/).fill('team=billing\ntier=gold');
+  await form.getByRole('button', { name: 'Save mesh' }).click();
+  await page.locator('#meshes tr[data-mesh="billing"]', { hasText: 'team=billing' }).waitFor();
+  billing = await srv.call('GET', '/v1/meshes/billing');
+  assert.deepEqual([billing.MTLSMode, billing.DefaultIntentionAction, billing.DefaultIntentionActionSet, billing.Meta],
+    ['permissive', 'deny', true, { team: 'billing', tier: 'gold' }]);
+  // A Meta line that is not key=value is refused before any request.
+  await page.getByRole('button', { name: 'Edit billing' }).click();
+  await form.getByLabel(/^Meta/).fill('team billing');
+  await form.getByRole('button', { name: 'Save mesh' }).click();
+  await form.locator('.field', { has: page.locator('#mesh-meta') }).locator('.field-error', { hasText: /^Meta: line 1/ }).waitFor();
+  // Edited elsewhere meanwhile: the save is refused (?cas=), not lost.
+  await form.getByLabel(/^Meta/).fill('team=billing');
+  await srv.call('PUT', '/v1/meshes/billing', { Meta: { team: 'other' } });
+  await form.getByRole('button', { name: 'Save mesh' }).click();
+  await form.locator('.field-error', { hasText: 'changed on the server' }).waitFor();
+  assert.deepEqual((await srv.call('GET', '/v1/meshes/billing')).Meta, { team: 'other' });
+  await form.getByRole('button', { name: 'Cancel' }).click();
+  // A mesh in use cannot be deleted: the server's 409 in its row.
+  await srv.call('PUT', '/v1/catalog/register', { Node: 'node-c', Address: '10.0.0.3', Service: { Service: 'ledger', Port: 80, Mesh: 'billing' } });
+  await page.getByRole('button', { name: 'Delete billing' }).click();
+  const rowErr = page.locator('#meshes tr[data-mesh="billing"] .row-error');
+  await rowErr.filter({ hasText: /\S/ }).waitFor();
+  assert.match(await rowErr.textContent(), /mesh "billing" is in use: services ledger/);
+  await shot(page, 'meshes-edit');
+  assert.equal(await page.getByRole('button', { name: 'Delete default' }).count(), 0, 'the default mesh has no Delete');
+  await srv.call('PUT', '/v1/catalog/deregister', { Node: 'node-c' });
+  await page.getByRole('button', { name: 'Delete billing' }).click();
+  await page.locator('#meshes tr[data-mesh="billing"]').waitFor({ state: 'detached' });
+  const gone = await fetch(`${srv.base}/v1/meshes/billing`, { headers: { 'X-Consul-Token': srv.token } });
+  assert.equal(gone.status, 404);
   await page.context().close();
 });
 
