@@ -42,13 +42,14 @@
 #include "state.h"
 #include "svcdef.h"
 #include "sync.h"
+#include "telemetry.h"
 #include "util.h"
 
 struct agent_cfg {
 	const char *server, *server_ca, *token_file, *node, *address, *datacenter;
 	const char *config_dir, *data_dir, *http_addr, *proxy_bin, *log_level;
 	int enable_scripts, dev, check_only;
-	long sync_interval_s, admin_base;
+	long sync_interval_s, admin_base, telemetry_interval_s;
 };
 
 struct agent {
@@ -61,6 +62,7 @@ struct agent {
 	struct chk_runner *checks;
 	struct certs *certs;
 	struct proxies *proxies;
+	struct tele *telemetry;   /* NULL with --telemetry-interval 0 */
 	struct httpc_opts server;
 	json_t *admin_ports;      /* sidecar ID -> its proxy's admin port, kept while it lives */
 	pthread_mutex_t apply_mu; /* apply_defs runs from main and from the API */
@@ -76,7 +78,7 @@ static void usage(void)
 		"                  --address IP [--datacenter DC] [--config-dir DIR] [--data-dir DIR]\n"
 		"                  [--http-addr 127.0.0.1:8500] [--proxy-bin PATH]\n"
 		"                  [--enable-script-checks] [--sync-interval S] [--dev]\n"
-		"                  [--proxy-admin-base PORT]\n"
+		"                  [--proxy-admin-base PORT] [--telemetry-interval S]\n"
 		"                  [--log-level error|warn|info|debug]\n"
 		"       weft-agent --config-dir DIR --check\n");
 	exit(2);
@@ -94,6 +96,7 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 		{ "sync-interval", required_argument, NULL, 'i' }, { "log-level", required_argument, NULL, 'l' },
 		{ "check", no_argument, NULL, 'k' }, { "help", no_argument, NULL, '?' },
 		{ "proxy-admin-base", required_argument, NULL, 'A' },
+		{ "telemetry-interval", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -106,6 +109,7 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 	c->log_level = "info";
 	c->sync_interval_s = 60;
 	c->admin_base = 19000;
+	c->telemetry_interval_s = 10;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': c->server = optarg; break;
@@ -126,6 +130,11 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 			c->admin_base = strtol(optarg, &end, 10);
 			if (*end || c->admin_base < 1024 || c->admin_base > 65535 - 256)
 				fatalx("agent", "--proxy-admin-base: want 1024..65279, got \"%s\"", optarg);
+			break;
+		case 'T':
+			c->telemetry_interval_s = strtol(optarg, &end, 10);
+			if (*end || !*optarg || c->telemetry_interval_s < 0 || c->telemetry_interval_s > 3600)
+				fatalx("agent", "--telemetry-interval: want 0 (off) or 1..3600 seconds, got \"%s\"", optarg);
 			break;
 		case 'i':
 			c->sync_interval_s = strtol(optarg, &end, 10);
@@ -586,6 +595,12 @@ int main(int argc, char **argv)
 		po.node = a.node;
 		if (proxies_new(&a.proxies, &po, &err) != WEFT_OK)
 			fatalx("agent", "%s", err);
+		if (a.cfg.telemetry_interval_s > 0) {
+			struct tele_opts to = { .server = a.server, .node = a.node, .proxies = a.proxies,
+						.interval_ms = a.cfg.telemetry_interval_s * 1000 };
+			if (tele_start(&a.telemetry, &to, &err) != WEFT_OK)
+				fatalx("agent", "%s", err);
+		}
 		a.admin_ports = json_object();
 		apply_defs(&a);
 	}
@@ -648,6 +663,7 @@ int main(int argc, char **argv)
 		log_info("agent", "node %s deregistered", a.node);
 	}
 	/* after the node left the catalog, so that no caller is sent here */
+	tele_stop(a.telemetry);
 	proxies_free(a.proxies);
 	certs_free(a.certs);
 	rc = 0;

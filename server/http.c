@@ -51,6 +51,7 @@ static const struct route *const route_tables[] = {
 	api_config_routes,
 	api_ca_routes,
 	api_proxy_routes,
+	api_telemetry_routes,
 };
 
 enum phase {
@@ -114,6 +115,7 @@ struct req {
 	uint64_t min_index;
 	int64_t deadline;
 	int timed_out;
+	struct hub *hub;              /* what topics are watched on: srv->hub unless req_watch_hub */
 	struct hub_waiter waiter;
 	/* write */
 	struct store_write write;
@@ -355,19 +357,34 @@ int req_errcode(struct req *r, int code, const char *msg)
 
 /* ---- blocking queries ---- */
 
+static void watch_on(struct req *r, struct hub *hub, char *topic);
+
 void req_watch(struct req *r, const char *fmt, ...)
 {
 	char *topic = NULL;
 	va_list ap;
-	uint64_t idx;
 
 	va_start(ap, fmt);
 	if (vasprintf(&topic, fmt, ap) < 0)
 		topic = NULL;
 	va_end(ap);
+	watch_on(r, r->srv->hub, topic);
+}
+
+void req_watch_hub(struct req *r, struct hub *hub, const char *topic)
+{
+	watch_on(r, hub, strdup(topic));
+}
+
+/* Takes topic (NULL: out of memory, nothing watched). */
+static void watch_on(struct req *r, struct hub *hub, char *topic)
+{
+	uint64_t idx;
+
 	if (topic == NULL)
 		return;
-	idx = hub_index(r->srv->hub, topic);
+	r->hub = hub;
+	idx = hub_index(hub, topic);
 	if (idx > r->index)
 		r->index = idx;
 	if (r->ntopics == r->cap_topics && r->cap_topics < HUB_MAX_TOPICS) {
@@ -666,6 +683,7 @@ static int run_handler(struct req *r)
 	for (;;) {
 		topics_clear(r);
 		r->index = 0;
+		r->hub = NULL;
 		status = r->route->fn(r);
 		if (status == REQ_SUSPEND)
 			return 1;
@@ -682,7 +700,7 @@ static int run_handler(struct req *r)
 		r->waiter.owner = r;
 		r->phase = PH_PARKED;
 		MHD_suspend_connection(r->conn);
-		if (hub_wait(r->srv->hub, &r->waiter, (const char *const *)r->topics, r->ntopics,
+		if (hub_wait(r->hub ? r->hub : r->srv->hub, &r->waiter, (const char *const *)r->topics, r->ntopics,
 			     r->min_index, r->deadline) == 0)
 			return 1;
 		/* Moved while we looked, or the hub is shutting down: look again,
@@ -811,7 +829,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r == NULL)
 		return;
 	if (r->phase == PH_PARKED)
-		hub_cancel(h->srv->hub, &r->waiter);
+		hub_cancel(r->hub ? r->hub : h->srv->hub, &r->waiter);
 	if (r->status == 0)
 		r->status = 499;   /* the client went away before a reply */
 	stats_record(h, r);

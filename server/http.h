@@ -56,6 +56,7 @@ extern const struct route api_mesh_routes[];
 extern const struct route api_config_routes[];
 extern const struct route api_ca_routes[];
 extern const struct route api_proxy_routes[];   /* /v1/weft/proxy/:id/snapshot */
+extern const struct route api_telemetry_routes[];   /* /v1/weft/telemetry/... */
 
 struct http_opts {
 	const char *addr;        /* host:port */
@@ -102,6 +103,11 @@ void req_add_header(struct req *r, const char *name, const char *value);
 
 /* ---- blocking queries ---- */
 void req_watch(struct req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Watches a topic of another hub than the store's: in-memory data with an
+ * index of its own (telemetry.h). The topics of one request must all be on
+ * one hub. */
+struct hub;
+void req_watch_hub(struct req *r, struct hub *hub, const char *topic);
 /* Raises the reply's index (X-Consul-Index) to at least idx. */
 void req_index_at_least(struct req *r, uint64_t idx);
 uint64_t req_index(struct req *r);

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "http.h"
 #include "hub.h"
+#include "telemetry.h"
 #include "intentions.h"
 #include "log.h"
 #include "notify.h"
@@ -127,6 +128,8 @@ static int serve(const struct settings *cfg)
 	srv.replies = rcache_new(32 << 20, 1 << 20);
 	if (intentions_new(&srv.intentions, srv.store, srv.hub, srv.dev) != WEFT_OK)
 		fatalx("main", "cannot start the intentions cache");
+	if (telemetry_new(&srv.telemetry, NULL, &err) != WEFT_OK)
+		fatalx("main", "%s", err);
 
 	if (cfg->dev) {
 		log_warnx("main", "DEV MODE: authentication is OFF, every request is allowed; never use --dev outside a laptop");
@@ -187,6 +190,7 @@ static int serve(const struct settings *cfg)
 out:
 	/* Stop taking requests, answer parked ones, finish writes, close. */
 	hub_wake_all(srv.hub);
+	telemetry_wake_all(srv.telemetry);
 	http_stop(https);
 	http_stop(http);
 	session_reaper_stop(reaper);
@@ -196,6 +200,7 @@ out:
 	store_close(srv.store);
 	intentions_free(srv.intentions);
 	hub_free(srv.hub);
+	telemetry_free(srv.telemetry);
 	rcache_free(srv.replies);
 	free(err);
 	log_info("main", "stopped");

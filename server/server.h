@@ -13,6 +13,7 @@ struct ttl;
 struct rcache;
 struct intentions;
 struct castore;
+struct telemetry;
 
 struct server {
 	struct store *store;
@@ -23,6 +24,7 @@ struct server {
 	struct rcache *replies;     /* hot read replies (rcache.h); may be NULL */
 	struct intentions *intentions; /* compiled intentions per mesh (intentions.h) */
 	struct castore *ca;         /* the mesh CAs (castore.h) */
+	struct telemetry *telemetry; /* the proxies' traffic, in memory (telemetry.h) */
 	const char *data_dir;
 	const char *datacenter;     /* Consul's "datacenter": the zone name */
 	const char *node_name;      /* the server's own node in the catalog */
