@@ -78,7 +78,7 @@ function runs(samples, intervalMs) {
 // Answers a <figure> holding the SVG and the summary as its caption.
 export function lineChart(opts) {
   const { id, title, unit, samples, end, spanMs, intervalMs, summary } = opts;
-  const W = 400, H = 220, L = 46, R = 12, T = 12, B = 40;
+  const W = 400, H = 220, L = 46, R = 22, T = 12, B = 40;
   const pw = W - L - R, ph = H - T - B;
   const start = end - spanMs;
   const shown = samples.filter((p) => p.t >= start && p.t <= end);
@@ -98,8 +98,8 @@ export function lineChart(opts) {
     grid.push(svg('line', { x1: L, x2: W - R, y1: yy, y2: yy, class: 'grid-line' }));
     labels.push(svg('text', { x: L - 6, y: (y(v) + 4).toFixed(1), 'text-anchor': 'end', class: 'tick' }, tickText(v, step)));
   }
-  // Time ticks on whole multiples of 10 minutes (of 1 minute for short windows).
-  const tstep = spanMs > 20 * 60000 ? 10 * 60000 : 60000;
+  // Time ticks on whole minutes: at most 6 of them.
+  const tstep = [1, 2, 5, 10, 15, 30, 60].map((m) => m * 60000).find((st) => spanMs / st <= 6) || 3600000;
   for (let t = Math.ceil(start / tstep) * tstep; t <= end; t += tstep) {
     const xx = x(t).toFixed(1);
     grid.push(svg('line', { x1: xx, x2: xx, y1: T, y2: T + ph, class: 'grid-line' }));

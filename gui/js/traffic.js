@@ -9,6 +9,7 @@ import { lineChart, durationMs, fmt } from './charts.js';
 
 const enc = encodeURIComponent;
 const WINDOW_MS = 3600000;   // the server keeps the last hour of points
+const MIN_SPAN_MS = 300000;  // the charts show at least the last 5 minutes
 const FETCHES = 2;           // catalog reads in flight (the page's loops hold four connections)
 const MAX_SERVICES = 500;    // catalog entries read to find the sidecars
 
@@ -47,6 +48,11 @@ export function renderTraffic(el, data, reply) {
   const end = serverNow(reply);
   const inWindow = points.filter((p) => Date.parse(p.Time) >= end - WINDOW_MS);
   const series = (get) => inWindow.map((p) => ({ t: Date.parse(p.Time), v: get(p) ?? null }));
+  // The window: from the first point (in whole minutes, at least 5) up to
+  // the hour the server keeps, so that a new service's traffic is not a
+  // sliver at the right edge.
+  const first = inWindow.length ? Date.parse(inWindow[0].Time) : end;
+  const spanMs = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, Math.ceil((end - first + intervalMs) / 60000) * 60000));
   const rate = series((p) => p.RequestRate);
   if (!stats(rate)) {
     fill(el, h('p', { class: 'muted', id: 'traffic-empty' },
@@ -56,10 +62,10 @@ export function renderTraffic(el, data, reply) {
   }
   const success = series((p) => pct(p.SuccessRate));
   const p99 = series((p) => p.P99Ms);
-  const minutes = Math.round(WINDOW_MS / 60000);
+  const minutes = Math.round(spanMs / 60000);
   const denied = inWindow.reduce((a, p) => a + (p.Denied || 0), 0);
   const r = stats(rate), s = stats(success), l = stats(p99);
-  const common = { end, spanMs: WINDOW_MS, intervalMs };
+  const common = { end, spanMs, intervalMs };
   const lowest = s ? Math.min(s.min, 100) : 100;
   const charts = [
     lineChart({

@@ -509,6 +509,117 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   await page.context().close();
 });
 
+// Telemetry as an agent reports it (PUT /v1/weft/telemetry/node/:node):
+// n requests in the interval, one 5xx among them when fail, latencies
+// half under 1 ms, 90 % under 5 ms, all under 10 ms (a p99 of 9.5 ms).
+function counts(n, { fail = false, cls = '2xx', denied } = {}) {
+  return {
+    Requests: n, Responses: fail ? { [cls]: n - 1, '5xx': 1 } : { [cls]: n }, ...(denied === undefined ? {} : { Denied: denied }),
+    LatencyBuckets: [[0.001, Math.floor(n / 2)], [0.005, Math.floor((9 * n) / 10)], [0.01, n], ['+Inf', n]],
+  };
+}
+const proxy = (service, inbound, upstreams = []) => ({
+  ProxyID: `${service}-sidecar-proxy`, Service: service, Mesh: 'default', Inbound: inbound,
+  Upstreams: upstreams.map(([name, c]) => ({ Service: name, ...c })),
+});
+async function report(token, interval, proxies) {
+  const r = await fetch(`${srv.base}/v1/weft/telemetry/node/node-a`, {
+    method: 'PUT', headers: { 'X-Consul-Token': token }, body: JSON.stringify({ Interval: interval, Proxies: proxies }),
+  });
+  assert.equal(r.status, 200, await r.text());
+}
+const sidecar = (service, upstreams) => srv.call('PUT', '/v1/catalog/register', {
+  Node: 'node-a', Address: '10.0.0.1',
+  Service: {
+    ID: `${service}-sidecar-proxy`, Service: `${service}-sidecar-proxy`, Kind: 'connect-proxy', Port: 21000 + upstreams.length,
+    Proxy: { DestinationServiceName: service, Upstreams: upstreams.map(([name, port]) => ({ DestinationName: name, LocalBindPort: port })) },
+  },
+});
+
+test('traffic: a service\'s charts, upstreams and downstreams, live; observed calls in the topology', async () => {
+  const agent = await srv.call('PUT', '/v1/acl/token', { Kind: 'agent', NodeName: 'node-a', Description: 'browser test agent' });
+  await sidecar('web', [['api', 9191]]);
+  await sidecar('api', [['db', 9192], ['cache', 9193]]);
+  // 18 samples covering the last 3 minutes (each lands in the 10 s point
+  // holding its interval's middle, and the first sets the points' width):
+  // api's inbound at 8 req/s in the newest point, 12 at its peak, 7.78 on
+  // average, 2 requests denied in each. The middles all sit 5 s + k * 10 s
+  // before now: sent well inside a point, they fill consecutive ones.
+  const ns = [80, 60, 100, 40, 70, 90, 50, 110, 60, 80, 120, 70, 90, 60, 100, 80, 50, 90];
+  while ((Date.now() - 5000) % 10000 < 500 || (Date.now() - 5000) % 10000 > 6000) await new Promise((r) => setTimeout(r, 100));
+  for (const [k, n] of ns.entries()) {
+    await report(agent.SecretID, `${10 + 20 * k}s`, [
+      proxy('web', counts(20), [['api', counts(n, { fail: true })]]),
+      proxy('api', counts(n, { fail: true, denied: 2 }), [['db', counts(n / 2)]]),
+    ]);
+  }
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.goto(`${srv.base}/ui/#/services/api`);
+  // Three charts, each an SVG path through the 18 points, and its summary.
+  const rate = page.locator('#chart-rate path.series');
+  await rate.waitFor();
+  for (const id of ['chart-rate', 'chart-success', 'chart-p99']) {
+    const path = page.locator(`#${id} path.series`);
+    assert.equal(await path.count(), 1, `${id}: one line`);
+    assert.equal(await path.getAttribute('data-points'), '18');
+    assert.equal((await path.getAttribute('d')).match(/[ML][\d.]+,[\d.]+/g).length, 18, `${id}: 18 points in the path`);
+  }
+  const summary = async (id) => page.locator(`#${id}`).evaluate((svgEl) => document.getElementById(svgEl.getAttribute('aria-describedby')).textContent);
+  assert.equal(await summary('chart-rate'),
+    'Request rate over the last 5 minutes: latest 8.00 req/s, average 7.78 req/s, peak 12.0 req/s, in 18 intervals with traffic; 36 requests denied by intentions.');
+  assert.match(await summary('chart-success'), /^Success rate \(responses other than 5xx\) over the last 5 minutes: latest 98\.\d %, lowest 97\.5 %/);
+  assert.match(await summary('chart-p99'), /^99th percentile latency over the last 5 minutes: latest 9\.50 ms, highest 9\.50 ms/);
+  assert.equal(await page.locator('#chart-rate title').textContent(), 'Request rate (req/s), the last 5 minutes');
+  assert.deepEqual(await page.locator('#chart-rate .axis-label').allTextContents(), ['req/s', 'time (local)']);
+  assert.deepEqual(await page.locator('#chart-success .axis-label').allTextContents(), ['%', 'time (local)']);
+  assert.deepEqual(await page.locator('#chart-p99 .axis-label').allTextContents(), ['ms', 'time (local)']);
+  // Upstreams: declared by api's sidecar, db observed and cache not;
+  // downstreams: web, declared and observed.
+  const up = (svc) => page.locator(`#upstreams tr[data-service="${svc}"]`);
+  await up('db').waitFor();
+  assert.match(await up('db').textContent(), /^dbapi-sidecar-proxy on node-a, local port 9192[\d.]+ req\/s, 100 % success$/);
+  assert.deepEqual([await up('db').getAttribute('data-observed'), await up('cache').getAttribute('data-observed')], ['true', 'false']);
+  assert.match(await up('cache').textContent(), /none observed/);
+  const down = page.locator('#downstreams tr[data-service="web"]');
+  assert.match(await down.textContent(), /^webweb-sidecar-proxy on node-a[\d.]+ req\/s, 9\d\.\d % success$/);
+  await page.locator('#traffic-h').scrollIntoViewIfNeeded();
+  await shot(page, 'service-charts');
+
+  // db has no traffic yet, then its first sample arrives: the charts
+  // appear without a reload, and its caller api is listed.
+  await page.getByRole('link', { name: 'db', exact: true }).first().click();
+  await page.waitForURL(/#\/services\/db$/);
+  await page.locator('#traffic-empty', { hasText: 'No traffic observed yet' }).waitFor();
+  await report(agent.SecretID, '10s', [proxy('db', counts(30))]);
+  await page.locator('#chart-rate .series-group > *').first().waitFor();
+  assert.match(await summary('chart-rate'), /^Request rate over the last 5 minutes: latest 3\.00 req\/s/);
+  assert.equal(await page.locator('#traffic-empty').count(), 0);
+  assert.match(await page.locator('#downstreams tr[data-service="api"]').textContent(), /api-sidecar-proxy on node-a/);
+  assert.match(await page.locator('#sidecars-note').textContent(), /db has no sidecar proxy registered/);
+
+  // The topology: observed calls as bands, one an intention denies marked.
+  await page.getByRole('link', { name: 'Topology' }).click();
+  const band = (edge) => page.locator(`#topology g.traffic[data-edge="${edge}"]`);
+  await band('web -> api').waitFor();
+  assert.equal(await band('web -> api').getAttribute('data-denied'), 'true', 'web -> api is denied by * -> api');
+  assert.equal(await band('web -> api').locator('.cross').count(), 1);
+  assert.equal(await band('api -> db').getAttribute('data-denied'), 'false');
+  const li = (edge) => page.locator(`#edges li[data-edge="${edge}"]`);
+  assert.match(await li('web -> api').textContent(), /^web → api: ✕ observed, [\d.]+ req\/s, 9\d\.\d % success, denied by the intention \* -> api$/);
+  assert.match(await li('api -> db').textContent(), /^api → db: observed, [\d.]+ req\/s, 100 % success, allowed by the intention api -> db$/);
+  assert.equal(await li('web -> api').getAttribute('data-denied'), 'true');
+  assert.match(await page.locator('#observed-note').textContent(), /^2 calls between services observed/);
+  assert.match(await page.locator('#topology a[data-service="web"]').getAttribute('aria-label'), /observed calling api/);
+  // Live: db starts calling web (a deny intention refuses it: 403s).
+  await report(agent.SecretID, '10s', [proxy('db', counts(30), [['web', counts(10, { cls: '4xx' })]])]);
+  await band('db -> web').waitFor();
+  assert.equal(await band('db -> web').getAttribute('data-denied'), 'true');
+  assert.match(await li('db -> web').textContent(), /^db → web: ✕ observed, [\d.]+ req\/s, 100 % success, denied by the intention db -> web$/);
+  await shot(page, 'topology-observed');
+  await page.context().close();
+});
+
 test('meshes: created, edited and deleted in the form; the API\'s errors where they belong', async () => {
   const page = await newPage();
   await login(page, srv.token);
