@@ -11,7 +11,7 @@
 // change; the observed calls follow the telemetry. Nodes are links to the
 // service pages.
 import { api, watch, q } from './api.js';
-import { h, fill } from './dom.js';
+import { h, fill, refill } from './dom.js';
 import { svg, fmt } from './charts.js';
 
 const MAX = 16;          // services evaluated pairwise (MAX * (MAX - 1) checks)
@@ -147,11 +147,13 @@ export function topologyPage(scope, main, mesh) {
 
   function render() {
     if (shown === null) return;
-    if (shown.length === 0) { fill(pic, h('p', { class: 'muted' }, 'No services are registered.')); fill(listing); return; }
+    if (shown.length === 0) { refill(pic, 'none', h('p', { class: 'muted' }, 'No services are registered.')); refill(listing, 'none'); return; }
     const drawn = new Set(shown);
     const obs = (observed || []).filter((o) => o.Source !== o.Destination);
     const obsDrawn = obs.filter((o) => drawn.has(o.Source) && drawn.has(o.Destination));
-    fill(pic, draw(shown, edges, obsDrawn, decisions));
+    // Redrawn only when what it shows changes, keeping the focus on its node.
+    const key = JSON.stringify([shown, edges, obs.map((o) => [o.Source, o.Destination, o.RequestRate, o.SuccessRate]), [...decisions]]);
+    refill(pic, key, draw(shown, edges, obsDrawn, decisions));
     // One line per pair an intention decides or the proxies observed.
     const pairs = new Map();
     for (const e of edges) pairs.set(`${e.from} -> ${e.to}`, { from: e.from, to: e.to, edge: e });
@@ -164,7 +166,7 @@ export function topologyPage(scope, main, mesh) {
     observedNote.textContent = observed === null ? 'The calls the proxies observed are not known yet.'
       : obs.length === 0 ? 'No calls observed by the proxies in the last 5 minutes: the edges show what intentions decide, not traffic.'
         : `${obs.length} call${obs.length === 1 ? '' : 's'} between services observed by the proxies in the last 5 minutes.`;
-    fill(listing, h('h2', {}, 'Edges'), rows.length === 0
+    refill(listing, key, h('h2', {}, 'Edges'), rows.length === 0
       ? h('p', { class: 'muted' }, 'No intention decides a call between these services, and no call is observed.')
       : h('ul', { id: 'edges', class: 'edge-list' }, rows.map((p) => {
         const key = `${p.from} -> ${p.to}`, d = decisions.get(key);

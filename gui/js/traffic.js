@@ -4,7 +4,7 @@
 // downstreams (the catalog's connect-proxy registrations, with the
 // observed rate of each call).
 import { api, watch, q } from './api.js';
-import { h, fill } from './dom.js';
+import { h, fill, refill } from './dom.js';
 import { lineChart, durationMs, fmt } from './charts.js';
 
 const enc = encodeURIComponent;
@@ -159,7 +159,7 @@ export function serviceTraffic(scope, name) {
   const trafficStatus = h('div', { class: 'status' });
   const conns = h('div', { id: 'connections' }, h('p', { class: 'muted' }, 'Loading…'));
   const connStatus = h('div', { class: 'status' });
-  let graph = null, observed = null, started = null, gen = 0;
+  let graph = null, observed = null, started = null, gen = 0, stopTelemetry = null;
 
   function renderConnections() {
     if (graph === null) return;
@@ -179,22 +179,30 @@ export function serviceTraffic(scope, name) {
     const note = mine.length
       ? `Sidecars of ${name}: ${mine.map((p) => `${p.id} on ${p.node}`).join(', ')}.`
       : `${name} has no sidecar proxy registered: upstreams are what its sidecars declare (Proxy.Upstreams).`;
-    fill(conns,
+    const upRows = mergeRows(ups, observed && observed.Upstreams);
+    const downRows = mergeRows(downs, observed && observed.Downstreams);
+    refill(conns, JSON.stringify([note, upRows, downRows]),
       h('p', { class: 'muted small', id: 'sidecars-note' }, note),
       h('div', { class: 'cols' },
         h('div', {}, h('h3', {}, `Upstreams: what ${name} calls`),
-          connTable('upstreams', mergeRows(ups, observed && observed.Upstreams), `No upstream is declared by ${name}'s sidecars, and none is observed.`)),
+          connTable('upstreams', upRows, `No upstream is declared by ${name}'s sidecars, and none is observed.`)),
         h('div', {}, h('h3', {}, `Downstreams: who calls ${name}`),
-          connTable('downstreams', mergeRows(downs, observed && observed.Downstreams), `No sidecar declares ${name} as an upstream, and no caller is observed.`))));
+          connTable('downstreams', downRows, `No sidecar declares ${name} as an upstream, and no caller is observed.`))));
     fill(connStatus,
       graph.failed ? h('p', { class: 'error', role: 'alert' }, `Some catalog reads failed: ${graph.failed.message}`) : null,
       graph.truncated ? h('p', { class: 'warning' }, `Only the first ${MAX_SERVICES} services were searched for sidecars.`) : null);
   }
 
+  // Called with the service's mesh at each health answer: the telemetry
+  // loop follows the mesh (a service re-registered into another one), the
+  // catalog loop starts once.
   function start(mesh) {
     if (started === mesh) return;
+    const first = started === null;
     started = mesh;
-    scope.add(watch(`/v1/weft/telemetry/service/${enc(name)}${q({ mesh })}`, (data, reply) => {
+    observed = null;
+    if (stopTelemetry) stopTelemetry();
+    stopTelemetry = watch(`/v1/weft/telemetry/service/${enc(name)}${q({ mesh })}`, (data, reply) => {
       fill(trafficStatus);
       observed = data || {};
       renderTraffic(traffic, data, reply);
@@ -202,8 +210,9 @@ export function serviceTraffic(scope, name) {
     }, (e) => fill(trafficStatus, h('p', { class: 'error', role: 'alert' }, `${e.message} (retrying)`)),
     // Blocking, and at least every 10 s: the window slides and old
     // calls leave the last-5-minutes figures without a new point.
-    { wait: '10s', always: true }));
-    scope.add(watch('/v1/catalog/services', async (data) => {
+    { wait: '10s', always: true });
+    scope.add(stopTelemetry);
+    if (first) scope.add(watch('/v1/catalog/services', async (data) => {
       const mine = ++gen;
       const names = Object.keys(data || {}).sort();
       const g = await sidecars(names, () => mine === gen && !scope.closed);

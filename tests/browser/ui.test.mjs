@@ -611,13 +611,28 @@ test('traffic: a service\'s charts, upstreams and downstreams, live; observed ca
   assert.equal(await li('web -> api').getAttribute('data-denied'), 'true');
   assert.match(await page.locator('#observed-note').textContent(), /^2 calls between services observed/);
   assert.match(await page.locator('#topology a[data-service="web"]').getAttribute('aria-label'), /observed calling api/);
-  // Live: db starts calling web (a deny intention refuses it: 403s).
+  // Live: db starts calling web (a deny intention refuses it: 403s). The
+  // picture is redrawn, and a keyboard user's focus stays on its node.
+  await page.locator('#topology a[data-service="web"]').focus();
   await report(agent.SecretID, '10s', [proxy('db', counts(30), [['web', counts(10, { cls: '4xx' })]])]);
   await band('db -> web').waitFor();
   assert.equal(await band('db -> web').getAttribute('data-denied'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.service), 'web');
   assert.match(await li('db -> web').textContent(), /^db → web: ✕ observed, [\d.]+ req\/s, 100 % success, denied by the intention db -> web$/);
   await shot(page, 'topology-observed');
   await page.context().close();
+  // The charts in dark mode (the screenshot is for the eye; the colours
+  // come from the same variables as the rest of the dark theme).
+  const dark = await newPage('dark');
+  await login(dark, srv.token);
+  await dark.goto(`${srv.base}/ui/#/services/api`);
+  await dark.locator('#chart-rate path.series').waitFor();
+  const [stroke, bg] = await dark.evaluate(() => [getComputedStyle(document.querySelector('#chart-rate path.series')).stroke,
+    getComputedStyle(document.body).backgroundColor]);
+  assert.notEqual(stroke, bg);
+  assert.equal(bg, 'rgb(20, 23, 28)', 'the dark theme is on');
+  await shot(dark, 'service-charts-dark');
+  await dark.context().close();
 });
 
 test('meshes: created, edited and deleted in the form; the API\'s errors where they belong', async () => {
