@@ -65,13 +65,14 @@ export function renderTraffic(el, data, reply) {
   const minutes = Math.round(spanMs / 60000);
   const denied = inWindow.reduce((a, p) => a + (p.Denied || 0), 0);
   const r = stats(rate), s = stats(success), l = stats(p99);
+  const busy = rate.filter((p) => p.v > 0).length;
   const common = { end, spanMs, intervalMs };
   const lowest = s ? Math.min(s.min, 100) : 100;
   const charts = [
     lineChart({
       ...common, id: 'chart-rate', title: 'Request rate', unit: 'req/s', samples: rate,
       summary: `Request rate over the last ${minutes} minutes: latest ${fmt(r.latest, 'req/s')}, `
-        + `average ${fmt(r.avg, 'req/s')}, peak ${fmt(r.max, 'req/s')}, in ${r.n} interval${r.n === 1 ? '' : 's'} with traffic`
+        + `average ${fmt(r.avg, 'req/s')}, peak ${fmt(r.max, 'req/s')}, in ${busy} interval${busy === 1 ? '' : 's'} with traffic`
         + `${denied ? `; ${denied} request${denied === 1 ? '' : 's'} denied by intentions` : ''}.`,
     }),
     lineChart({
@@ -79,12 +80,12 @@ export function renderTraffic(el, data, reply) {
       // Starts at 0 when the rate fell below half, else a round value under the lowest.
       floor: lowest < 50 ? 0 : Math.max(0, Math.min(90, Math.floor(lowest / 10) * 10)), ceil: 100,
       summary: s ? `Success rate (responses other than 5xx) over the last ${minutes} minutes: latest ${fmt(s.latest, '%')}, `
-        + `lowest ${fmt(s.min, '%')}, average ${fmt(s.avg, '%')}.` : 'No responses in the last hour.',
+        + `lowest ${fmt(s.min, '%')}, average ${fmt(s.avg, '%')}.` : `No responses in the last ${minutes} minutes.`,
     }),
     lineChart({
       ...common, id: 'chart-p99', title: 'p99 latency', unit: 'ms', samples: p99,
       summary: l ? `99th percentile latency over the last ${minutes} minutes: latest ${fmt(l.latest, 'ms')}, `
-        + `highest ${fmt(l.max, 'ms')}, average ${fmt(l.avg, 'ms')}.` : 'No latencies measured in the last hour.',
+        + `highest ${fmt(l.max, 'ms')}, average ${fmt(l.avg, 'ms')}.` : `No latencies measured in the last ${minutes} minutes.`,
     }),
   ];
   fill(el, h('div', { class: 'charts' }, charts),
