@@ -56,9 +56,13 @@ static int counts_below(const struct prom_listener *cur, const struct prom_liste
 			return 1;
 	if (cur->nbuckets != prev->nbuckets)
 		return 1;
-	for (size_t i = 0; i < cur->nbuckets; i++)
+	for (size_t i = 0; i < cur->nbuckets; i++) {
 		if (cur->cum[i] < prev->cum[i] || cur->le[i] != prev->le[i])
 			return 1;
+		/* each bucket's own count goes down neither */
+		if (i > 0 && cur->cum[i] - cur->cum[i - 1] < prev->cum[i] - prev->cum[i - 1])
+			return 1;
+	}
 	return 0;
 }
 
@@ -73,6 +77,14 @@ static int restarted(const struct prom_stats *prev, const struct prom_stats *cur
 	return 0;
 }
 
+/* The server takes counts up to 10^12 an interval (far above any real one). */
+#define COUNT_MAX 1000000000000ULL
+
+static json_t *count(uint64_t v)
+{
+	return json_integer((json_int_t)(v > COUNT_MAX ? COUNT_MAX : v));
+}
+
 static json_t *counts_json(const struct prom_listener *cur, const struct prom_listener *prev)
 {
 	json_t *o = json_object(), *resp = json_object(), *b = json_array();
@@ -81,17 +93,18 @@ static json_t *counts_json(const struct prom_listener *cur, const struct prom_li
 	for (int c = 0; c < PROM_NCLASS; c++) {
 		uint64_t d = cur->responses[c] - (prev ? prev->responses[c] : 0);
 
-		total += d;
+		total = total > UINT64_MAX - d ? UINT64_MAX : total + d;
 		if (d)
-			json_object_set_new(resp, prom_class_names[c], json_integer((json_int_t)d));
+			json_object_set_new(resp, prom_class_names[c], count(d));
 	}
 	for (size_t i = 0; i < cur->nbuckets; i++) {
 		uint64_t d = cur->cum[i] - (prev ? prev->cum[i] : 0);
 
 		json_array_append_new(b, json_pack("[o, I]", isinf(cur->le[i]) ? json_string("+Inf")
-						   : json_real(cur->le[i]), (json_int_t)d));
+						   : json_real(cur->le[i]),
+						   (json_int_t)(d > COUNT_MAX ? COUNT_MAX : d)));
 	}
-	json_object_set_new(o, "Requests", json_integer((json_int_t)total));
+	json_object_set_new(o, "Requests", count(total));
 	json_object_set_new(o, "Responses", resp);
 	json_object_set_new(o, "LatencyBuckets", b);
 	return o;
@@ -112,8 +125,7 @@ json_t *tele_proxy_json(const char *proxy_id, const char *service, const char *m
 	if ((in = prom_find(cur, "inbound")) != NULL) {
 		json_t *c = counts_json(in, prev ? prom_find(prev, "inbound") : NULL);
 
-		json_object_set_new(c, "Denied", json_integer((json_int_t)(cur->denials -
-							(prev ? prev->denials : 0))));
+		json_object_set_new(c, "Denied", count(cur->denials - (prev ? prev->denials : 0)));
 		json_object_set_new(o, "Inbound", c);
 	}
 	for (size_t i = 0; i < cur->n; i++) {
@@ -125,6 +137,8 @@ json_t *tele_proxy_json(const char *proxy_id, const char *service, const char *m
 			continue;
 		name = l->name + 9;
 		dest = json_string_value(json_object_get(upstreams, name));
+		if (!name_valid(dest ? dest : name, 128))
+			continue;   /* the server would refuse the whole sample */
 		c = counts_json(l, prev ? prom_find(prev, l->name) : NULL);
 		json_object_set_new(c, "Service", json_string(dest ? dest : name));
 		json_array_append_new(ups, c);
@@ -192,7 +206,11 @@ static void read_snapshot(struct pstate *p, const char *path, uint64_t index)
 	free(p->mesh);
 	json_decref(p->upstreams);
 	mesh = json_string_value(json_object_get(json_object_get(doc, "Proxy"), "Mesh"));
-	p->mesh = strdup(mesh ? mesh : "default");
+	/* the server's rule for mesh names: lower case, digits, '-' */
+	if (mesh == NULL || mesh[0] == '\0' || strlen(mesh) > 63 || strspn(mesh,
+	    "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(mesh))
+		mesh = "default";
+	p->mesh = strdup(mesh);
 	p->upstreams = json_object();
 	json_array_foreach(json_object_get(doc, "Upstreams"), i, u) {
 		const char *svc = json_string_value(json_object_get(u, "Service"));

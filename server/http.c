@@ -700,8 +700,9 @@ static int run_handler(struct req *r)
 		r->waiter.owner = r;
 		r->phase = PH_PARKED;
 		MHD_suspend_connection(r->conn);
-		if (hub_wait(r->hub ? r->hub : r->srv->hub, &r->waiter, (const char *const *)r->topics, r->ntopics,
-			     r->min_index, r->deadline) == 0)
+		if (hub_wait(r->hub ? r->hub : r->srv->hub, &r->waiter,
+			     (const char *const *)r->topics, r->ntopics, r->min_index,
+			     r->deadline) == 0)
 			return 1;
 		/* Moved while we looked, or the hub is shutting down: look again,
 		 * and answer whatever that finds. */

@@ -484,7 +484,7 @@ static json_t *success_json(uint64_t responses, uint64_t errors)
 /* Rounded for the eye: 4 significant decimals are plenty for a chart. */
 static json_t *rate_json(double v)
 {
-	if (!(v >= 0) || v > 1e15)
+	if (!(v >= 0) || v > 1e14)
 		return json_real(v >= 0 ? v : 0);
 	return json_real((double)(long long)(v * 10000.0 + 0.5) / 10000.0);
 }
