@@ -541,13 +541,16 @@ test('traffic: a service\'s charts, upstreams and downstreams, live; observed ca
   await sidecar('web', [['api', 9191]]);
   await sidecar('api', [['db', 9192], ['cache', 9193]]);
   // 18 samples covering the last 3 minutes (each lands in the 10 s point
-  // holding its interval's middle, and the first sets the points' width):
-  // api's inbound at 8 req/s in the newest point, 12 at its peak, 7.78 on
-  // average, 2 requests denied in each. The middles all sit 5 s + k * 10 s
-  // before now: sent well inside a point, they fill consecutive ones.
+  // holding its interval's middle): api's inbound at 8 req/s in the newest
+  // point, 12 at its peak, 7.78 on average, 2 requests denied in each. The
+  // middles all sit 5 s + k * 10 s before now: sent well inside a point,
+  // they fill consecutive ones. A first sample of no request sets the
+  // points' width (its interval, 10 s); the others go oldest first, as an
+  // agent's do.
   const ns = [80, 60, 100, 40, 70, 90, 50, 110, 60, 80, 120, 70, 90, 60, 100, 80, 50, 90];
   while ((Date.now() - 5000) % 10000 < 500 || (Date.now() - 5000) % 10000 > 6000) await new Promise((r) => setTimeout(r, 100));
-  for (const [k, n] of ns.entries()) {
+  await report(agent.SecretID, '10s', [proxy('web', counts(0)), proxy('api', counts(0, { denied: 0 }))]);
+  for (const [k, n] of [...ns.entries()].reverse()) {
     await report(agent.SecretID, `${10 + 20 * k}s`, [
       proxy('web', counts(20), [['api', counts(n, { fail: true })]]),
       proxy('api', counts(n, { fail: true, denied: 2 }), [['db', counts(n / 2)]]),
@@ -583,7 +586,7 @@ test('traffic: a service\'s charts, upstreams and downstreams, live; observed ca
   assert.match(await up('cache').textContent(), /none observed/);
   const down = page.locator('#downstreams tr[data-service="web"]');
   assert.match(await down.textContent(), /^webweb-sidecar-proxy on node-a[\d.]+ req\/s, 9\d\.\d % success$/);
-  await page.locator('#traffic-h').scrollIntoViewIfNeeded();
+  await page.evaluate(() => window.scrollTo(0, document.getElementById('traffic-h').getBoundingClientRect().top + window.scrollY - 12));
   await shot(page, 'service-charts');
 
   // db has no traffic yet, then its first sample arrives: the charts
