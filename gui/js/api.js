@@ -72,14 +72,17 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 // A blocking query loop on path: onData(data, reply) for the first answer
 // and each change; onError(err) on failures, retried with backoff (0.5 s
 // doubling to 15 s). Returns a function that stops the loop and aborts the
-// request in flight.
-export function watch(path, onData, onError) {
+// request in flight. opts.wait is the blocking wait (60s by default);
+// opts.always calls onData after every answer, changed or not (for data
+// that also changes with time, as telemetry windows do).
+export function watch(path, onData, onError, opts = {}) {
+  const wait = opts.wait || '60s';
   const ctrl = new AbortController();
   let index = 0, delay = 0;
   (async () => {
     while (!ctrl.signal.aborted) {
       const sep = path.includes('?') ? '&' : '?';
-      const url = index ? `${path}${sep}index=${index}&wait=60s` : path;
+      const url = index ? `${path}${sep}index=${index}&wait=${wait}` : path;
       try {
         const r = await api('GET', url, undefined, { signal: ctrl.signal });
         if (ctrl.signal.aborted) return;
@@ -87,7 +90,7 @@ export function watch(path, onData, onError) {
         const unchanged = index !== 0 && r.index === index;
         // Consul's rules: an index that goes backwards restarts the loop.
         index = r.index < index ? 0 : r.index;
-        if (!unchanged) onData(r.data, r);
+        if (!unchanged || opts.always) onData(r.data, r);
       } catch (e) {
         if (ctrl.signal.aborted) return;
         if (onError) onError(e);

@@ -1,8 +1,10 @@
 // Services: the list with instance counts and health by zone, and a
-// service's page (instances, checks, the intentions that concern it).
-// Both stay live through blocking queries.
+// service's page (instances, checks, its traffic charts, upstreams and
+// downstreams, the intentions that concern it). Both stay live through
+// blocking queries.
 import { api, watch, q } from './api.js';
 import { h, fill, sideName, statusBadge } from './dom.js';
+import { serviceTraffic } from './traffic.js';
 
 const RANK = { passing: 0, warning: 1, critical: 2 };
 
@@ -86,11 +88,14 @@ export function servicePage(scope, main, name) {
   const inbound = h('div', { id: 'ixn-in' }, h('p', { class: 'muted' }, 'Loading…'));
   const outbound = h('div', { id: 'ixn-out' }, h('p', { class: 'muted' }, 'Loading…'));
   const meshNote = h('span', { class: 'muted small' });
+  const flows = serviceTraffic(scope, name);
   let healthSeen = () => {};
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/services' }, 'Services'), ' / '),
     h('h1', {}, name), status,
     h('section', { 'aria-labelledby': 'inst-h' }, h('h2', { id: 'inst-h' }, 'Instances'), instances),
+    h('section', { 'aria-labelledby': 'traffic-h' }, h('h2', { id: 'traffic-h' }, 'Traffic'), flows.traffic),
+    h('section', { 'aria-labelledby': 'conn-h' }, h('h2', { id: 'conn-h' }, 'Upstreams and downstreams'), flows.connections),
     h('section', { 'aria-labelledby': 'ixn-h' }, h('h2', { id: 'ixn-h' }, 'Intentions ', meshNote),
       h('div', { class: 'cols' },
         h('div', {}, h('h3', {}, `Who may call ${name}`), h('p', { class: 'muted small' }, 'intentions whose destination matches, in evaluation order'), inbound),
@@ -133,5 +138,9 @@ export function servicePage(scope, main, name) {
       }, (e) => fill(el, h('p', { class: 'error', role: 'alert' }, e.message))));
     }
   }
-  healthSeen = (entries) => watchIntentions(((entries || [])[0]?.Service?.Mesh) || 'default');
+  healthSeen = (entries) => {
+    const mesh = ((entries || [])[0]?.Service?.Mesh) || 'default';
+    watchIntentions(mesh);
+    flows.start(mesh);
+  };
 }

@@ -104,7 +104,7 @@ async function newPage(colorScheme = 'light') {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme });
   const page = await ctx.newPage();
   page.setDefaultTimeout(STEP);
-  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[013]/.test(m.text())) problems.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[0139]/.test(m.text())) problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(String(e)));
   page.on('dialog', (d) => d.accept());
   return page;
@@ -311,6 +311,11 @@ test('a read-only token sees, and gets the API\'s 403 when it tries to change', 
   await page.getByRole('button', { name: 'Save' }).click();
   await page.locator('#cfg-error', { hasText: 'policy:write' }).waitFor();
   await shot(page, 'config-read-only-dark');
+  // Meshes: the form is there, and the 403 comes back next to its button.
+  await page.getByRole('link', { name: 'Meshes & zones' }).click();
+  await page.getByRole('button', { name: 'Edit default' }).click();
+  await page.locator('#mesh-form').getByRole('button', { name: 'Save mesh' }).click();
+  await page.locator('#mesh-form .field-error', { hasText: 'policy:write' }).waitFor();
   await page.context().close();
 });
 
@@ -479,7 +484,7 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   assert.match(await page.locator('#edges li[data-edge="web -> api"]').textContent(), /denied by the intention \* -> api/);
   assert.equal(await page.locator('#topology path[data-edge="web -> db"]').getAttribute('data-verdict'), 'l7');
   assert.equal(await page.locator('#edges li[data-edge="db -> web"]').count(), 0, 'default-deny pairs are not drawn');
-  assert.match(await page.locator('#observed-note').textContent(), /not collected yet/);
+  await page.locator('#observed-note', { hasText: 'No calls observed by the proxies in the last 5 minutes' }).waitFor();
   // Live: a new deny intention adds its edge.
   await srv.call('PUT', '/v1/connect/intentions/exact?source=db&destination=web', { Action: 'deny' });
   await page.locator('#topology path[data-edge="db -> web"][data-verdict="deny"]').waitFor();
@@ -501,6 +506,200 @@ test('topology: allowed and denied edges from intentions; a node opens its servi
   await page.locator('#topology a[data-service="db"]').click();
   await page.waitForURL(/#\/services\/db$/);
   await page.getByRole('heading', { level: 1, name: /db/ }).waitFor();
+  await page.context().close();
+});
+
+// Telemetry as an agent reports it (PUT /v1/weft/telemetry/node/:node):
+// n requests in the interval, one 5xx among them when fail, latencies
+// half under 1 ms, 90 % under 5 ms, all under 10 ms (a p99 of 9.5 ms).
+function counts(n, { fail = false, cls = '2xx', denied } = {}) {
+  return {
+    Requests: n, Responses: fail ? { [cls]: n - 1, '5xx': 1 } : { [cls]: n }, ...(denied === undefined ? {} : { Denied: denied }),
+    LatencyBuckets: [[0.001, Math.floor(n / 2)], [0.005, Math.floor((9 * n) / 10)], [0.01, n], ['+Inf', n]],
+  };
+}
+const proxy = (service, inbound, upstreams = []) => ({
+  ProxyID: `${service}-sidecar-proxy`, Service: service, Mesh: 'default', Inbound: inbound,
+  Upstreams: upstreams.map(([name, c]) => ({ Service: name, ...c })),
+});
+async function report(token, interval, proxies) {
+  const r = await fetch(`${srv.base}/v1/weft/telemetry/node/node-a`, {
+    method: 'PUT', headers: { 'X-Consul-Token': token }, body: JSON.stringify({ Interval: interval, Proxies: proxies }),
+  });
+  assert.equal(r.status, 200, await r.text());
+}
+const sidecar = (service, upstreams) => srv.call('PUT', '/v1/catalog/register', {
+  Node: 'node-a', Address: '10.0.0.1',
+  Service: {
+    ID: `${service}-sidecar-proxy`, Service: `${service}-sidecar-proxy`, Kind: 'connect-proxy', Port: 21000 + upstreams.length,
+    Proxy: { DestinationServiceName: service, Upstreams: upstreams.map(([name, port]) => ({ DestinationName: name, LocalBindPort: port })) },
+  },
+});
+
+test('traffic: a service\'s charts, upstreams and downstreams, live; observed calls in the topology', async () => {
+  const agent = await srv.call('PUT', '/v1/acl/token', { Kind: 'agent', NodeName: 'node-a', Description: 'browser test agent' });
+  await sidecar('web', [['api', 9191]]);
+  await sidecar('api', [['db', 9192], ['cache', 9193]]);
+  // 18 samples covering the last 3 minutes (each lands in the 10 s point
+  // holding its interval's middle): api's inbound at 8 req/s in the newest
+  // point, 12 at its peak, 7.78 on average, 2 requests denied in each. The
+  // middles all sit 5 s + k * 10 s before now: sent well inside a point,
+  // they fill consecutive ones. A first sample of no request sets the
+  // points' width (its interval, 10 s); the others go oldest first, as an
+  // agent's do.
+  const ns = [80, 60, 100, 40, 70, 90, 50, 110, 60, 80, 120, 70, 90, 60, 100, 80, 50, 90];
+  while ((Date.now() - 5000) % 10000 < 500 || (Date.now() - 5000) % 10000 > 6000) await new Promise((r) => setTimeout(r, 100));
+  await report(agent.SecretID, '10s', [proxy('web', counts(0)), proxy('api', counts(0, { denied: 0 }))]);
+  for (const [k, n] of [...ns.entries()].reverse()) {
+    await report(agent.SecretID, `${10 + 20 * k}s`, [
+      proxy('web', counts(20), [['api', counts(n, { fail: true })]]),
+      proxy('api', counts(n, { fail: true, denied: 2 }), [['db', counts(n / 2)]]),
+    ]);
+  }
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.goto(`${srv.base}/ui/#/services/api`);
+  // Three charts, each an SVG path through the 18 points, and its summary.
+  const rate = page.locator('#chart-rate path.series');
+  await rate.waitFor();
+  for (const id of ['chart-rate', 'chart-success', 'chart-p99']) {
+    const path = page.locator(`#${id} path.series`);
+    assert.equal(await path.count(), 1, `${id}: one line`);
+    assert.equal(await path.getAttribute('data-points'), '18');
+    assert.equal((await path.getAttribute('d')).match(/[ML][\d.]+,[\d.]+/g).length, 18, `${id}: 18 points in the path`);
+  }
+  const summary = async (id) => page.locator(`#${id}`).evaluate((svgEl) => document.getElementById(svgEl.getAttribute('aria-describedby')).textContent);
+  assert.equal(await summary('chart-rate'),
+    'Request rate over the last 5 minutes: latest 8.00 req/s, average 7.78 req/s, peak 12.0 req/s, in 18 intervals with traffic; 36 requests denied by intentions.');
+  assert.match(await summary('chart-success'), /^Success rate \(responses other than 5xx\) over the last 5 minutes: latest 98\.\d %, lowest 97\.5 %/);
+  assert.match(await summary('chart-p99'), /^99th percentile latency over the last 5 minutes: latest 9\.50 ms, highest 9\.50 ms/);
+  assert.equal(await page.locator('#chart-rate title').textContent(), 'Request rate (req/s), the last 5 minutes');
+  assert.deepEqual(await page.locator('#chart-rate .axis-label').allTextContents(), ['req/s', 'time (local)']);
+  assert.deepEqual(await page.locator('#chart-success .axis-label').allTextContents(), ['%', 'time (local)']);
+  assert.deepEqual(await page.locator('#chart-p99 .axis-label').allTextContents(), ['ms', 'time (local)']);
+  // Upstreams: declared by api's sidecar, db observed and cache not;
+  // downstreams: web, declared and observed.
+  const up = (svc) => page.locator(`#upstreams tr[data-service="${svc}"]`);
+  await up('db').waitFor();
+  assert.match(await up('db').textContent(), /^dbapi-sidecar-proxy on node-a, local port 9192[\d.]+ req\/s, 100 % success$/);
+  assert.deepEqual([await up('db').getAttribute('data-observed'), await up('cache').getAttribute('data-observed')], ['true', 'false']);
+  assert.match(await up('cache').textContent(), /none observed/);
+  const down = page.locator('#downstreams tr[data-service="web"]');
+  assert.match(await down.textContent(), /^webweb-sidecar-proxy on node-a[\d.]+ req\/s, 9\d\.\d % success$/);
+  await page.evaluate(() => window.scrollTo(0, document.getElementById('traffic-h').getBoundingClientRect().top + window.scrollY - 12));
+  await shot(page, 'service-charts');
+
+  // db has no traffic yet, then its first sample arrives: the charts
+  // appear without a reload, and its caller api is listed.
+  await page.getByRole('link', { name: 'db', exact: true }).first().click();
+  await page.waitForURL(/#\/services\/db$/);
+  await page.locator('#traffic-empty', { hasText: 'No traffic observed yet' }).waitFor();
+  await report(agent.SecretID, '10s', [proxy('db', counts(30))]);
+  await page.locator('#chart-rate .series-group > *').first().waitFor();
+  assert.match(await summary('chart-rate'), /^Request rate over the last 5 minutes: latest 3\.00 req\/s/);
+  assert.equal(await page.locator('#traffic-empty').count(), 0);
+  assert.match(await page.locator('#downstreams tr[data-service="api"]').textContent(), /api-sidecar-proxy on node-a/);
+  assert.match(await page.locator('#sidecars-note').textContent(), /db has no sidecar proxy registered/);
+
+  // The topology: observed calls as bands, one an intention denies marked.
+  await page.getByRole('link', { name: 'Topology' }).click();
+  const band = (edge) => page.locator(`#topology g.traffic[data-edge="${edge}"]`);
+  await band('web -> api').waitFor();
+  assert.equal(await band('web -> api').getAttribute('data-denied'), 'true', 'web -> api is denied by * -> api');
+  assert.equal(await band('web -> api').locator('.cross').count(), 1);
+  assert.equal(await band('api -> db').getAttribute('data-denied'), 'false');
+  const li = (edge) => page.locator(`#edges li[data-edge="${edge}"]`);
+  assert.match(await li('web -> api').textContent(), /^web → api: ✕ observed, [\d.]+ req\/s, 9\d\.\d % success, denied by the intention \* -> api$/);
+  assert.match(await li('api -> db').textContent(), /^api → db: observed, [\d.]+ req\/s, 100 % success, allowed by the intention api -> db$/);
+  assert.equal(await li('web -> api').getAttribute('data-denied'), 'true');
+  assert.match(await page.locator('#observed-note').textContent(), /^2 calls between services observed/);
+  assert.match(await page.locator('#topology a[data-service="web"]').getAttribute('aria-label'), /observed calling api/);
+  // Live: db starts calling web (a deny intention refuses it: 403s). The
+  // picture is redrawn, and a keyboard user's focus stays on its node.
+  await page.locator('#topology a[data-service="web"]').focus();
+  await report(agent.SecretID, '10s', [proxy('db', counts(30), [['web', counts(10, { cls: '4xx' })]])]);
+  await band('db -> web').waitFor();
+  assert.equal(await band('db -> web').getAttribute('data-denied'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.service), 'web');
+  assert.match(await li('db -> web').textContent(), /^db → web: ✕ observed, [\d.]+ req\/s, 100 % success, denied by the intention db -> web$/);
+  await shot(page, 'topology-observed');
+  await page.context().close();
+  // The charts in dark mode (the screenshot is for the eye; the colours
+  // come from the same variables as the rest of the dark theme).
+  const dark = await newPage('dark');
+  await login(dark, srv.token);
+  await dark.goto(`${srv.base}/ui/#/services/api`);
+  await dark.locator('#chart-rate path.series').waitFor();
+  const [stroke, bg] = await dark.evaluate(() => [getComputedStyle(document.querySelector('#chart-rate path.series')).stroke,
+    getComputedStyle(document.body).backgroundColor]);
+  assert.notEqual(stroke, bg);
+  assert.equal(bg, 'rgb(20, 23, 28)', 'the dark theme is on');
+  await shot(dark, 'service-charts-dark');
+  await dark.context().close();
+});
+
+test('meshes: created, edited and deleted in the form; the API\'s errors where they belong', async () => {
+  const page = await newPage();
+  await login(page, srv.token);
+  await page.getByRole('link', { name: 'Meshes & zones' }).click();
+  const form = page.locator('#mesh-form');
+  const defaultDomain = (await srv.call('GET', '/v1/meshes/default')).TrustDomain;
+  // A bad trust domain: the server's 400 under that field, which is marked.
+  await form.getByLabel('Name').fill('billing');
+  await form.getByLabel('Trust domain').fill('Not_A.Domain');
+  await form.getByRole('button', { name: 'Create mesh' }).click();
+  const trustErr = form.locator('.field', { has: page.locator('#mesh-trust') }).locator('.field-error');
+  await trustErr.waitFor();
+  assert.match(await trustErr.textContent(), /^TrustDomain: "Not_A.Domain" is not a DNS name/);
+  assert.equal(await page.locator('#mesh-trust').getAttribute('aria-invalid'), 'true');
+  await shot(page, 'mesh-error');
+  // Left empty, the server picks billing.<default's>.
+  await form.getByLabel('Trust domain').fill('');
+  await form.getByRole('button', { name: 'Create mesh' }).click();
+  await page.locator('#meshes tr[data-mesh="billing"]').waitFor();
+  let billing = await srv.call('GET', '/v1/meshes/billing');
+  assert.deepEqual([billing.MTLSMode, billing.TrustDomain, billing.DefaultIntentionActionSet], ['strict', `billing.${defaultDomain}`, false]);
+  // Creating it again never replaces it (?cas=0): said under Name.
+  await form.getByLabel('Name').fill('billing');
+  await form.getByRole('button', { name: 'Create mesh' }).click();
+  await form.locator('.field', { has: page.locator('#mesh-name') }).locator('.field-error', { hasText: 'already exists' }).waitFor();
+  // Edit: the form holds the mesh; the changes are saved.
+  await page.getByRole('button', { name: 'Edit billing' }).click();
+  assert.equal(await form.getByLabel('Name').inputValue(), 'billing');
+  assert.equal(await form.getByLabel('Name').getAttribute('readonly'), '');
+  await form.getByLabel('mTLS mode').selectOption('permissive');
+  await form.getByLabel('Default intention action').selectOption('deny');
+  await form.getByLabel(/^Meta/).fill('team=billing\ntier=gold');
+  await form.getByRole('button', { name: 'Save mesh' }).click();
+  await page.locator('#meshes tr[data-mesh="billing"]', { hasText: 'team=billing' }).waitFor();
+  billing = await srv.call('GET', '/v1/meshes/billing');
+  assert.deepEqual([billing.MTLSMode, billing.DefaultIntentionAction, billing.DefaultIntentionActionSet, billing.Meta],
+    ['permissive', 'deny', true, { team: 'billing', tier: 'gold' }]);
+  // A Meta line that is not key=value is refused before any request.
+  await page.getByRole('button', { name: 'Edit billing' }).click();
+  await form.getByLabel(/^Meta/).fill('team billing');
+  await form.getByRole('button', { name: 'Save mesh' }).click();
+  await form.locator('.field', { has: page.locator('#mesh-meta') }).locator('.field-error', { hasText: /^Meta: line 1/ }).waitFor();
+  // Edited elsewhere meanwhile: the save is refused (?cas=), not lost.
+  await form.getByLabel(/^Meta/).fill('team=billing');
+  await srv.call('PUT', '/v1/meshes/billing', { Meta: { team: 'other' } });
+  await form.getByRole('button', { name: 'Save mesh' }).click();
+  await form.locator('.field-error', { hasText: 'changed on the server' }).waitFor();
+  assert.deepEqual((await srv.call('GET', '/v1/meshes/billing')).Meta, { team: 'other' });
+  await form.getByRole('button', { name: 'Cancel' }).click();
+  // A mesh in use cannot be deleted: the server's 409 in its row.
+  await srv.call('PUT', '/v1/catalog/register', { Node: 'node-c', Address: '10.0.0.3', Service: { Service: 'ledger', Port: 80, Mesh: 'billing' } });
+  await page.getByRole('button', { name: 'Delete billing' }).click();
+  const rowErr = page.locator('#meshes tr[data-mesh="billing"] .row-error');
+  await rowErr.filter({ hasText: /\S/ }).waitFor();
+  assert.match(await rowErr.textContent(), /mesh "billing" is in use: services ledger/);
+  await shot(page, 'meshes-edit');
+  assert.equal(await page.getByRole('button', { name: 'Delete default' }).count(), 0, 'the default mesh has no Delete');
+  await srv.call('PUT', '/v1/catalog/deregister', { Node: 'node-c' });
+  await page.getByRole('button', { name: 'Delete billing' }).click();
+  await page.locator('#meshes tr[data-mesh="billing"]').waitFor({ state: 'detached' });
+  const gone = await fetch(`${srv.base}/v1/meshes/billing`, { headers: { 'X-Consul-Token': srv.token } });
+  assert.equal(gone.status, 404);
   await page.context().close();
 });
 
