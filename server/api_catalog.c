@@ -217,6 +217,17 @@ static int h_services(struct req *r)
 	if ((db = api_read_begin(r)) == NULL)
 		return 500;
 	meta = req_query_list(r, "node-meta");
+	if (req_query(r, "filter")) {
+		/* Consul filters the instances, then lists their services */
+		json_t *rows = catalog_service_rows(db, meta);
+		store_read_end(db);
+		json_decref(meta);
+		if ((rows = api_filter(r, rows)) == NULL)
+			return 400;
+		out = catalog_services_group(rows);
+		json_decref(rows);
+		return req_reply_json(r, 200, out);
+	}
 	out = catalog_services(db, meta);
 	store_read_end(db);
 	json_decref(meta);

@@ -859,6 +859,61 @@ json_t *catalog_services(struct db *db, json_t *node_meta)
 	return out;
 }
 
+json_t *catalog_service_rows(struct db *db, json_t *node_meta)
+{
+	struct db_stmt *st = db_prep(db, "SELECT s.name, s.tags, n.meta, s.kind, s.id, s.node,"
+					 " s.meta, s.port, s.address, n.address, s.mesh FROM services s"
+					 " JOIN nodes n ON n.name = s.node ORDER BY s.name, s.node, s.id");
+	json_t *out = json_array();
+
+	if (st == NULL)
+		return out;
+	while (db_step(st) == DB_ROW) {
+		if (!meta_matches(db_col_text(st, 2), node_meta))
+			continue;
+		json_array_append_new(out, json_pack(
+			"{s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:I, s:s, s:s, s:s}",
+			"ServiceName", db_col_text(st, 0),
+			"ServiceTags", jx_load_or(db_col_text(st, 1), JSON_ARRAY),
+			"NodeMeta", jx_load_or(db_col_text(st, 2), JSON_OBJECT),
+			"ServiceKind", db_col_text(st, 3) ? db_col_text(st, 3) : "",
+			"ServiceID", db_col_text(st, 4), "Node", db_col_text(st, 5),
+			"ServiceMeta", jx_load_or(db_col_text(st, 6), JSON_OBJECT),
+			"ServicePort", (json_int_t)db_col_int(st, 7),
+			"ServiceAddress", db_col_text(st, 8) ? db_col_text(st, 8) : "",
+			"Address", db_col_text(st, 9) ? db_col_text(st, 9) : "",
+			"Mesh", db_col_text(st, 10) ? db_col_text(st, 10) : "default"));
+	}
+	db_done(st);
+	return out;
+}
+
+json_t *catalog_services_group(json_t *rows)
+{
+	json_t *out = json_object(), *row, *list, *t;
+	size_t i, j;
+
+	json_array_foreach(rows, i, row) {
+		const char *name = json_string_value(json_object_get(row, "ServiceName"));
+		list = json_object_get(out, name);
+		if (list == NULL) {
+			list = json_array();
+			json_object_set_new(out, name, list);
+		}
+		json_array_foreach(json_object_get(row, "ServiceTags"), j, t) {
+			size_t k;
+			json_t *have;
+			int dup = 0;
+			json_array_foreach(list, k, have)
+				if (json_equal(have, t))
+					dup = 1;
+			if (!dup)
+				json_array_append(list, t);
+		}
+	}
+	return out;
+}
+
 json_t *catalog_service_nodes(struct db *db, const char *dc, const char *service, json_t *tags,
 			      json_t *node_meta)
 {

@@ -69,6 +69,12 @@ void catalog_touch_node(struct db *db, const char *node, struct store_changes *c
 
 /* Queries (on a read connection). */
 json_t *catalog_services(struct db *db, json_t *node_meta);
+/* For ?filter on /v1/catalog/services, as Consul evaluates it: one object
+ * per instance (ServiceName, ServiceKind, ServiceID, ServiceTags,
+ * ServiceMeta, ServicePort, ServiceAddress, Node, NodeMeta, Address, Mesh),
+ * then grouped back into {name: [tags]}. */
+json_t *catalog_service_rows(struct db *db, json_t *node_meta);
+json_t *catalog_services_group(json_t *rows);
 json_t *catalog_service_nodes(struct db *db, const char *dc, const char *service, json_t *tags,
 			      json_t *node_meta);
 json_t *catalog_nodes(struct db *db, const char *dc, json_t *node_meta);

@@ -211,7 +211,9 @@ export function topologyPage(scope, main, mesh) {
     render();
   }
   const err = (e) => fill(status, h('p', { class: 'error', role: 'alert' }, `${e.message} (retrying)`));
-  scope.add(watch('/v1/catalog/services', (data) => { names = Object.keys(data || {}).sort(); evaluate(); }, err));
+  // services, not their sidecars (connect-proxy instances): calls are between services
+  scope.add(watch(`/v1/catalog/services${q({ filter: 'ServiceKind != "connect-proxy"' })}`,
+    (data) => { names = Object.keys(data || {}).sort(); evaluate(); }, err));
   scope.add(watch(`/v1/connect/intentions${q({ mesh })}`, (data, r) => { ixnIndex = r.index; evaluate(); }, err));
   // Blocking, and at least every 10 s: calls older than 5 minutes leave
   // the answer without waking a blocking query.

@@ -613,6 +613,9 @@ test('traffic: a service\'s charts, upstreams and downstreams, live; observed ca
   assert.match(await li('api -> db').textContent(), /^api → db: observed, [\d.]+ req\/s, 100 % success, allowed by the intention api -> db$/);
   assert.equal(await li('web -> api').getAttribute('data-denied'), 'true');
   assert.match(await page.locator('#observed-note').textContent(), /^2 calls between services observed/);
+  // services only: their sidecars (connect-proxy instances) are not nodes
+  assert.equal(await page.locator('#topology a[data-service="api-sidecar-proxy"]').count(), 0);
+  assert.equal(await page.locator('#topology a[data-service="api"]').count(), 1);
   assert.match(await page.locator('#topology a[data-service="web"]').getAttribute('aria-label'), /observed calling api/);
   // Live: db starts calling web (a deny intention refuses it: 403s). The
   // picture is redrawn, and a keyboard user's focus stays on its node.

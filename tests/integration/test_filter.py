@@ -75,6 +75,34 @@ class FilterTest(ServerTest):
         self.assertEqual(self.cat("ServiceMeta.missing == x"), [])
         self.assertEqual(self.cat("ServiceMeta.missing is empty"), ["web-1", "web-2", "web-3"])
 
+    def test_catalog_services(self):
+        # Consul filters the instances, then lists their services and tags
+        r = self.srv.put("/v1/catalog/register", {
+            "Node": "node-a", "SkipNodeUpdate": True,
+            "Service": {"Service": "web-sidecar-proxy", "ID": "web-1-sidecar", "Port": 21000,
+                        "Kind": "connect-proxy", "Proxy": {"DestinationServiceName": "web"}}})
+        self.assertEqual(r.status, 200, r)
+        try:
+            def services(expr):
+                r = self.srv.get("/v1/catalog/services?filter=%s" % q(expr))
+                self.assertEqual(r.status, 200, r)
+                return r.json()
+            everything = self.srv.get("/v1/catalog/services").json()
+            self.assertIn("web-sidecar-proxy", everything)
+            got = services('ServiceKind != "connect-proxy"')
+            self.assertNotIn("web-sidecar-proxy", got)
+            self.assertEqual(sorted(got["web"]), sorted(everything["web"]))
+            self.assertEqual(list(services('ServiceKind == "connect-proxy"')), ["web-sidecar-proxy"])
+            # tags of the instances that match only
+            self.assertEqual(services('ServiceName == web and "primary" in ServiceTags'),
+                             {"web": [t for t in everything["web"] if t in
+                                      self.srv.get("/v1/catalog/service/web?filter=%s" % q(
+                                          '"primary" in ServiceTags')).json()[0]["ServiceTags"]]})
+            self.assertEqual(self.srv.get("/v1/catalog/services?filter=%s" % q("ServiceKind ==")).status,
+                             400)
+        finally:
+            self.srv.put("/v1/catalog/deregister", {"Node": "node-a", "ServiceID": "web-1-sidecar"})
+
     def test_filter_with_other_parameters(self):
         # ?tag= narrows first, then the filter.
         r = self.srv.get("/v1/catalog/service/db?tag=primary&filter=" + q("ServicePort == 5432"))
