@@ -62,7 +62,14 @@ struct agent {
 	struct agent_sync *sync;
 	struct agent_api *api;
 	struct chk_runner *checks;
-	struct certs *certs;
+	struct certs *certs;      /* the default mesh's leaves and bundle */
+	/* other meshes' (a sidecar's Mesh), made when a sidecar needs one */
+	struct mesh_certs {
+		char *mesh;
+		struct certs *c;
+	} other_certs[16];
+	size_t n_other_certs;
+	pthread_mutex_t certs_mu; /* other_certs: made by apply_defs, read by the API */
 	struct proxies *proxies;
 	struct tele *telemetry;   /* NULL with --telemetry-interval 0 */
 	struct httpc_opts server;
@@ -195,7 +202,14 @@ static json_t *status_json(void *arg)
 
 	json_object_set_new(o, "Sync", sync_status(a->sync));
 	json_object_set_new(o, "Ready", json_boolean(a->ready));
-	json_object_set_new(o, "CertificatesReady", json_boolean(certs_ready(a->certs)));
+	{
+		int ready = certs_ready(a->certs);
+		pthread_mutex_lock(&a->certs_mu);
+		for (size_t i = 0; i < a->n_other_certs; i++)
+			ready = ready && certs_ready(a->other_certs[i].c);
+		pthread_mutex_unlock(&a->certs_mu);
+		json_object_set_new(o, "CertificatesReady", json_boolean(ready));
+	}
 	if (proxies_status_json(a->proxies, &px) == WEFT_OK)
 		json_object_set_new(o, "Proxies", px);
 	return o;
@@ -272,9 +286,30 @@ static void on_certs_changed(void *arg, const char *service)
 		proxies_tls_changed(a->proxies, service);
 }
 
+static struct certs *mesh_certs(struct agent *a, const char *mesh, int create, char **err);
+static const char *sget(json_t *o, const char *k);
+
+/* The leaf of a local service, from the certificates of its mesh. */
 static int hook_leaf(void *arg, const char *service, json_t **out, char **err)
 {
-	return certs_leaf_json(((struct agent *)arg)->certs, service, out, err);
+	struct agent *a = arg;
+	json_t *list = state_services(a->st), *s;
+	const char *mesh = "default";
+	struct certs *c;
+	size_t i;
+	int rc;
+
+	json_array_foreach(list, i, s) {
+		if (strcmp(sget(s, "Service"), service) == 0 && sget(s, "Mesh")[0]) {
+			mesh = sget(s, "Mesh");
+			break;
+		}
+	}
+	c = mesh_certs(a, mesh, 0, err);
+	rc = c ? certs_leaf_json(c, service, out, err)
+	       : weft_errf(err, WEFT_ENOENT, "no leaf for %s: no sidecar in mesh %s", service, mesh);
+	json_decref(list);
+	return rc;
 }
 
 static int hook_roots(void *arg, json_t **out, char **err)
@@ -393,12 +428,84 @@ static long port_probe(long port)
 	return got;
 }
 
+static void on_certs_changed(void *arg, const char *service);
+
+/* The certificates of mesh: the default mesh's, or another's, made at its
+ * first use when create is set (in DATA_DIR/certs-<mesh>). NULL when there
+ * are none (or, with *err, past 16 other meshes). */
+static struct certs *mesh_certs(struct agent *a, const char *mesh, int create, char **err)
+{
+	struct certs_opts o;
+	struct certs *c = NULL;
+	char dir[4096];
+
+	if (mesh == NULL || mesh[0] == '\0' || strcmp(mesh, "default") == 0)
+		return a->certs;
+	pthread_mutex_lock(&a->certs_mu);
+	for (size_t i = 0; i < a->n_other_certs; i++)
+		if (strcmp(a->other_certs[i].mesh, mesh) == 0) {
+			c = a->other_certs[i].c;
+			goto out;
+		}
+	if (!create)
+		goto out;
+	if (a->n_other_certs == sizeof(a->other_certs) / sizeof(a->other_certs[0])) {
+		weft_errf(err, WEFT_EINVAL, "mesh %s: sidecars in more than 17 meshes on one agent", mesh);
+		goto out;
+	}
+	memset(&o, 0, sizeof(o));
+	snprintf(dir, sizeof(dir), "%s/certs-%s", a->cfg.data_dir, mesh);
+	o.dir = dir;
+	o.server = a->server;
+	o.mesh = mesh;
+	o.changed = on_certs_changed;
+	o.arg = a;
+	if (certs_new(&c, &o, err) != WEFT_OK) {
+		c = NULL;
+		goto out;
+	}
+	a->other_certs[a->n_other_certs].mesh = strdup(mesh);
+	a->other_certs[a->n_other_certs++].c = c;
+out:
+	pthread_mutex_unlock(&a->certs_mu);
+	return c;
+}
+
+/* certs_set on every mesh's certificates: the services of names (sidecar
+ * destinations) whose mesh (meshes, in parallel) is that one. */
+static int set_leaves(struct agent *a, json_t *names, json_t *meshes, char **err)
+{
+	const char **svc = calloc(json_array_size(names) + 1, sizeof(*svc));
+	json_t *v;
+	size_t i, k, n;
+	int rc = WEFT_OK;
+
+	json_array_foreach(meshes, i, v)   /* make the certificates of every mesh in use */
+		if (mesh_certs(a, json_string_value(v), 1, err) == NULL) {
+			rc = WEFT_EINVAL;
+			goto out;
+		}
+	/* only this thread (under apply_mu) adds meshes: the count is stable */
+	for (k = 0; k <= a->n_other_certs && rc == WEFT_OK; k++) {
+		const char *mesh = k == 0 ? "default" : a->other_certs[k - 1].mesh;
+		struct certs *c = k == 0 ? a->certs : a->other_certs[k - 1].c;
+		n = 0;
+		json_array_foreach(names, i, v)
+			if (strcmp(json_string_value(json_array_get(meshes, i)), mesh) == 0)
+				svc[n++] = json_string_value(v);
+		rc = certs_set(c, svc, n, err);
+	}
+out:
+	free(svc);
+	return rc;
+}
+
 /* Leaves for every service fronted by a sidecar, and the sidecars' proxies. */
 static int apply_proxies(struct agent *a, json_t *services, char **err)
 {
 	json_t *sidecars = json_array(), *names = json_array(), *s, *keep_ports = json_object();
+	json_t *meshes = json_array();
 	struct proxy_spec *specs = NULL;
-	const char **svc_names = NULL;
 	char **paths = NULL;
 	size_t i, n = 0;
 	int rc = WEFT_OK;
@@ -409,11 +516,9 @@ static int apply_proxies(struct agent *a, json_t *services, char **err)
 		json_array_append(sidecars, s);
 		json_array_append_new(names, json_string(sget(json_object_get(s, "Proxy"),
 							      "DestinationServiceName")));
+		json_array_append_new(meshes, json_string(sget(s, "Mesh")[0] ? sget(s, "Mesh") : "default"));
 	}
-	svc_names = calloc(json_array_size(names) + 1, sizeof(*svc_names));
-	json_array_foreach(names, i, s)
-		svc_names[i] = json_string_value(s);
-	if ((rc = certs_set(a->certs, svc_names, json_array_size(names), err)) != WEFT_OK)
+	if ((rc = set_leaves(a, names, meshes, err)) != WEFT_OK)
 		goto out;
 	specs = calloc(json_array_size(sidecars) + 1, sizeof(*specs));
 	paths = calloc(3 * json_array_size(sidecars) + 1, sizeof(*paths));
@@ -450,8 +555,9 @@ static int apply_proxies(struct agent *a, json_t *services, char **err)
 		json_object_set(keep_ports, id, port);
 		sp->id = id;
 		sp->service = json_string_value(json_array_get(names, i));
-		if (certs_paths(a->certs, sp->service, &paths[3 * n], &paths[3 * n + 1],
-				&paths[3 * n + 2]) != WEFT_OK) {
+		struct certs *mc = mesh_certs(a, json_string_value(json_array_get(meshes, i)), 0, err);
+		if (mc == NULL || certs_paths(mc, sp->service, &paths[3 * n], &paths[3 * n + 1],
+					      &paths[3 * n + 2]) != WEFT_OK) {
 			rc = weft_errf(err, WEFT_ENOENT, "%s: no certificate paths for %s", id, sp->service);
 			goto out;
 		}
@@ -469,7 +575,7 @@ out:
 		free(paths[i]);
 	free(paths);
 	free(specs);
-	free(svc_names);
+	json_decref(meshes);
 	json_decref(sidecars);
 	json_decref(names);
 	json_decref(keep_ports);
@@ -531,6 +637,7 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	pthread_mutex_init(&a.apply_mu, NULL);
+	pthread_mutex_init(&a.certs_mu, NULL);
 	parse_args(argc, argv, &a.cfg);
 	if (log_parse_level(a.cfg.log_level, &lvl) != 0)
 		fatalx("agent", "--log-level: \"%s\" is not one of error, warn, info, debug", a.cfg.log_level);
@@ -705,6 +812,10 @@ int main(int argc, char **argv)
 	/* after the node left the catalog, so that no caller is sent here */
 	certs_free(a.certs);        /* first: its threads call into the proxies */
 	a.certs = NULL;
+	for (size_t i = 0; i < a.n_other_certs; i++) {
+		certs_free(a.other_certs[i].c);
+		free(a.other_certs[i].mesh);
+	}
 	tele_stop(a.telemetry);
 	proxies_free(a.proxies);
 	a.proxies = NULL;

@@ -327,6 +327,29 @@ class AgentTest(unittest.TestCase):
         finally:
             certs.close()
 
+    def test_sidecar_in_another_mesh_gets_that_meshes_identity(self):
+        r = self.srv.put("/v1/meshes/payments", {})
+        self.assertEqual(r.status, 200, r)
+        a = self.agent(start=False)
+        a.write_config("billing.yaml", "service:\n  name: billing\n  port: 7000\n  mesh: payments\n"
+                       "  connect:\n    sidecar_service: {}\n")
+        a.write_config("web.yaml", "service:\n  name: web\n  port: 8080\n"
+                       "  connect:\n    sidecar_service: {}\n")
+        a.start()
+
+        def leaf(svc):
+            r = a.get("/v1/agent/connect/ca/leaf/" + svc)
+            return r.json() if r.status == 200 else None
+        billing = wait_for(lambda: leaf("billing"), timeout=15, what="billing's leaf")
+        web = wait_for(lambda: leaf("web"), timeout=15, what="web's leaf")
+        self.assertIn("/ns/payments/", billing["ServiceURI"])
+        self.assertTrue(billing["ServiceURI"].endswith("/svc/billing"))
+        self.assertIn("/ns/default/", web["ServiceURI"])
+        # both sidecars run, each on its own mesh's certificate
+        wait_for(lambda: a.status().get("Ready") and len(a.status().get("Proxies") or []) == 2 and
+                 all(p["Pid"] for p in a.status()["Proxies"]), timeout=20, what="both proxies")
+        self.assertTrue(a.status()["CertificatesReady"])
+
     def test_tells_systemd_when_ready(self):
         d = tempfile.mkdtemp(prefix="weft-notify-")
         path = os.path.join(d, "notify.sock")
