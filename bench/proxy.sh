@@ -19,7 +19,10 @@
 # 1), PEERS (default "weft weft2 haproxy nginx direct"; weft2 is weft-proxy
 # with --workers 2), RESULTS (the report file), WEFT_BUILDDIR (use this
 # build instead of building ./build), WEFT_PROXY (the weft-proxy binary
-# to measure instead of the build's, e.g. another branch's), KEEP (keep the temporary directory:
+# to measure instead of the build's, e.g. another branch's), FIGURES (which
+# figures to take, default "throughput latency conns tls memory": e.g.
+# FIGURES="latency tls" for only p99 and new mTLS connections/s; idle RSS
+# after start is always read), KEEP (keep the temporary directory:
 # configurations, logs).
 set -eu
 
@@ -51,6 +54,11 @@ CONN_DURATION=${CONN_DURATION:-5}
 IDLE=${IDLE:-2000}
 ROUNDS=${ROUNDS:-1}
 PEERS=${PEERS:-"weft weft2 haproxy nginx direct"}
+FIGURES=${FIGURES:-"throughput latency conns tls memory"}
+for f in $FIGURES; do
+	case $f in throughput | latency | conns | tls | memory) ;; *) echo "proxy.sh: unknown figure $f in FIGURES" >&2; exit 1 ;; esac
+done
+want() { case " $FIGURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 stamp=$(date -u +%Y-%m-%d-%H%M)
 RESULTS=${RESULTS:-$top/bench/results/proxy-$stamp.md}
 
@@ -331,14 +339,14 @@ order() {   # ROUND: the peers, reversed on even rounds
 	if [ $(($1 % 2)) = 1 ]; then echo $peers; else echo $peers | tr ' ' '\n' | tac | tr '\n' ' '; fi
 }
 for round in $(seq "$ROUNDS"); do
-	for peer in $(order "$round"); do
+	want throughput && for peer in $(order "$round"); do
 		run_wrk "$peer" "$WARMUP"
 		run_wrk "$peer" "$DURATION"
 		raw "$peer throughput: wrk -t$THREADS -c$CONNS -d${DURATION}s: $WRK_RPS req/s, $WRK_N requests, $WRK_ERR errors"
 		add "$peer" rps "$WRK_RPS"
 		R[$peer,errors]=$(( ${R[$peer,errors]:-0} + WRK_ERR ))
 	done
-	for peer in $(order "$round"); do
+	want latency && for peer in $(order "$round"); do
 		out=$(hey -z "${LAT_DURATION}s" -c "$LAT_CONNS" -q $((RATE / LAT_CONNS)) "$(url "$peer")" 2>&1) || true
 		p50=$(printf '%s\n' "$out" | awk '$1 == "50%" && $2 == "in" { printf "%.1f", $3 * 1000 }')
 		p99=$(printf '%s\n' "$out" | awk '$1 == "99%" && $2 == "in" { printf "%.1f", $3 * 1000 }')
@@ -350,7 +358,7 @@ for round in $(seq "$ROUNDS"); do
 		add "$peer" p99 "$p99"
 		add "$peer" lat_rps "$got"
 	done
-	for peer in $(order "$round"); do
+	want conns && for peer in $(order "$round"); do
 		run_wrk "$peer" 1 "$here/conn-close.lua"
 		before=$(passive_opens)
 		run_wrk "$peer" "$CONN_DURATION" "$here/conn-close.lua"
@@ -364,7 +372,7 @@ for round in $(seq "$ROUNDS"); do
 	# new mTLS connections: a full TLS 1.3 handshake with the mesh client
 	# certificate on every request, at the inbound (a pooling outbound
 	# hides handshakes from the figure above): 2 openssl s_time -new
-	for peer in $(order "$round"); do
+	want tls && for peer in $(order "$round"); do
 		[ "$peer" = direct ] && continue
 		stimes=()
 		for k in 1 2; do
@@ -413,13 +421,13 @@ idle() {   # PEER ROLE PORT [CERT KEY CA SNI]: RSS growth of ROLE in KB per conn
 	IDLE_KB=$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "%.1f", (a - b) / n }')
 	raw "$peer $role: $n idle keep-alive connections${4:+ (mTLS)}: RSS $before -> $after KB, $IDLE_KB KB each"
 }
-for peer in $proxies; do
+want memory && for peer in $proxies; do
 	start_peer "$peer"
 	idle "$peer" out "${OUT[$peer]}"
 	R[$peer,kb_plain]=$IDLE_KB
 	stop_peer "$peer"
 done
-for peer in $proxies; do
+want memory && for peer in $proxies; do
 	start_peer "$peer"
 	idle "$peer" in "${IN[$peer]}" "$certs/web.crt" "$certs/client.key" "$certs/old-root.pem" "$SNI"
 	R[$peer,kb_mtls]=$IDLE_KB
@@ -472,7 +480,8 @@ met() {   # VALUE OP LIMIT
 	echo "- each proxy with 1 worker (HAProxy nbthread 1, nginx worker_processes 1); weft-proxy ×2: --workers 2"
 	echo "- throughput: wrk -t$THREADS -c$CONNS, ${DURATION}s after ${WARMUP}s of warm-up, keep-alive;" \
 		"latency: hey, $RATE req/s over $LAT_CONNS keep-alive connections, ${LAT_DURATION}s;" \
-		"new connections: wrk -c$CONNS with Connection: close, ${CONN_DURATION}s; $ROUNDS round(s), peers interleaved"
+		"new connections: wrk -c$CONNS with Connection: close, ${CONN_DURATION}s; $ROUNDS round(s), peers interleaved;" \
+		"figures taken: $FIGURES"
 	echo "- memory: idle = right after start; peak = VmHWM after the load; per connection = RSS growth with" \
 		"$IDLE idle keep-alive connections (each carried one request) / $IDLE, plaintext into the" \
 		"outbound, mTLS into the inbound, each on a fresh pair. nginx: master + worker."
