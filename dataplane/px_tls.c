@@ -18,6 +18,7 @@
 #define SESSION_TIMEOUT_S 300  /* tickets are re-verified after this */
 #define VCACHE_SLOTS 64         /* peer chains remembered as verified, per context */
 #define VCACHE_TTL_S 600        /* a remembered chain is verified afresh after this */
+#define SESSION_CACHE_MAX 128   /* server: sessions kept for TLS 1.3 resumption (~10 KB each) */
 
 struct px_tls {
 	enum px_tls_role role;
@@ -452,11 +453,17 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, char 
 	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
 	if (t->role == PX_TLS_SERVER) {
 		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"weft-proxy", 10);
-		/* resumption is by stateless tickets: no server-side cache
-		 * (OpenSSL would keep up to 20,000 sessions and sweep them all
-		 * every 255 handshakes), and one ticket per handshake (our
-		 * clients keep only the last one) */
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		/* resumption by stateful tickets (TLS 1.3: the ticket names a
+		 * session kept here, used once): a stateless ticket costs OpenSSL
+		 * an encoding of the session, a decoding of it (the peer's
+		 * certificate parsed again, its key through the provider
+		 * decoders) and a second encoding, on every full handshake. The
+		 * cache is small (our clients keep only their last ticket), so
+		 * the sweep every 255 handshakes stays short; one ticket per
+		 * handshake. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		SSL_CTX_sess_set_cache_size(ctx, SESSION_CACHE_MAX);
 		SSL_CTX_set_num_tickets(ctx, 1);
 	} else {
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -15,10 +15,13 @@
  * context. Outbound contexts keep the last TLS 1.3 session ticket and
  * offer it on the next handshake (resumption).
  *
- * Each context remembers the last peer chains it verified (by the
- * SHA-256 of their bytes): a chain seen again is checked for validity
- * times and identity only, not built and verified again. Per context: a
- * reload starts afresh.
+ * Full handshakes are cheaper than OpenSSL's defaults make them: each
+ * context remembers the last peer chains it verified (by the SHA-256 of
+ * their bytes; a chain seen again is checked for validity times and
+ * identity only), and a server context resumes TLS 1.3 sessions by
+ * stateful tickets from a small cache (128 sessions) instead of stateless
+ * ones, which cost a decode of the peer's certificate per handshake. Both
+ * are per context: a reload starts them afresh.
  *
  * Threads: one struct px_tls serves every worker thread (px_worker.h).
  * px_tls_ssl_new(), px_tls_peer_id(), px_tls_failure(), px_tls_self_id()

@@ -2,7 +2,7 @@
  * (a BIO pair), with certificates made by lib/ca: the verified-chain
  * cache still checks each peer's identity and validity, forgets what it
  * knew when the trust bundle is reloaded, and clients resume TLS 1.3
- * sessions with the server's ticket. */
+ * sessions with the server's (stateful) ticket. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -337,6 +337,27 @@ static void test_server_resumes(void **state)
 	px_tls_free(srv);
 }
 
+/* The sessions a server keeps for resumption are bounded: a flood of new
+ * callers costs at most 128 of them. */
+static void test_server_session_cache_bounded(void **state)
+{
+	struct px_tls *srv = ctx(PX_TLS_SERVER, "api", "old-root.pem");
+	struct px_tls *cli = ctx(PX_TLS_CLIENT, "web", "old-root.pem");
+	long kept = 0;
+	struct hs h;
+
+	for (int i = 0; i < 140; i++) {
+		h = handshake(cli, ID_API, srv, 0);
+		assert_true(h.ok);
+		assert_false(h.reused);
+		kept = SSL_CTX_sess_number(SSL_get_SSL_CTX(h.s));
+		hs_free(&h);
+	}
+	assert_in_range(kept, 120, 128);
+	px_tls_free(cli);
+	px_tls_free(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_reload_forgets_verified_chains),
 		cmocka_unit_test(test_cached_chain_expires),
 		cmocka_unit_test(test_server_resumes),
+		cmocka_unit_test(test_server_session_cache_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
