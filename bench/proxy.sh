@@ -117,6 +117,19 @@ mem_kb() {   # FIELD PID: the field of /proc/PID/status, summed over the tree
 
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {   # PID: user + system CPU ticks, summed over the tree
+	local p sum=0 v
+	for p in $(tree "$1"); do
+		v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+per_us() {   # TICKS COUNT: microseconds of CPU per item
+	awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.0f", t * 1000000 / hz / n }'
+}
+
 fill() {   # TEMPLATE OUTPUT DIR
 	sed -e "s|@DIR@|$3|g" -e "s|@CERTS@|$certs|g" -e "s|@APP_PORT@|$APP_PORT|g" \
 	    -e "s|@OUT_PORT@|${OUT[$peer]:-0}|g" -e "s|@IN_PORT@|${IN[$peer]:-0}|g" "$1" > "$2"
@@ -347,13 +360,17 @@ for round in $(seq "$ROUNDS"); do
 		R[$peer,errors]=$(( ${R[$peer,errors]:-0} + WRK_ERR ))
 	done
 	want latency && for peer in $(order "$round"); do
+		[ "$peer" = direct ] || cpu0=$(( $(cpu_ticks "${PID[$peer-out]}") + $(cpu_ticks "${PID[$peer-in]}") ))
 		out=$(hey -z "${LAT_DURATION}s" -c "$LAT_CONNS" -q $((RATE / LAT_CONNS)) "$(url "$peer")" 2>&1) || true
 		p50=$(printf '%s\n' "$out" | awk '$1 == "50%" && $2 == "in" { printf "%.1f", $3 * 1000 }')
 		p99=$(printf '%s\n' "$out" | awk '$1 == "99%" && $2 == "in" { printf "%.1f", $3 * 1000 }')
 		ok=$(printf '%s\n' "$out" | awk '$1 == "[200]" { print $2 }')
 		got=$(printf '%s\n' "$out" | awk '$1 == "Requests/sec:" { printf "%.0f", $2 }')
 		[ -n "$p99" ] || { printf '%s\n' "$out" >&2; die "hey against $peer gave no latency"; }
-		raw "$peer latency: hey -z ${LAT_DURATION}s -c $LAT_CONNS -q $((RATE / LAT_CONNS)): $got req/s, ${ok:-0} answers 200, p50 $p50 ms, p99 $p99 ms"
+		cpu=""
+		[ "$peer" = direct ] || cpu=$(per_us $(( $(cpu_ticks "${PID[$peer-out]}") + $(cpu_ticks "${PID[$peer-in]}") - cpu0 )) "${ok:-0}")
+		raw "$peer latency: hey -z ${LAT_DURATION}s -c $LAT_CONNS -q $((RATE / LAT_CONNS)): $got req/s, ${ok:-0} answers 200, p50 $p50 ms, p99 $p99 ms${cpu:+, CPU of both proxies $cpu us per request}"
+		[ -z "$cpu" ] || add "$peer" lat_cpu "$cpu"
 		add "$peer" p50 "$p50"
 		add "$peer" p99 "$p99"
 		add "$peer" lat_rps "$got"
@@ -375,6 +392,7 @@ for round in $(seq "$ROUNDS"); do
 	want tls && for peer in $(order "$round"); do
 		[ "$peer" = direct ] && continue
 		stimes=()
+		cpu0=$(cpu_ticks "${PID[$peer-in]}")
 		for k in 1 2; do
 			timeout $((CONN_DURATION + 30)) openssl s_time -connect "127.0.0.1:${IN[$peer]}" -new \
 				-time "$CONN_DURATION" -cert "$certs/web.crt" -key "$certs/client.key" \
@@ -385,8 +403,11 @@ for round in $(seq "$ROUNDS"); do
 		rate=$(cat "$tmp/stime.1" "$tmp/stime.2" | awk '/connections in .* real seconds/ { n += $1; t = $4 }
 			END { if (t > 0) printf "%.0f", n / t }')
 		[ -n "$rate" ] || { cat "$tmp/stime.1" >&2; die "openssl s_time against $peer gave no rate"; }
-		raw "$peer new mTLS connections: 2 × openssl s_time -new -time $CONN_DURATION at the inbound: $rate handshakes/s"
+		n=$(cat "$tmp/stime.1" "$tmp/stime.2" | awk '/connections in .* real seconds/ { n += $1 } END { print n + 0 }')
+		cpu=$(per_us $(( $(cpu_ticks "${PID[$peer-in]}") - cpu0 )) "$n")
+		raw "$peer new mTLS connections: 2 × openssl s_time -new -time $CONN_DURATION at the inbound: $rate handshakes/s, inbound CPU $cpu us per connection"
 		add "$peer" tls_cps "$rate"
+		add "$peer" tls_cpu "$cpu"
 	done
 done
 for peer in $proxies; do
@@ -499,6 +520,8 @@ met() {   # VALUE OP LIMIT
 	row "new connections/s (each request on new connections)" cps
 	row "TCP accepts per request in that run (check: 3 through a pair, 1 direct)" accepts noratio
 	row "new mTLS connections/s at the inbound (2 × openssl s_time -new, GET 1 KiB)" tls_cps
+	row "inbound CPU per new mTLS connection, µs (lower is better)" tls_cpu
+	row "CPU of both proxies per request at $RATE req/s, µs (lower is better)" lat_cpu
 	row "outbound idle RSS, MB" out_idle_rss kb
 	row "outbound idle RssAnon, MB" out_idle_anon kb
 	row "inbound idle RSS, MB" in_idle_rss kb
