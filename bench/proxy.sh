@@ -19,7 +19,10 @@
 # 1), PEERS (default "weft weft2 haproxy nginx direct"; weft2 is weft-proxy
 # with --workers 2), RESULTS (the report file), WEFT_BUILDDIR (use this
 # build instead of building ./build), WEFT_PROXY (the weft-proxy binary
-# to measure instead of the build's, e.g. another branch's), KEEP (keep the temporary directory:
+# to measure instead of the build's, e.g. another branch's), FIGURES (which
+# figures to take, default "throughput latency conns tls memory": e.g.
+# FIGURES="latency tls" for only p99 and new mTLS connections/s; idle RSS
+# after start is always read), KEEP (keep the temporary directory:
 # configurations, logs).
 set -eu
 
@@ -51,6 +54,11 @@ CONN_DURATION=${CONN_DURATION:-5}
 IDLE=${IDLE:-2000}
 ROUNDS=${ROUNDS:-1}
 PEERS=${PEERS:-"weft weft2 haproxy nginx direct"}
+FIGURES=${FIGURES:-"throughput latency conns tls memory"}
+for f in $FIGURES; do
+	case $f in throughput | latency | conns | tls | memory) ;; *) echo "proxy.sh: unknown figure $f in FIGURES" >&2; exit 1 ;; esac
+done
+want() { case " $FIGURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 stamp=$(date -u +%Y-%m-%d-%H%M)
 RESULTS=${RESULTS:-$top/bench/results/proxy-$stamp.md}
 
@@ -108,6 +116,19 @@ mem_kb() {   # FIELD PID: the field of /proc/PID/status, summed over the tree
 }
 
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {   # PID: user + system CPU ticks, summed over the tree
+	local p sum=0 v
+	for p in $(tree "$1"); do
+		v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+per_us() {   # TICKS COUNT: microseconds of CPU per item
+	awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.0f", t * 1000000 / hz / n }'
+}
 
 fill() {   # TEMPLATE OUTPUT DIR
 	sed -e "s|@DIR@|$3|g" -e "s|@CERTS@|$certs|g" -e "s|@APP_PORT@|$APP_PORT|g" \
@@ -331,26 +352,30 @@ order() {   # ROUND: the peers, reversed on even rounds
 	if [ $(($1 % 2)) = 1 ]; then echo $peers; else echo $peers | tr ' ' '\n' | tac | tr '\n' ' '; fi
 }
 for round in $(seq "$ROUNDS"); do
-	for peer in $(order "$round"); do
+	want throughput && for peer in $(order "$round"); do
 		run_wrk "$peer" "$WARMUP"
 		run_wrk "$peer" "$DURATION"
 		raw "$peer throughput: wrk -t$THREADS -c$CONNS -d${DURATION}s: $WRK_RPS req/s, $WRK_N requests, $WRK_ERR errors"
 		add "$peer" rps "$WRK_RPS"
 		R[$peer,errors]=$(( ${R[$peer,errors]:-0} + WRK_ERR ))
 	done
-	for peer in $(order "$round"); do
+	want latency && for peer in $(order "$round"); do
+		[ "$peer" = direct ] || cpu0=$(( $(cpu_ticks "${PID[$peer-out]}") + $(cpu_ticks "${PID[$peer-in]}") ))
 		out=$(hey -z "${LAT_DURATION}s" -c "$LAT_CONNS" -q $((RATE / LAT_CONNS)) "$(url "$peer")" 2>&1) || true
 		p50=$(printf '%s\n' "$out" | awk '$1 == "50%" && $2 == "in" { printf "%.1f", $3 * 1000 }')
 		p99=$(printf '%s\n' "$out" | awk '$1 == "99%" && $2 == "in" { printf "%.1f", $3 * 1000 }')
 		ok=$(printf '%s\n' "$out" | awk '$1 == "[200]" { print $2 }')
 		got=$(printf '%s\n' "$out" | awk '$1 == "Requests/sec:" { printf "%.0f", $2 }')
 		[ -n "$p99" ] || { printf '%s\n' "$out" >&2; die "hey against $peer gave no latency"; }
-		raw "$peer latency: hey -z ${LAT_DURATION}s -c $LAT_CONNS -q $((RATE / LAT_CONNS)): $got req/s, ${ok:-0} answers 200, p50 $p50 ms, p99 $p99 ms"
+		cpu=""
+		[ "$peer" = direct ] || cpu=$(per_us $(( $(cpu_ticks "${PID[$peer-out]}") + $(cpu_ticks "${PID[$peer-in]}") - cpu0 )) "${ok:-0}")
+		raw "$peer latency: hey -z ${LAT_DURATION}s -c $LAT_CONNS -q $((RATE / LAT_CONNS)): $got req/s, ${ok:-0} answers 200, p50 $p50 ms, p99 $p99 ms${cpu:+, CPU of both proxies $cpu us per request}"
+		[ -z "$cpu" ] || add "$peer" lat_cpu "$cpu"
 		add "$peer" p50 "$p50"
 		add "$peer" p99 "$p99"
 		add "$peer" lat_rps "$got"
 	done
-	for peer in $(order "$round"); do
+	want conns && for peer in $(order "$round"); do
 		run_wrk "$peer" 1 "$here/conn-close.lua"
 		before=$(passive_opens)
 		run_wrk "$peer" "$CONN_DURATION" "$here/conn-close.lua"
@@ -364,9 +389,10 @@ for round in $(seq "$ROUNDS"); do
 	# new mTLS connections: a full TLS 1.3 handshake with the mesh client
 	# certificate on every request, at the inbound (a pooling outbound
 	# hides handshakes from the figure above): 2 openssl s_time -new
-	for peer in $(order "$round"); do
+	want tls && for peer in $(order "$round"); do
 		[ "$peer" = direct ] && continue
 		stimes=()
+		cpu0=$(cpu_ticks "${PID[$peer-in]}")
 		for k in 1 2; do
 			timeout $((CONN_DURATION + 30)) openssl s_time -connect "127.0.0.1:${IN[$peer]}" -new \
 				-time "$CONN_DURATION" -cert "$certs/web.crt" -key "$certs/client.key" \
@@ -377,8 +403,11 @@ for round in $(seq "$ROUNDS"); do
 		rate=$(cat "$tmp/stime.1" "$tmp/stime.2" | awk '/connections in .* real seconds/ { n += $1; t = $4 }
 			END { if (t > 0) printf "%.0f", n / t }')
 		[ -n "$rate" ] || { cat "$tmp/stime.1" >&2; die "openssl s_time against $peer gave no rate"; }
-		raw "$peer new mTLS connections: 2 × openssl s_time -new -time $CONN_DURATION at the inbound: $rate handshakes/s"
+		n=$(cat "$tmp/stime.1" "$tmp/stime.2" | awk '/connections in .* real seconds/ { n += $1 } END { print n + 0 }')
+		cpu=$(per_us $(( $(cpu_ticks "${PID[$peer-in]}") - cpu0 )) "$n")
+		raw "$peer new mTLS connections: 2 × openssl s_time -new -time $CONN_DURATION at the inbound: $rate handshakes/s, inbound CPU $cpu us per connection"
 		add "$peer" tls_cps "$rate"
+		add "$peer" tls_cpu "$cpu"
 	done
 done
 for peer in $proxies; do
@@ -413,13 +442,13 @@ idle() {   # PEER ROLE PORT [CERT KEY CA SNI]: RSS growth of ROLE in KB per conn
 	IDLE_KB=$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "%.1f", (a - b) / n }')
 	raw "$peer $role: $n idle keep-alive connections${4:+ (mTLS)}: RSS $before -> $after KB, $IDLE_KB KB each"
 }
-for peer in $proxies; do
+want memory && for peer in $proxies; do
 	start_peer "$peer"
 	idle "$peer" out "${OUT[$peer]}"
 	R[$peer,kb_plain]=$IDLE_KB
 	stop_peer "$peer"
 done
-for peer in $proxies; do
+want memory && for peer in $proxies; do
 	start_peer "$peer"
 	idle "$peer" in "${IN[$peer]}" "$certs/web.crt" "$certs/client.key" "$certs/old-root.pem" "$SNI"
 	R[$peer,kb_mtls]=$IDLE_KB
@@ -472,7 +501,8 @@ met() {   # VALUE OP LIMIT
 	echo "- each proxy with 1 worker (HAProxy nbthread 1, nginx worker_processes 1); weft-proxy ×2: --workers 2"
 	echo "- throughput: wrk -t$THREADS -c$CONNS, ${DURATION}s after ${WARMUP}s of warm-up, keep-alive;" \
 		"latency: hey, $RATE req/s over $LAT_CONNS keep-alive connections, ${LAT_DURATION}s;" \
-		"new connections: wrk -c$CONNS with Connection: close, ${CONN_DURATION}s; $ROUNDS round(s), peers interleaved"
+		"new connections: wrk -c$CONNS with Connection: close, ${CONN_DURATION}s; $ROUNDS round(s), peers interleaved;" \
+		"figures taken: $FIGURES"
 	echo "- memory: idle = right after start; peak = VmHWM after the load; per connection = RSS growth with" \
 		"$IDLE idle keep-alive connections (each carried one request) / $IDLE, plaintext into the" \
 		"outbound, mTLS into the inbound, each on a fresh pair. nginx: master + worker."
@@ -490,6 +520,8 @@ met() {   # VALUE OP LIMIT
 	row "new connections/s (each request on new connections)" cps
 	row "TCP accepts per request in that run (check: 3 through a pair, 1 direct)" accepts noratio
 	row "new mTLS connections/s at the inbound (2 × openssl s_time -new, GET 1 KiB)" tls_cps
+	row "inbound CPU per new mTLS connection, µs (lower is better)" tls_cpu
+	row "CPU of both proxies per request at $RATE req/s, µs (lower is better)" lat_cpu
 	row "outbound idle RSS, MB" out_idle_rss kb
 	row "outbound idle RssAnon, MB" out_idle_anon kb
 	row "inbound idle RSS, MB" in_idle_rss kb

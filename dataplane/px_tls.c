@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "err.h"
@@ -15,6 +16,9 @@
 
 #define ID_MAX 512
 #define SESSION_TIMEOUT_S 300  /* tickets are re-verified after this */
+#define VCACHE_SLOTS 64         /* peer chains remembered as verified, per context */
+#define VCACHE_TTL_S 600        /* a remembered chain is verified afresh after this */
+#define SESSION_CACHE_MAX 128   /* server: sessions kept for TLS 1.3 resumption (~10 KB each) */
 
 struct px_tls {
 	enum px_tls_role role;
@@ -41,6 +45,38 @@ struct peer {
 };
 
 static int peer_idx = -1;
+static int vcache_idx = -1;
+
+/* The peer chains a context verified lately (X509_verify_cert: chain
+ * building and one signature check per certificate), by the SHA-256 of
+ * their DER: a caller that connects again presents the same bytes, and
+ * only the time and its identity need checking again. Its handshake still
+ * proves that it holds the leaf's key (CertificateVerify). Per context, so
+ * a reload (new trust bundle) starts empty. */
+struct vcache_entry {
+	unsigned char key[32];
+	time_t not_before, not_after;   /* the latest notBefore, earliest notAfter of the chain */
+	time_t expires;                 /* remembered until then */
+};
+
+struct vcache {
+	pthread_mutex_t lock;
+	EVP_MD *sha256;
+	unsigned next;                  /* the slot the next chain takes (round robin) */
+	unsigned long hits;
+	struct vcache_entry e[VCACHE_SLOTS];
+};
+
+static void vcache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct vcache *vc = ptr;
+
+	if (vc == NULL)
+		return;
+	EVP_MD_free(vc->sha256);
+	pthread_mutex_destroy(&vc->lock);
+	free(vc);
+}
 
 static void peer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
@@ -181,6 +217,122 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
+/* The key of a presented chain: SHA-256 over each certificate's DER
+ * (kept by OpenSSL as it was received) with its length. 0 or -1. */
+static int chain_key(struct vcache *vc, X509 *leaf, STACK_OF(X509) *untrusted, unsigned char *key)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int n = untrusted ? sk_X509_num(untrusted) : 0, rc = -1;
+
+	if (md == NULL || EVP_DigestInit_ex(md, vc->sha256, NULL) != 1)
+		goto out;
+	for (int i = -1; i < n; i++) {
+		X509 *x = i < 0 ? leaf : sk_X509_value(untrusted, i);
+		unsigned char *der = NULL, len[4];
+		int dlen = i2d_X509(x, &der);
+
+		if (dlen <= 0)
+			goto out;
+		len[0] = (unsigned char)(dlen >> 24);
+		len[1] = (unsigned char)(dlen >> 16);
+		len[2] = (unsigned char)(dlen >> 8);
+		len[3] = (unsigned char)dlen;
+		if (EVP_DigestUpdate(md, len, 4) != 1 || EVP_DigestUpdate(md, der, (size_t)dlen) != 1) {
+			OPENSSL_free(der);
+			goto out;
+		}
+		OPENSSL_free(der);
+	}
+	rc = EVP_DigestFinal_ex(md, key, NULL) == 1 ? 0 : -1;
+out:
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* A certificate's validity as time_t; -1 if it cannot be read. */
+static int cert_times(X509 *x, time_t *nb, time_t *na)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
+		return -1;
+	*nb = timegm(&tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return -1;
+	*na = timegm(&tm);
+	return 0;
+}
+
+/* SSL_CTX_set_cert_verify_callback: a chain verified lately (same bytes,
+ * same context) is accepted if every certificate of it is still within its
+ * validity; its identity is checked for this SSL as verify_cb does. Any
+ * other chain goes through X509_verify_cert (and verify_cb), and is
+ * remembered if accepted. */
+static int cert_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct vcache *vc = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), vcache_idx) : NULL;
+	struct peer *p = ssl ? SSL_get_ex_data(ssl, peer_idx) : NULL;
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	STACK_OF(X509) *chain;
+	struct vcache_entry ent;
+	time_t now = time(NULL);
+	bool keyed = false;
+	int rc;
+
+	memset(&ent, 0, sizeof(ent));
+	if (vc != NULL && p != NULL && leaf != NULL &&
+	    chain_key(vc, leaf, X509_STORE_CTX_get0_untrusted(xs), ent.key) == 0) {
+		bool hit = false;
+
+		keyed = true;
+		pthread_mutex_lock(&vc->lock);
+		for (size_t i = 0; i < VCACHE_SLOTS; i++) {
+			const struct vcache_entry *e = &vc->e[i];
+
+			if (e->expires > now && memcmp(e->key, ent.key, sizeof(ent.key)) == 0) {
+				hit = now >= e->not_before && now <= e->not_after;
+				vc->hits += hit;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&vc->lock);
+		if (hit) {
+			if (check_identity(p, leaf) != 0) {
+				X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+				return 0;
+			}
+			return 1;
+		}
+	}
+	rc = X509_verify_cert(xs);
+	if (rc != 1 || !keyed || p->id[0] == '\0')
+		return rc;
+	/* accepted: remember it, with the validity of every certificate of
+	 * the verified chain (the root's too) */
+	chain = X509_STORE_CTX_get0_chain(xs);
+	ent.not_before = 0;
+	ent.not_after = (time_t)1 << 62;
+	for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+		time_t nb, na;
+
+		if (cert_times(sk_X509_value(chain, i), &nb, &na) != 0)
+			return rc;
+		if (nb > ent.not_before)
+			ent.not_before = nb;
+		if (na < ent.not_after)
+			ent.not_after = na;
+	}
+	if (chain == NULL)
+		return rc;
+	ent.expires = now + VCACHE_TTL_S;
+	pthread_mutex_lock(&vc->lock);
+	vc->e[vc->next] = ent;
+	vc->next = (vc->next + 1) % VCACHE_SLOTS;
+	pthread_mutex_unlock(&vc->lock);
+	return rc;
+}
+
 /* On the thread of the connection that got the ticket. */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
@@ -231,6 +383,7 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, long 
 {
 	SSL_CTX *ctx = SSL_CTX_new(t->role == PX_TLS_SERVER ? TLS_server_method() : TLS_client_method());
 	STACK_OF(X509_OBJECT) *objs;
+	struct vcache *vc;
 	const char *why;
 	X509 *leaf;
 	int rc = WEFT_EINVAL;
@@ -242,8 +395,10 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, long 
 		goto out;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* an idle connection keeps no 16 KiB read/write buffers */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* an idle connection keeps no 16 KiB read/write buffers; a write
+	 * OpenSSL could not finish may be retried from where the bytes are
+	 * now (px_proxy writes first, libevent retries) */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* a sidecar never needs a TLS 1.2 renegotiation mid-connection */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	/* a peer that closes without close_notify ends the stream (EOF, as
@@ -296,15 +451,35 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, long 
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
 			   (t->role == PX_TLS_SERVER ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), verify_cb);
+	vc = calloc(1, sizeof(*vc));
+	if (vc == NULL || (vc->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
+		if (vc != NULL)
+			free(vc);
+		rc = set_err(err, "--trust-bundle", t->bundle, "out of memory (verified-chain cache)");
+		goto out;
+	}
+	pthread_mutex_init(&vc->lock, NULL);
+	if (SSL_CTX_set_ex_data(ctx, vcache_idx, vc) != 1) {
+		vcache_free(NULL, vc, NULL, 0, 0, NULL);
+		rc = set_err(err, "--trust-bundle", t->bundle, "out of memory (verified-chain cache)");
+		goto out;
+	}
+	SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
 	SSL_CTX_set_app_data(ctx, t);
 	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
 	if (t->role == PX_TLS_SERVER) {
 		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"weft-proxy", 10);
-		/* resumption is by stateless tickets: no server-side cache
-		 * (OpenSSL would keep up to 20,000 sessions and sweep them all
-		 * every 255 handshakes), and one ticket per handshake (our
-		 * clients keep only the last one) */
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		/* resumption by stateful tickets (TLS 1.3: the ticket names a
+		 * session kept here, used once): a stateless ticket costs OpenSSL
+		 * an encoding of the session, a decoding of it (the peer's
+		 * certificate parsed again, its key through the provider
+		 * decoders) and a second encoding, on every full handshake. The
+		 * cache is small (our clients keep only their last ticket), so
+		 * the sweep every 255 handshakes stays short; one ticket per
+		 * handshake. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		SSL_CTX_sess_set_cache_size(ctx, SESSION_CACHE_MAX);
 		SSL_CTX_set_num_tickets(ctx, 1);
 	} else {
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -326,6 +501,8 @@ int px_tls_new(struct px_tls **out, enum px_tls_role role, const struct px_tls_f
 	*out = NULL;
 	if (peer_idx < 0)
 		peer_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, peer_free);
+	if (vcache_idx < 0)
+		vcache_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, vcache_free);
 	if (f->cert == NULL || f->key == NULL || f->bundle == NULL) {
 		if (err)
 			*err = strdup("tls: --cert, --key and --trust-bundle are all required");
@@ -334,7 +511,7 @@ int px_tls_new(struct px_tls **out, enum px_tls_role role, const struct px_tls_f
 	t = calloc(1, sizeof(*t));
 	if (t != NULL)
 		pthread_mutex_init(&t->lock, NULL);
-	if (t == NULL || peer_idx < 0)
+	if (t == NULL || peer_idx < 0 || vcache_idx < 0)
 		goto out;
 	t->role = role;
 	t->cert = strdup(f->cert);
@@ -476,6 +653,22 @@ out:
 	SSL_SESSION_free(sess);
 	SSL_CTX_free(ctx);      /* ssl holds its own reference */
 	return ssl;
+}
+
+unsigned long px_tls_verify_cache_hits(struct px_tls *t)
+{
+	struct vcache *vc;
+	unsigned long n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	vc = SSL_CTX_get_ex_data(t->ctx, vcache_idx);
+	if (vc != NULL) {
+		pthread_mutex_lock(&vc->lock);
+		n = vc->hits;
+		pthread_mutex_unlock(&vc->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 const char *px_tls_peer_id(SSL *ssl)

@@ -15,6 +15,14 @@
  * context. Outbound contexts keep the last TLS 1.3 session ticket and
  * offer it on the next handshake (resumption).
  *
+ * Full handshakes are cheaper than OpenSSL's defaults make them: each
+ * context remembers the last peer chains it verified (by the SHA-256 of
+ * their bytes; a chain seen again is checked for validity times and
+ * identity only), and a server context resumes TLS 1.3 sessions by
+ * stateful tickets from a small cache (128 sessions) instead of stateless
+ * ones, which cost a decode of the peer's certificate per handshake. Both
+ * are per context: a reload starts them afresh.
+ *
  * Threads: one struct px_tls serves every worker thread (px_worker.h).
  * px_tls_ssl_new(), px_tls_peer_id(), px_tls_failure(), px_tls_self_id()
  * and px_tls_trust_domain() may run on any thread at once, and so may
@@ -67,6 +75,10 @@ const char *px_tls_trust_domain(const struct px_tls *t);
  * the server must present (required), sni the server name sent (may be
  * NULL). NULL when out of memory. */
 SSL *px_tls_ssl_new(struct px_tls *t, const char *expect_id, const char *sni);
+
+/* Peer chains accepted from the current context's cache of verified
+ * chains (tests, stats). */
+unsigned long px_tls_verify_cache_hits(struct px_tls *t);
 
 /* After a successful handshake: the peer's SPIFFE ID (borrowed from ssl). */
 const char *px_tls_peer_id(SSL *ssl);
