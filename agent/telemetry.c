@@ -272,7 +272,7 @@ static json_t *round_body(struct tele *t)
 		int pid = (int)json_integer_value(json_object_get(px, "Pid"));
 		int port = (int)json_integer_value(json_object_get(px, "AdminPort"));
 		uint64_t sidx = (uint64_t)json_integer_value(json_object_get(px, "SnapshotIndex"));
-		struct prom_stats cur;
+		struct prom_stats cur = { 0 };   /* cleared also when the scrape fails early */
 		struct pstate *p;
 		char *err = NULL;
 

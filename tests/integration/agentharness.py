@@ -41,9 +41,10 @@ class Agent:
         self.node = node
         # Its own loopback address: sidecars bind on the node's address
         # (port 21000 up), so agents of tests that run at the same time must
-        # not share one. Admin listeners: any free port (--proxy-admin-base 0).
+        # not share one. Admin listeners: from a random base below the
+        # ephemeral range (the agent skips ports in use), as free_port does.
         self.address = address or "127.0.%d.%d" % (random.randint(1, 254), random.randint(2, 254))
-        self.admin_base = 0
+        self.admin_base = random.randint(20000, 32000)
         self.dir = tempfile.mkdtemp(prefix="weft-agent-test-")
         self.config_dir = os.path.join(self.dir, "conf")
         self.data_dir = os.path.join(self.dir, "data")

@@ -5,6 +5,7 @@ go through urllib so that tests see exactly what the server sends.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,17 +29,24 @@ _given_ports = set()
 
 
 def free_port():
-    """A free port on 127.0.0.1, never one this process was given before:
-    the kernel may hand the same ephemeral port to two binds in a row once
-    the first socket is closed, and a test asking for two ports (a listener
-    and its peer) must get two."""
+    """A free port on 127.0.0.1, never one this process was given before,
+    and below the kernel's ephemeral range (32768 and up): between this
+    check and the test's bind, a port of that range may be taken by any
+    outgoing connection or bind(0) on the machine, a port below it only by
+    someone else picking the same one on purpose. (And the kernel may hand
+    the same port to two binds in a row: a test asking for two must get
+    two.)"""
     for _ in range(1000):
+        port = random.randint(20000, 32767)
+        if port in _given_ports:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given_ports:
-            _given_ports.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given_ports.add(port)
+        return port
     raise RuntimeError("no fresh free port in 1000 tries")
 
 
