@@ -97,7 +97,15 @@ for kind in proxy-defaults service-defaults service-resolver service-splitter se
 		[ -f "$f" ] && build/ctl/weftctl config write "$f" >/dev/null
 	done
 done
-build/ctl/weftctl intention create -file examples/policy/intentions/*.json >/dev/null
+# (a restart keeps the store: only the intentions not there yet are created)
+for f in examples/policy/intentions/*.json; do
+	src=$(sed -n 's/.*"SourceName": *"\([^"]*\)".*/\1/p' "$f")
+	dst=$(sed -n 's/.*"DestinationName": *"\([^"]*\)".*/\1/p' "$f")
+	if ! curl -sf -o /dev/null -H "X-Consul-Token: $token" -G "http://$addr/v1/connect/intentions/exact" \
+		--data-urlencode "source=$src" --data-urlencode "destination=$dst"; then
+		build/ctl/weftctl intention create -file "$f" >/dev/null
+	fi
+done
 
 # The mesh: two "VMs" on loopback addresses, each with its agent, app and sidecar.
 mesh="$run/mesh"
