@@ -824,12 +824,28 @@ static json_t *check_from_row(struct db_stmt *st, int o)
 			 "ModifyIndex", (json_int_t)db_col_int(st, o + 11));
 }
 
+/* Appends to list the values of items it does not hold yet (a service's
+ * tags over its instances). */
+static void add_unique(json_t *list, json_t *items)
+{
+	json_t *t, *have;
+	size_t i, j;
+
+	json_array_foreach(items, i, t) {
+		int dup = 0;
+		json_array_foreach(list, j, have)
+			if (json_equal(have, t))
+				dup = 1;
+		if (!dup)
+			json_array_append(list, t);
+	}
+}
+
 json_t *catalog_services(struct db *db, json_t *node_meta)
 {
 	struct db_stmt *st = db_prep(db, "SELECT s.name, s.tags, n.meta FROM services s"
 					 " JOIN nodes n ON n.name = s.node ORDER BY s.name");
-	json_t *out = json_object(), *tags, *t, *list;
-	size_t i;
+	json_t *out = json_object(), *tags, *list;
 
 	if (st == NULL)
 		return out;
@@ -843,16 +859,7 @@ json_t *catalog_services(struct db *db, json_t *node_meta)
 			json_object_set_new(out, name, list);
 		}
 		tags = jx_load_or(db_col_text(st, 1), JSON_ARRAY);
-		json_array_foreach(tags, i, t) {
-			size_t j;
-			json_t *have;
-			int dup = 0;
-			json_array_foreach(list, j, have)
-				if (json_equal(have, t))
-					dup = 1;
-			if (!dup)
-				json_array_append(list, t);
-		}
+		add_unique(list, tags);
 		json_decref(tags);
 	}
 	db_done(st);
@@ -890,8 +897,8 @@ json_t *catalog_service_rows(struct db *db, json_t *node_meta)
 
 json_t *catalog_services_group(json_t *rows)
 {
-	json_t *out = json_object(), *row, *list, *t;
-	size_t i, j;
+	json_t *out = json_object(), *row, *list;
+	size_t i;
 
 	json_array_foreach(rows, i, row) {
 		const char *name = json_string_value(json_object_get(row, "ServiceName"));
@@ -900,16 +907,7 @@ json_t *catalog_services_group(json_t *rows)
 			list = json_array();
 			json_object_set_new(out, name, list);
 		}
-		json_array_foreach(json_object_get(row, "ServiceTags"), j, t) {
-			size_t k;
-			json_t *have;
-			int dup = 0;
-			json_array_foreach(list, k, have)
-				if (json_equal(have, t))
-					dup = 1;
-			if (!dup)
-				json_array_append(list, t);
-		}
+		add_unique(list, json_object_get(row, "ServiceTags"));
 	}
 	return out;
 }
