@@ -1,17 +1,13 @@
 """Starts real weft-agent processes next to a harness.Server."""
-import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-from harness import BUILDDIR, Response, free_port
+from harness import BUILDDIR, Process, free_port, http_request
 
 AGENT_BIN = os.path.join(BUILDDIR, "agent", "weft-agent")
 PROXY_BIN = os.path.join(BUILDDIR, "dataplane", "weft-proxy")
@@ -31,8 +27,9 @@ def make_token(srv, **fields):
     return r.json()["SecretID"]
 
 
-class Agent:
+class Agent(Process):
     """A weft-agent joined to srv as node, with its own config and data dirs."""
+    name = "weft-agent"
 
     def __init__(self, srv, node="vm1", address=None, args=(), env=None,
                  token=None, dev=False, sync_interval=60, start=True):
@@ -104,30 +101,10 @@ class Agent:
                 time.sleep(0.02)
         raise RuntimeError("weft-agent did not listen:\n" + self.read_log())
 
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
     def request(self, method, path, body=None, token="agent", timeout=30):
-        data = None
-        if body is not None:
-            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-            if isinstance(data, str):
-                data = data.encode()
-        req = urllib.request.Request("http://%s%s" % (self.addr, path), data=data,
-                                     method=method)
-        if token == "agent":
-            token = self.token
-        if token:
-            req.add_header("X-Consul-Token", token)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return Response(resp.status, resp.headers, resp.read().decode(errors="replace"))
-        except urllib.error.HTTPError as e:
-            return Response(e.code, e.headers, e.read().decode(errors="replace"))
+        """token: "agent" (its own), None (send none), or a secret."""
+        return http_request("http://%s%s" % (self.addr, path), method, body,
+                            self.token if token == "agent" else token, None, timeout)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -140,28 +117,6 @@ class Agent:
 
     def send(self, sig):
         self.proc.send_signal(sig)
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise RuntimeError("weft-agent did not stop on %s" % sig)
-        self.log.close()
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-        self.log.close()
-        self.proc = None
 
     def close(self):
         """Stops the agent; raises if it did not exit 0 or a sanitizer spoke."""

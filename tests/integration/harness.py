@@ -67,8 +67,63 @@ class Response:
         return "<Response %d %r>" % (self.status, self.body[:200])
 
 
-class Server:
+def http_request(url, method, body=None, token=None, headers=None, timeout=30):
+    """A request with urllib; any status is a Response (errors too)."""
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        if isinstance(data, str):
+            data = data.encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("X-Consul-Token", token)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Response(resp.status, resp.headers, resp.read().decode(errors="replace"))
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.headers, e.read().decode(errors="replace"))
+
+
+class Process:
+    """A program started by a test, logging to self.log_path (name: for
+    messages). Subclasses set self.proc and self.log."""
+    name = "process"
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("%s did not stop on %s" % (self.name, sig))
+        self.log.close()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+
+class Server(Process):
     """A weft-server process. dev=True turns authentication off."""
+    name = "weft-server"
 
     def __init__(self, dev=False, args=(), data_dir=None, port=None):
         self.own_dir = data_dir is None
@@ -106,35 +161,13 @@ class Server:
             with open(tok) as f:
                 self.token = f.read().strip()
 
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
     def url(self, path):
         return "http://%s%s" % (self.addr, path)
 
     def request(self, method, path, body=None, token="admin", headers=None, timeout=30):
         """token: "admin" (the bootstrap token), None (send none), or a secret."""
-        data = None
-        if body is not None:
-            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-            if isinstance(data, str):
-                data = data.encode()
-        req = urllib.request.Request(self.url(path), data=data, method=method)
-        if token == "admin":
-            token = self.token
-        if token:
-            req.add_header("X-Consul-Token", token)
-        for k, v in (headers or {}).items():
-            req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return Response(resp.status, resp.headers, resp.read().decode(errors="replace"))
-        except urllib.error.HTTPError as e:
-            return Response(e.code, e.headers, e.read().decode(errors="replace"))
+        return http_request(self.url(path), method, body,
+                            self.token if token == "admin" else token, headers, timeout)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -144,28 +177,6 @@ class Server:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise RuntimeError("weft-server did not stop on %s" % sig)
-        self.log.close()
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-        self.log.close()
-        self.proc = None
 
     def restart(self):
         self.stop()
