@@ -51,7 +51,7 @@ struct agent_cfg {
 	const char *server, *server_ca, *token_file, *node, *address, *datacenter;
 	const char *config_dir, *data_dir, *http_addr, *proxy_bin, *log_level;
 	int enable_scripts, dev, check_only;
-	long sync_interval_s, admin_base, telemetry_interval_s;
+	long sync_interval_s, admin_base, telemetry_interval_s, heartbeat_s;
 };
 
 struct agent {
@@ -105,6 +105,7 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 		{ "sync-interval", required_argument, NULL, 'i' }, { "log-level", required_argument, NULL, 'l' },
 		{ "check", no_argument, NULL, 'k' }, { "help", no_argument, NULL, '?' },
 		{ "proxy-admin-base", required_argument, NULL, 'A' },
+		{ "heartbeat-interval", required_argument, NULL, 'H' },
 		{ "telemetry-interval", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -118,6 +119,7 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 	c->log_level = "info";
 	c->sync_interval_s = 60;
 	c->admin_base = 19000;
+	c->heartbeat_s = 10;
 	c->telemetry_interval_s = 10;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -135,6 +137,12 @@ static void parse_args(int argc, char **argv, struct agent_cfg *c)
 		case 'v': c->dev = 1; break;
 		case 'k': c->check_only = 1; break;
 		case 'l': c->log_level = optarg; break;
+		case 'H':
+			c->heartbeat_s = strtol(optarg, &end, 10);
+			if (*end || !*optarg || c->heartbeat_s < 0 || c->heartbeat_s > 3600)
+				fatalx("agent", "--heartbeat-interval: want 0 (none) or 1..3600 seconds, got \"%s\"",
+				       optarg);
+			break;
 		case 'A':
 			c->admin_base = strtol(optarg, &end, 10);
 			if (*end || (c->admin_base != 0 && (c->admin_base < 1024 || c->admin_base > 65535 - 256)))
@@ -363,8 +371,8 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 	json_array_foreach(all, i, c) {
 		const char *type = sget(c, "Type");
 		struct chk_def *d = &defs[n];
-		if (strcmp(type, "alias") == 0)
-			continue;
+		if (strcmp(type, "alias") == 0 || strcmp(type, "weft-agent") == 0)
+			continue;   /* the state computes aliases; the server the agent's own */
 		d->id = sget(c, "CheckID");
 		d->service_id = sget(c, "ServiceID");
 		d->type = strcmp(type, "http") == 0 ? CHK_HTTP : strcmp(type, "tcp") == 0 ? CHK_TCP
@@ -707,6 +715,7 @@ int main(int argc, char **argv)
 	so.address = a.cfg.address;
 	so.datacenter = a.cfg.datacenter;
 	so.interval_ms = a.cfg.sync_interval_s * 1000;
+	so.heartbeat_ms = a.cfg.heartbeat_s > 0 ? a.cfg.heartbeat_s * 1000 : -1;
 	if (sync_start(&a.sync, a.st, &so, &err) != WEFT_OK)
 		fatalx("agent", "%s", err);
 	{

@@ -166,6 +166,15 @@ int state_new(struct agent_state **out, const char *data_dir, const char *node_a
 	st->status = json_object();
 	st->restored = json_object();
 	st->node_address = strdup(node_address ? node_address : "127.0.0.1");
+	/* The agent's own liveness check: passing while the agent runs; the
+	 * server turns it critical when the agent's heartbeats stop
+	 * (server/liveness.h). Not run by the check runner. */
+	json_object_set_new(st->node_checks, AGENT_ALIVE_CHECK,
+			    json_pack("{ss ss ss ss ss ss ss}", "CheckID", AGENT_ALIVE_CHECK, "Name",
+				      "weft-agent alive", "Notes",
+				      "critical when the server has not heard from this node's weft-agent",
+				      "ServiceID", "", "Type", "weft-agent", "Status", "passing",
+				      "Source", "agent"));
 	if (data_dir) {
 		snprintf(path, sizeof(path), "%s/services", data_dir);
 		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
@@ -318,7 +327,10 @@ int state_set_file_defs(struct agent_state *st, json_t *services, json_t *checks
 			persist(st, "service", sget(s, "ID"), NULL, NULL);
 		json_object_set_new(st->services, sget(s, "ID"), copy);
 	}
-	json_object_clear(st->node_checks);
+	json_object_foreach_safe(st->node_checks, tmp, id, c) {
+		if (strcmp(sget(c, "Source"), "agent") != 0)
+			json_object_del(st->node_checks, id);
+	}
 	json_array_foreach(checks, i, c) {
 		json_t *copy = json_deep_copy(c);
 		json_object_set_new(copy, "Source", json_string("file"));

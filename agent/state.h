@@ -17,6 +17,10 @@
 
 struct agent_state;
 
+/* The node check every agent holds (server/liveness.h): passing while the
+ * agent runs, turned critical by the server when its heartbeats stop. */
+#define AGENT_ALIVE_CHECK "weft-agent"
+
 struct state_gen {
 	uint64_t defs;
 	uint64_t status;

@@ -14,9 +14,9 @@ struct agent_sync {
 	struct agent_state *st;
 	struct httpc_opts server;
 	char *node, *address, *datacenter;
-	int64_t interval_ms, output_interval_ms;
-	pthread_t thread;
-	int started;
+	int64_t interval_ms, output_interval_ms, heartbeat_ms;
+	pthread_t thread, hb_thread;
+	int started, hb_started;
 
 	pthread_mutex_t mu;      /* guards what follows */
 	int stop;
@@ -394,6 +394,45 @@ out:
 	return NULL;
 }
 
+/* The heartbeat thread: one small PUT per interval, so that the server
+ * knows this agent lives without a catalog write (server/liveness.h). */
+static void *hb_main(void *arg)
+{
+	struct agent_sync *s = arg;
+	struct httpc *c = NULL;
+	char *err = NULL, path[512], *node_q = httpc_escape(s->node, 0);
+	int failing = 0;
+
+	snprintf(path, sizeof(path), "/v1/weft/agent/heartbeat/%s", node_q ? node_q : s->node);
+	free(node_q);
+	while (!stopping(s)) {
+		int64_t until;
+		if (c == NULL && httpc_new(&c, &s->server, &err) != WEFT_OK) {
+			log_warnx("sync", "heartbeat: %s", err);
+			free(err);
+			err = NULL;
+		} else if (c != NULL) {
+			if (httpc_json(c, "PUT", path, NULL, 10000, NULL, NULL, &err) != WEFT_OK) {
+				if (!failing)
+					log_warnx("sync", "heartbeat of node %s not taken: %s", s->node, err);
+				failing = 1;
+				free(err);
+				err = NULL;
+			} else if (failing) {
+				log_info("sync", "heartbeat of node %s taken again", s->node);
+				failing = 0;
+			}
+		}
+		until = now_mono_ms() + s->heartbeat_ms;
+		while (!stopping(s) && now_mono_ms() < until) {
+			struct timespec ts = { 0, 50 * 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	httpc_free(c);
+	return NULL;
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -415,12 +454,20 @@ int sync_start(struct agent_sync **out, struct agent_state *st, const struct syn
 	s->datacenter = dup_or_null(o->datacenter);
 	s->interval_ms = o->interval_ms > 0 ? o->interval_ms : 60000;
 	s->output_interval_ms = o->output_interval_ms > 0 ? o->output_interval_ms : 300000;
+	s->heartbeat_ms = o->heartbeat_ms == 0 ? 10000 : o->heartbeat_ms;
 	pthread_mutex_init(&s->mu, NULL);
 	if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
 		sync_stop(s);
 		return weft_errf(err, WEFT_EIO, "sync: cannot start its thread");
 	}
 	s->started = 1;
+	if (s->heartbeat_ms > 0) {
+		if (pthread_create(&s->hb_thread, NULL, hb_main, s) != 0) {
+			sync_stop(s);
+			return weft_errf(err, WEFT_EIO, "sync: cannot start the heartbeat thread");
+		}
+		s->hb_started = 1;
+	}
 	*out = s;
 	return WEFT_OK;
 }
@@ -435,6 +482,8 @@ void sync_stop(struct agent_sync *s)
 	state_wake(s->st);
 	if (s->started)
 		pthread_join(s->thread, NULL);
+	if (s->hb_started)
+		pthread_join(s->hb_thread, NULL);
 	pthread_mutex_destroy(&s->mu);
 	free(s->node);
 	free(s->address);

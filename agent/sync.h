@@ -31,6 +31,9 @@ struct sync_opts {
 	const char *datacenter;    /* NULL: the server's */
 	int64_t interval_ms;       /* full comparison; 0: 60 s (with 0-10 % jitter) */
 	int64_t output_interval_ms; /* 0: 5 min */
+	/* PUT /v1/weft/agent/heartbeat/:node every this often (server/liveness.h:
+	 * in memory on the server, not a catalog write); 0: 10 s, < 0: none */
+	int64_t heartbeat_ms;
 };
 
 int sync_start(struct agent_sync **out, struct agent_state *st, const struct sync_opts *o,

@@ -1,6 +1,7 @@
 /* /v1/agent/... and /metrics: the agent endpoints Consul clients expect at
  * the server's address, acting for the server's own node (srv->node_name). */
 #include "agent.h"
+#include "liveness.h"
 #include "api.h"
 #include "catalog.h"
 #include "err.h"
@@ -686,7 +687,22 @@ static int h_agent_metrics(struct req *r)
 /* Specific paths come before the prefixes that would also match them.
  * Deregistration and pass/warn/fail also take GET, as Consul did before
  * 1.0: python-consul 0.7.1 (Debian's) still sends GET for them. */
+/* PUT /v1/weft/agent/heartbeat/:node: a weft-agent is alive (liveness.h);
+ * kept in memory, no store write. */
+static int h_heartbeat(struct req *r)
+{
+	const char *node = req_tail(r);
+
+	if (node[0] == '\0' || !name_valid(node, CAT_NAME_MAX))
+		return req_error(r, 400, "node: a node name is required: /v1/weft/agent/heartbeat/NODE");
+	if (!req_authorize(r, AUTH_NODE_WRITE, node))
+		return 403;
+	liveness_heartbeat(req_server(r)->liveness, node);
+	return req_reply_json(r, 200, json_true());
+}
+
 const struct route api_agent_routes[] = {
+	{ M_PUT, "/v1/weft/agent/heartbeat/", ROUTE_PREFIX, h_heartbeat },
 	{ M_GET, "/v1/agent/self", 0, h_self },
 	{ M_GET, "/v1/agent/members", 0, h_members },
 	{ M_GET, "/v1/agent/services", ROUTE_BLOCKING, h_services },

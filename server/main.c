@@ -8,6 +8,7 @@
 #include "hub.h"
 #include "telemetry.h"
 #include "intentions.h"
+#include "liveness.h"
 #include "log.h"
 #include "notify.h"
 #include "rcache.h"
@@ -148,6 +149,8 @@ static int serve(const struct settings *cfg)
 	/* Session TTLs restart from now, as on a Consul leader election. */
 	if (session_reaper_start(&reaper, srv.store, 250, &err) != WEFT_OK)
 		fatalx("main", "session reaper failed error=\"%s\"", err);
+	if (liveness_start(&srv.liveness, srv.store, cfg->agent_timeout_s * 1000, &err) != WEFT_OK)
+		fatalx("main", "liveness start failed error=\"%s\"", err);
 	if (ttl_start(&srv.ttl, srv.store, &err) != WEFT_OK)
 		fatalx("main", "ttl start failed error=\"%s\"", err);
 	if (castore_open(&srv.ca, srv.store, cfg->data_dir, srv.datacenter, &err) != WEFT_OK)
@@ -199,6 +202,7 @@ out:
 	http_stop(http);
 	session_reaper_stop(reaper);
 	ttl_stop(srv.ttl);
+	liveness_stop(srv.liveness);
 	castore_close(srv.ca);
 	auth_close(srv.auth);
 	store_close(srv.store);

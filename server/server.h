@@ -13,6 +13,7 @@ struct ttl;
 struct rcache;
 struct intentions;
 struct castore;
+struct liveness;
 struct snapcache;
 struct telemetry;
 
@@ -25,6 +26,7 @@ struct server {
 	struct rcache *replies;     /* hot read replies (rcache.h); may be NULL */
 	struct intentions *intentions; /* compiled intentions per mesh (intentions.h) */
 	struct castore *ca;         /* the mesh CAs (castore.h) */
+	struct liveness *liveness;  /* weft-agents' heartbeats (liveness.h) */
 	struct snapcache *snapshots; /* proxy snapshots and their parts (proxysnap.h); may be NULL */
 	struct telemetry *telemetry; /* the proxies' traffic, in memory (telemetry.h) */
 	const char *data_dir;

@@ -34,6 +34,7 @@ static const struct setting table[] = {
 	{ "http-threads", T_INT, OFF(http_threads), "2", 1, 64, "HTTP worker threads" },
 	{ "max-connections", T_INT, OFF(max_connections), "20000", 16, 1000000, "open HTTP connections at most" },
 	{ "snapshot-cache-mb", T_INT, OFF(snapshot_cache_mb), "64", 0, 65536, "memory for cached proxy snapshots and their parts, in MiB (0: no cache)" },
+	{ "agent-timeout", T_INT, OFF(agent_timeout_s), "30", 0, 86400, "seconds without a heartbeat from a node's weft-agent before its weft-agent check turns critical (0: never)" },
 	{ "dev", T_BOOL, OFF(dev), "false", 0, 0, "development mode: NO AUTHENTICATION" },
 };
 

@@ -25,6 +25,7 @@ struct settings {
 	long long http_threads;
 	long long max_connections;
 	long long snapshot_cache_mb;
+	long long agent_timeout_s;
 	int dev;
 	int check_only;
 	int show_help;

@@ -157,7 +157,8 @@ class AgentTest(unittest.TestCase):
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), Health)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         try:
-            a = self.agent(start=False, sync_interval=1)
+            # heartbeats every second: they are not catalog writes either
+            a = self.agent(start=False, sync_interval=1, args=["--heartbeat-interval", "1"])
             a.write_config("app.yaml", "service:\n  name: app\n  port: 80\n  check:\n"
                            "    http: http://127.0.0.1:%d/health\n    interval: 1s\n"
                            % httpd.server_address[1])
@@ -178,6 +179,7 @@ class AgentTest(unittest.TestCase):
             self.assertEqual(self.srv.get("/v1/catalog/nodes").index, index0)
         finally:
             httpd.shutdown()
+            httpd.server_close()
 
     def test_anti_entropy_repairs_drift(self):
         a = self.agent(start=False, sync_interval=1)
@@ -349,6 +351,29 @@ class AgentTest(unittest.TestCase):
         wait_for(lambda: a.status().get("Ready") and len(a.status().get("Proxies") or []) == 2 and
                  all(p["Pid"] for p in a.status()["Proxies"]), timeout=20, what="both proxies")
         self.assertTrue(a.status()["CertificatesReady"])
+
+    def test_a_dead_agent_is_noticed_without_gossip(self):
+        self.srv.close()
+        self.srv = Server(args=["--agent-timeout", "2"])
+        a = self.agent(start=False, args=["--heartbeat-interval", "1"])
+        a.write_config("web.yaml", WEB_YAML)
+        a.start()
+
+        def alive():
+            return node_checks(self.srv, "vm1").get("weft-agent", {}).get("Status")
+        self.assertEqual(wait_for(alive, what="the weft-agent check"), "passing")
+        self.assertEqual(a.get("/v1/agent/checks").json()["weft-agent"]["Status"], "passing")
+        # a VM that dies without leaving: kill -9 (its proxies die with it)
+        a.kill9()
+        t0 = time.time()
+        wait_for(lambda: alive() == "critical", timeout=10, what="the check turned critical")
+        self.assertLess(time.time() - t0, 6)
+        self.assertIn("not heard from", node_checks(self.srv, "vm1")["weft-agent"]["Output"])
+        # its services leave the healthy instances
+        self.assertEqual(self.srv.get("/v1/health/service/web?passing=1").json(), [])
+        # back: passing again at its first heartbeat
+        a.start()
+        wait_for(lambda: alive() == "passing", timeout=10, what="passing again")
 
     def test_tells_systemd_when_ready(self):
         d = tempfile.mkdtemp(prefix="weft-notify-")
