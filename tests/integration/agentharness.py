@@ -137,3 +137,16 @@ def wait_for(pred, timeout=10, interval=0.05, what="condition"):
             return last
         time.sleep(interval)
     raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def close_all(agents):
+    """Closes every agent, even when one of them fails its checks; then
+    raises the first failure (so that no agent outlives its test)."""
+    first = None
+    for a in agents:
+        try:
+            a.close()
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            first = first or e
+    if first:
+        raise first

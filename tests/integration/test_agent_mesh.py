@@ -19,7 +19,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import Server, free_port, main
-from agentharness import Agent, wait_for
+from agentharness import Agent, close_all, wait_for
 
 INTENTIONS = {
     "Kind": "service-intentions", "Name": "api",
@@ -122,8 +122,7 @@ class AgentMeshTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            for a in cls.agents:
-                a.close()
+            close_all(cls.agents)
         finally:
             cls.app.close()
             cls.srv.close()

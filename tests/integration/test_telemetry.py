@@ -18,7 +18,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import Server, free_port, main
-from agentharness import Agent, make_token, wait_for
+from agentharness import Agent, close_all, make_token, wait_for
 
 INTENTIONS = {
     "Kind": "service-intentions", "Name": "api",
@@ -125,8 +125,7 @@ class TelemetryTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            for a in cls.agents:
-                a.close()
+            close_all(cls.agents)
         finally:
             cls.app.close()
             cls.srv.close()

@@ -16,7 +16,7 @@ import threading
 import consul
 
 from harness import Server, free_port, main
-from agentharness import AGENT_BIN, Agent, make_token, wait_for
+from agentharness import AGENT_BIN, Agent, close_all, make_token, wait_for
 
 WEB_YAML = """\
 service:
@@ -57,8 +57,7 @@ class AgentTest(unittest.TestCase):
 
     def tearDown(self):
         try:
-            for a in self.agents:
-                a.close()
+            close_all(self.agents)
         finally:
             self.srv.close()
 
