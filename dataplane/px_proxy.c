@@ -195,64 +195,27 @@ static struct bufferevent *tls_bev_new(struct event_base *base, evutil_socket_t 
 	return b;
 }
 
-/* Sockets are written at once by the callbacks that queue the bytes (a
- * speculative send, as HAProxy does), instead of libevent's way: add the
- * write event, wait a loop turn for EPOLLOUT, write, remove the event
- * (two epoll_ctl calls and a loop turn per response, on the critical path
- * of every request). EV_WRITE stays disabled on a connected bufferevent
- * while its output is empty; a write that leaves bytes behind enables it
- * and libevent sends the rest (and reports an error).
- *
- * TLS (bufferevent_openssl, once the handshake is done): SSL_write of at
- * most one record's worth from the front of the output, then drained.
- * When OpenSSL cannot finish (WANT_WRITE: the socket is full), the bytes
- * stay at the front of the output and EV_WRITE is enabled: libevent's
- * writer calls SSL_write again with them (a retry OpenSSL accepts: the
- * same bytes, at least as many, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). Once
- * all is written, disabling EV_WRITE cancels, within the same loop turn,
- * the write event libevent's output callback added (the epoll changelist
- * makes no system call for it). */
-#define TLS_WRITE_MAX 16384
-
+/* Plaintext sockets are written at once by the callbacks that queue the
+ * bytes (a speculative send, as HAProxy does), instead of libevent's way:
+ * add the write event, wait a loop turn for EPOLLOUT, write, remove the
+ * event (two epoll_ctl calls and a wake-up per response). EV_WRITE stays
+ * disabled on such a bufferevent while its output is empty; a write that
+ * leaves bytes behind enables it and libevent sends the rest (and reports
+ * an error). TLS bufferevents are left to libevent. */
 static void write_now(struct bufferevent *bev)
 {
 	struct evbuffer *out;
-	SSL *ssl;
 	int wr;
 
 	if (bev == NULL)
 		return;
 	out = bufferevent_get_output(bev);
-	ssl = bev_ssl(bev);
-	if (ssl != NULL) {
-		size_t len;
-
-		if (evbuffer_get_length(out) == 0)
-			return;
-		if ((bufferevent_get_enabled(bev) & EV_WRITE) || !SSL_is_init_finished(ssl)) {
-			/* libevent writes (handshake, or a write in progress):
-			 * it sends one TLS record per buffer chain, so a small
-			 * message made contiguous goes out as one record */
-			if (evbuffer_get_length(out) <= TLS_WRITE_MAX)
-				evbuffer_pullup(out, -1);
-			return;
-		}
-		while ((len = evbuffer_get_length(out)) > 0) {
-			int n = len > TLS_WRITE_MAX ? TLS_WRITE_MAX : (int)len;
-			unsigned char *p = evbuffer_pullup(out, n);
-
-			ERR_clear_error();
-			wr = p != NULL ? SSL_write(ssl, p, n) : -1;
-			if (wr <= 0) {
-				/* blocked, or an error libevent's writer meets again
-				 * and reports (BEV_EVENT_ERROR) */
-				ERR_clear_error();
-				bufferevent_enable(bev, EV_WRITE);
-				return;
-			}
-			evbuffer_drain(out, (size_t)wr);
-		}
-		bufferevent_disable(bev, EV_WRITE);
+	if (bev_ssl(bev) != NULL) {
+		/* libevent sends one TLS record per buffer chain: a small
+		 * message made contiguous goes out as one record, and the peer
+		 * reads it in one go */
+		if (evbuffer_get_length(out) > 0 && evbuffer_get_length(out) <= 16384)
+			evbuffer_pullup(out, -1);
 		return;
 	}
 	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
@@ -270,11 +233,10 @@ static void write_now(struct bufferevent *bev)
 		bufferevent_enable(bev, EV_WRITE);
 }
 
-/* A write callback found the output empty (or a handshake just ended):
- * back to writing at once. */
+/* A write callback found the output empty: back to writing at once. */
 static void write_idle(struct bufferevent *bev)
 {
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (bev_ssl(bev) == NULL && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -885,7 +847,7 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	bufferevent_setcb(u->bev, up_read, up_write, up_event, u);
 	/* (a new connection needs EV_WRITE to learn that it connected) */
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
-	if (u->connected)
+	if (u->connected && bev_ssl(u->bev) == NULL)
 		bufferevent_disable(u->bev, EV_WRITE);
 	if (pending != NULL)
 		evbuffer_add_buffer(bufferevent_get_output(u->bev), pending);
@@ -1485,7 +1447,6 @@ static void cli_connected(struct conn *c, struct bufferevent *bev)
 	log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
 		  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
 		  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
-	write_idle(bev);   /* from now on, written at once (write_now) */
 	conn_start(c);
 }
 
@@ -1562,13 +1523,7 @@ static int up_connected(struct upconn *u, struct bufferevent *bev)
 	}
 	u->connected = true;
 	bufferevent_set_timeouts(bev, NULL, NULL);
-	if (bev_ssl(bev) != NULL) {
-		/* what was queued during the handshake leaves now (write_now) */
-		bufferevent_disable(bev, EV_WRITE);
-		write_now(bev);
-	} else {
-		write_idle(bev);
-	}
+	write_idle(bev);
 	if (l->cfg.mode == PX_MODE_TCP &&
 	    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
 		log_ejection(c, u->ep, "?");
