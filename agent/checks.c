@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "duration.h"
 #include "err.h"
+#include "httpmsg.h"
 #include "log.h"
 #include "util.h"
 
@@ -915,43 +916,6 @@ static char *fmt(const char *f, ...)
 
 /* ---- HTTP and TCP, through libcurl's multi socket interface ---- */
 
-static const char *reason_text(long code)
-{
-	switch (code) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 203: return "Non-Authoritative Information";
-	case 204: return "No Content";
-	case 205: return "Reset Content";
-	case 206: return "Partial Content";
-	case 300: return "Multiple Choices";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	}
-	return "";
-}
-
 static size_t body_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct chk *c = arg;
@@ -1029,7 +993,7 @@ static void net_finish(struct chk *c, CURLcode res)
 			st = CHK_WARNING;
 		buf_init(&b, CHK_OUTPUT_MAX + CHK_URL_MAX + 256);
 		if (buf_printf(&b, "HTTP %s %s: %ld %s Output: ", d->method, d->http, code,
-			       c->reason[0] ? c->reason : reason_text(code)) == 0)
+			       c->reason[0] ? c->reason : http_reason(code)) == 0)
 			ring_append_to(&c->out, &b);
 		net_stop(c);
 		result_n(c, st, b.data, b.len);

@@ -51,6 +51,17 @@ static int stopping(struct agent_sync *s)
 	return v;
 }
 
+/* Sleeps ms, or less when the sync stops. */
+static void nap(struct agent_sync *s, int64_t ms)
+{
+	int64_t until = now_mono_ms() + ms;
+
+	while (!stopping(s) && now_mono_ms() < until) {
+		struct timespec ts = { 0, 50 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int abort_cb(void *arg)
 {
 	return stopping(arg);
@@ -376,14 +387,7 @@ failed:
 		backoff = backoff ? backoff * 2 : 1000;
 		if (backoff > 30000)
 			backoff = 30000;
-		{
-			int64_t until = now_mono_ms() + backoff / 2 +
-					(int64_t)(random_below((uint32_t)(backoff / 2 + 1)));
-			while (!stopping(s) && now_mono_ms() < until) {
-				struct timespec ts = { 0, 50 * 1000000 };
-				nanosleep(&ts, NULL);
-			}
-		}
+		nap(s, backoff / 2 + (int64_t)random_below((uint32_t)(backoff / 2 + 1)));
 	}
 out:
 	free(err);
@@ -406,7 +410,6 @@ static void *hb_main(void *arg)
 	snprintf(path, sizeof(path), "/v1/weft/agent/heartbeat/%s", node_q ? node_q : s->node);
 	free(node_q);
 	while (!stopping(s)) {
-		int64_t until;
 		if (c == NULL && httpc_new(&c, &s->server, &err) != WEFT_OK) {
 			log_warnx("sync", "heartbeat: %s", err);
 			free(err);
@@ -423,11 +426,7 @@ static void *hb_main(void *arg)
 				failing = 0;
 			}
 		}
-		until = now_mono_ms() + s->heartbeat_ms;
-		while (!stopping(s) && now_mono_ms() < until) {
-			struct timespec ts = { 0, 50 * 1000000 };
-			nanosleep(&ts, NULL);
-		}
+		nap(s, s->heartbeat_ms);
 	}
 	httpc_free(c);
 	return NULL;

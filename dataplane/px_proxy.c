@@ -34,6 +34,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "httpmsg.h"
 #include "log.h"
 #include "px_accesslog.h"
 #include "px_cluster.h"
@@ -618,22 +619,13 @@ static void close_after_flush(struct conn *c)
 		conn_close(c);
 }
 
+/* The proxy answers only statuses http_reason knows; anything else would
+ * be a bug of ours, said as a 500's phrase. */
 static const char *reason_phrase(int status)
 {
-	switch (status) {
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Internal Server Error";
-	}
+	const char *r = http_reason(status);
+
+	return r[0] ? r : "Internal Server Error";
 }
 
 /* Answers status ourselves and closes. */

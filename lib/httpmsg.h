@@ -15,4 +15,8 @@ char *http_error_message(long status, const char *body, size_t len);
  * characters kept; '/' kept too when keep_slash). Allocated. */
 char *http_escape(const char *s, int keep_slash);
 
+/* The reason phrase of an HTTP status (RFC 9110), "" for one it does not
+ * know. Shared by the proxy's own answers and the health checks' output. */
+const char *http_reason(long status);
+
 #endif
