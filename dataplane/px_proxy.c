@@ -196,31 +196,73 @@ static struct bufferevent *tls_bev_new(struct event_base *base, evutil_socket_t 
 	return b;
 }
 
-/* Plaintext sockets are written at once by the callbacks that queue the
- * bytes (a speculative send, as HAProxy does), instead of libevent's way:
- * add the write event, wait a loop turn for EPOLLOUT, write, remove the
- * event (two epoll_ctl calls and a wake-up per response). EV_WRITE stays
- * disabled on such a bufferevent while its output is empty; a write that
- * leaves bytes behind enables it and libevent sends the rest (and reports
- * an error). TLS bufferevents are left to libevent. */
-static void write_now(struct bufferevent *bev)
+/* Sockets are written at once by the callbacks that queue the bytes (a
+ * speculative send, as HAProxy does), instead of libevent's way: add the
+ * write event, wait a loop turn for EPOLLOUT, write, remove the event
+ * (two epoll_ctl calls and a loop turn per response, on the critical path
+ * of every request). EV_WRITE stays disabled on a connected bufferevent
+ * while its output is empty; a write that leaves bytes behind enables it
+ * and libevent sends the rest (and reports an error).
+ *
+ * TLS (bufferevent_openssl, once the handshake is done): SSL_write of at
+ * most one record's worth from the front of the output, then drained.
+ * When OpenSSL cannot finish (WANT_WRITE: the socket is full), the bytes
+ * stay at the front of the output and EV_WRITE is enabled: libevent's
+ * writer calls SSL_write again with them (a retry OpenSSL accepts: the
+ * same bytes, at least as many, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). Once
+ * all is written, disabling EV_WRITE cancels, within the same loop turn,
+ * the write event libevent's output callback added (the epoll changelist
+ * makes no system call for it).
+ *
+ * true: bytes were written and none is left, so libevent's writer will not
+ * run and its write callback will not come: the caller does what that
+ * callback does (up_drained, cli_drained), or a side whose reading stopped
+ * for backpressure would wait for it forever. */
+#define TLS_WRITE_MAX 16384
+
+static bool write_now(struct bufferevent *bev)
 {
 	struct evbuffer *out;
+	SSL *ssl;
 	int wr;
 
 	if (bev == NULL)
-		return;
+		return false;
 	out = bufferevent_get_output(bev);
-	if (bev_ssl(bev) != NULL) {
-		/* libevent sends one TLS record per buffer chain: a small
-		 * message made contiguous goes out as one record, and the peer
-		 * reads it in one go */
-		if (evbuffer_get_length(out) > 0 && evbuffer_get_length(out) <= 16384)
-			evbuffer_pullup(out, -1);
-		return;
+	ssl = bev_ssl(bev);
+	if (ssl != NULL) {
+		size_t len;
+
+		if (evbuffer_get_length(out) == 0)
+			return false;
+		if ((bufferevent_get_enabled(bev) & EV_WRITE) || !SSL_is_init_finished(ssl)) {
+			/* libevent writes (handshake, or a write in progress):
+			 * it sends one TLS record per buffer chain, so a small
+			 * message made contiguous goes out as one record */
+			if (evbuffer_get_length(out) <= TLS_WRITE_MAX)
+				evbuffer_pullup(out, -1);
+			return false;
+		}
+		while ((len = evbuffer_get_length(out)) > 0) {
+			int n = len > TLS_WRITE_MAX ? TLS_WRITE_MAX : (int)len;
+			unsigned char *p = evbuffer_pullup(out, n);
+
+			ERR_clear_error();
+			wr = p != NULL ? SSL_write(ssl, p, n) : -1;
+			if (wr <= 0) {
+				/* blocked, or an error libevent's writer meets again
+				 * and reports (BEV_EVENT_ERROR) */
+				ERR_clear_error();
+				bufferevent_enable(bev, EV_WRITE);
+				return false;
+			}
+			evbuffer_drain(out, (size_t)wr);
+		}
+		bufferevent_disable(bev, EV_WRITE);
+		return true;
 	}
 	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
-		return;
+		return false;
 	/* (bufferevent_socket keeps its output's start frozen but in its
 	 * own write callback) */
 	evbuffer_unfreeze(out, 1);
@@ -228,16 +270,20 @@ static void write_now(struct bufferevent *bev)
 	evbuffer_freeze(out, 1);
 	if (wr < 0 && errno != EAGAIN && errno != EINTR) {
 		bufferevent_enable(bev, EV_WRITE);
-		return;
+		return false;
 	}
-	if (evbuffer_get_length(out) > 0)
+	if (evbuffer_get_length(out) > 0) {
 		bufferevent_enable(bev, EV_WRITE);
+		return false;
+	}
+	return true;
 }
 
-/* A write callback found the output empty: back to writing at once. */
+/* A write callback found the output empty (or a handshake just ended):
+ * back to writing at once. */
 static void write_idle(struct bufferevent *bev)
 {
-	if (bev_ssl(bev) == NULL && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -382,6 +428,7 @@ static void req_end(struct conn *c, int status, uint64_t bytes_out)
 static void start_splice(struct conn *c);
 static void up_read(struct bufferevent *bev, void *arg);
 static void up_write(struct bufferevent *bev, void *arg);
+static void up_drained(struct upconn *u);
 static void up_event(struct bufferevent *bev, short what, void *arg);
 static void conn_close(struct conn *c);
 
@@ -839,12 +886,12 @@ static int attempt_start(struct conn *c, struct evbuffer *pending)
 	bufferevent_setcb(u->bev, up_read, up_write, up_event, u);
 	/* (a new connection needs EV_WRITE to learn that it connected) */
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
-	if (u->connected && bev_ssl(u->bev) == NULL)
+	if (u->connected)
 		bufferevent_disable(u->bev, EV_WRITE);
 	if (pending != NULL)
 		evbuffer_add_buffer(bufferevent_get_output(u->bev), pending);
-	if (u->connected)
-		write_now(u->bev);
+	if (u->connected && write_now(u->bev))
+		up_drained(u);
 	if (c->tunnel && evbuffer_get_length(bufferevent_get_input(c->cli)) > 0)
 		resume_reading(c);
 	return 0;
@@ -1245,18 +1292,44 @@ static void shut_up(struct conn *c)
 
 /* ---- event callbacks ---- */
 
+/* Decided after the write attempt (write_now), never before: reading
+ * stops only while the other side's output stays over HIGH_WATER, which
+ * leaves bytes behind and so a write event, whose callback (cli_write,
+ * up_write) starts reading again once below the low-water mark. Stopped
+ * before a write that then took everything, it would never start again. */
 static void backpressure(struct bufferevent *from, struct bufferevent *to)
 {
 	if (evbuffer_get_length(bufferevent_get_output(to)) > HIGH_WATER)
 		bufferevent_disable(from, EV_READ);
 }
 
+/* A side's output went below its low-water mark (libevent's write
+ * callback, or write_now took it all): the other side may read again. */
+static void up_drained(struct upconn *u)
+{
+	struct conn *c = u->c;
+
+	if (c->shut_up_pending && queued(u->bev) == 0)
+		shut_up(c);
+	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done))
+		bufferevent_enable(c->cli, EV_READ);
+}
+
+static void cli_drained(struct conn *c)
+{
+	if (c->closing && queued(c->cli) == 0)
+		conn_close(c);
+	else if (!c->closing && c->u)
+		bufferevent_enable(c->u->bev, EV_READ);
+}
+
 static void flush_up(struct conn *c)
 {
 	if (c->u == NULL || !c->u->connected || c->u->bev == NULL)
 		return;
-	write_now(c->u->bev);
-	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(c->u->bev)) == 0)
+	if (write_now(c->u->bev))
+		up_drained(c->u);
+	else if (c->shut_up_pending && queued(c->u->bev) == 0)
 		shut_up(c);
 }
 
@@ -1264,8 +1337,9 @@ static void flush_cli(struct conn *c)
 {
 	if (c->cli == NULL || c->dead)
 		return;
-	write_now(c->cli);
-	if (c->closing && queued(c->cli) == 0)
+	if (write_now(c->cli))
+		cli_drained(c);
+	else if (c->closing && queued(c->cli) == 0)
 		conn_close(c);
 }
 
@@ -1277,8 +1351,11 @@ static void cli_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	cli_read_(bev, c);
-	if (!c->dead)
-		flush_up(c);
+	if (c->dead)
+		return;
+	flush_up(c);
+	if (!c->dead && c->u != NULL)
+		backpressure(c->cli, c->u->bev);
 }
 
 static void up_read(struct bufferevent *bev, void *arg)
@@ -1288,6 +1365,8 @@ static void up_read(struct bufferevent *bev, void *arg)
 
 	up_read_(bev, u);
 	flush_cli(c);
+	if (!c->dead && c->u == u)
+		backpressure(u->bev, c->cli);
 }
 
 static void cli_read_(struct bufferevent *bev, struct conn *c)
@@ -1344,8 +1423,6 @@ static void cli_read_(struct bufferevent *bev, struct conn *c)
 			return;
 		}
 	}
-	if (!c->dead && c->u != NULL)
-		backpressure(c->cli, c->u->bev);
 }
 
 static void up_read_(struct bufferevent *bev, struct upconn *u)
@@ -1396,8 +1473,6 @@ static void up_read_(struct bufferevent *bev, struct upconn *u)
 		if (c->closing)
 			break;
 	}
-	if (!c->dead && c->u == u)
-		backpressure(u->bev, c->cli);
 }
 
 static void cli_write(struct bufferevent *bev, void *arg)
@@ -1405,23 +1480,16 @@ static void cli_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	write_idle(bev);
-	if (c->closing && queued(bev) == 0)
-		conn_close(c);
-	else if (!c->closing && c->u)
-		bufferevent_enable(c->u->bev, EV_READ);
+	cli_drained(c);
 }
 
 static void up_write(struct bufferevent *bev, void *arg)
 {
 	struct upconn *u = arg;
-	struct conn *c = u->c;
 
 	if (u->connected)
 		write_idle(bev);
-	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		shut_up(c);
-	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done))
-		bufferevent_enable(c->cli, EV_READ);
+	up_drained(u);
 }
 
 /* The mTLS handshake with the caller is done. */
@@ -1439,6 +1507,7 @@ static void cli_connected(struct conn *c, struct bufferevent *bev)
 	log_debug("proxy", "tls handshake: listener=%s side=client peer=%s id=%s version=%s "
 		  "resumed=%s", c->l->cfg.name, c->peer, id, SSL_get_version(bev_ssl(bev)),
 		  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
+	write_idle(bev);   /* from now on, written at once (write_now) */
 	conn_start(c);
 }
 
@@ -1515,7 +1584,14 @@ static int up_connected(struct upconn *u, struct bufferevent *bev)
 	}
 	u->connected = true;
 	bufferevent_set_timeouts(bev, NULL, NULL);
-	write_idle(bev);
+	if (bev_ssl(bev) != NULL) {
+		/* what was queued during the handshake leaves now (write_now) */
+		bufferevent_disable(bev, EV_WRITE);
+		if (write_now(bev))
+			up_drained(u);
+	} else {
+		write_idle(bev);
+	}
 	if (l->cfg.mode == PX_MODE_TCP &&
 	    px_cluster_report(l->cluster, u->ep, PX_OUTCOME_SUCCESS, now_ms()))
 		log_ejection(c, u->ep, "?");

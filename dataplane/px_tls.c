@@ -395,8 +395,10 @@ static int build(struct px_tls *t, SSL_CTX **out, char *self_id, char *td, long 
 		goto out;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* an idle connection keeps no 16 KiB read/write buffers */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* an idle connection keeps no 16 KiB read/write buffers; a write
+	 * OpenSSL could not finish may be retried from where the bytes are
+	 * now (px_proxy writes first, libevent retries) */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* a sidecar never needs a TLS 1.2 renegotiation mid-connection */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	/* a peer that closes without close_notify ends the stream (EOF, as
