@@ -28,6 +28,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
@@ -193,7 +194,32 @@ static struct bufferevent *tls_bev_new(struct event_base *base, evutil_socket_t 
 		return NULL;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
+	/* one read() brings a record's header and body (two without) */
+	SSL_set_read_ahead(ssl, 1);
 	return b;
+}
+
+/* OpenSSL reads ahead on a TLS side, but libevent's TLS bufferevent asks
+ * only SSL_pending (bytes decrypted) before it waits for the socket again:
+ * records read but not decrypted yet would wait for more bytes from the
+ * peer, maybe forever (a request that came with the handshake's Finished,
+ * the second of two records read at once, a close_notify). Wherever
+ * reading may go on, libevent's read handler runs again while OpenSSL
+ * holds such records. */
+static void tls_read_more(struct bufferevent *bev)
+{
+	SSL *ssl = bev_ssl(bev);
+
+	if (ssl != NULL && SSL_has_pending(ssl) && (bufferevent_get_enabled(bev) & EV_READ))
+		event_active(&bev->ev_read, EV_READ, 1);
+}
+
+/* Reading (again) on a side: bufferevent_enable, and what OpenSSL has
+ * read ahead. */
+static void read_on(struct bufferevent *bev)
+{
+	bufferevent_enable(bev, EV_READ);
+	tls_read_more(bev);
 }
 
 /* Sockets are written at once by the callbacks that queue the bytes (a
@@ -521,7 +547,7 @@ static void pool_put(struct upconn *u)
 	*head = u;
 	bufferevent_setcb(u->bev, pool_read, NULL, pool_event, u);
 	bufferevent_set_timeouts(u->bev, &idle, NULL);
-	bufferevent_enable(u->bev, EV_READ);
+	read_on(u->bev);
 }
 
 static struct upconn *pool_take(struct px_ep *ep)
@@ -1201,7 +1227,7 @@ static void finish_response(struct conn *c)
 	/* the next request, pipelined or to come */
 	c->last_active_ms = now_ms();
 	arm_timer(c, c->l->timeouts.idle_ms);
-	bufferevent_enable(c->cli, EV_READ);
+	read_on(c->cli);
 	resume_reading(c);
 }
 
@@ -1312,7 +1338,7 @@ static void up_drained(struct upconn *u)
 	if (c->shut_up_pending && queued(u->bev) == 0)
 		shut_up(c);
 	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done))
-		bufferevent_enable(c->cli, EV_READ);
+		read_on(c->cli);
 }
 
 static void cli_drained(struct conn *c)
@@ -1320,7 +1346,7 @@ static void cli_drained(struct conn *c)
 	if (c->closing && queued(c->cli) == 0)
 		conn_close(c);
 	else if (!c->closing && c->u)
-		bufferevent_enable(c->u->bev, EV_READ);
+		read_on(c->u->bev);
 }
 
 static void flush_up(struct conn *c)
@@ -1356,6 +1382,8 @@ static void cli_read(struct bufferevent *bev, void *arg)
 	flush_up(c);
 	if (!c->dead && c->u != NULL)
 		backpressure(c->cli, c->u->bev);
+	if (!c->dead)
+		tls_read_more(c->cli);
 }
 
 static void up_read(struct bufferevent *bev, void *arg)
@@ -1365,8 +1393,10 @@ static void up_read(struct bufferevent *bev, void *arg)
 
 	up_read_(bev, u);
 	flush_cli(c);
-	if (!c->dead && c->u == u)
+	if (!c->dead && c->u == u) {
 		backpressure(u->bev, c->cli);
+		tls_read_more(u->bev);
+	}
 }
 
 static void cli_read_(struct bufferevent *bev, struct conn *c)
@@ -1509,6 +1539,8 @@ static void cli_connected(struct conn *c, struct bufferevent *bev)
 		  SSL_session_reused(bev_ssl(bev)) ? "yes" : "no");
 	write_idle(bev);   /* from now on, written at once (write_now) */
 	conn_start(c);
+	if (!c->dead)
+		tls_read_more(bev);   /* (a request that came with the Finished) */
 }
 
 static void cli_event_now(struct bufferevent *bev, short what, struct conn *c)
@@ -1602,6 +1634,7 @@ static int up_connected(struct upconn *u, struct bufferevent *bev)
 	}
 	if (c->shut_up_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		shut_up(c);
+	tls_read_more(bev);
 	return 0;
 }
 

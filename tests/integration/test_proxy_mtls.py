@@ -314,6 +314,69 @@ class MTLSTest(unittest.TestCase):
         self.assertEqual(len(got), len(data))
         self.assertTrue(got == data.upper(), "the bytes differ")
 
+    def together(self, port, records, close=False):
+        """A client of the inbound that finishes its handshake, writes each of
+        records as its own TLS record (and a close_notify), and sends all of
+        it, the Finished included, in one segment; returns what it read back
+        until the inbound closed."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(self.f("old-root.pem"))
+        ctx.load_cert_chain(self.f("web.crt"), self.f("client.key"))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing)
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    if outgoing.pending:
+                        raw.sendall(outgoing.read())
+                    b = raw.recv(65536)
+                    self.assertTrue(b, "closed during the handshake")
+                    incoming.write(b)
+            for r in records:
+                tls.write(r)
+            if close:
+                try:
+                    tls.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+            raw.sendall(outgoing.read())
+            got = b""
+            while True:
+                b = raw.recv(65536)
+                if not b:
+                    break
+                incoming.write(b)
+                try:
+                    while True:
+                        d = tls.read(65536)
+                        if not d:
+                            break
+                        got += d
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    pass
+            return got
+        finally:
+            raw.close()
+
+    def test_records_that_arrive_together(self):
+        """The Finished, two pipelined requests in records of their own, and in
+        TCP mode a close_notify, reach the inbound in one segment: OpenSSL
+        reads them at once (read-ahead), and none waits for more bytes from
+        the client."""
+        inb, in_port = self.inbound()
+        got = self.together(in_port, [b"GET /a HTTP/1.1\r\nHost: app\r\n\r\n",
+                                      b"GET /b HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"])
+        self.assertEqual(got.count(b"HTTP/1.1 200 "), 2, got[:300])
+        self.assertEqual(App.seen, ["/a", "/b"])
+        tinb, tin_port = self.inbound(mode="tcp", app_port=self.echo.port)
+        got = self.together(tin_port, [b"hello ", b"records"], close=True)
+        self.assertEqual(got, b"HELLO RECORDS")
+
     def assertRefused(self, proxy, reason, presented=""):
         line = proxy.wait_for(r"tls refused: .*reason=%s" % reason)[0]
         self.assertIn('presented="%s"' % presented, line)
