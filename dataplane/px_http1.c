@@ -1079,6 +1079,14 @@ static bool safe_param(const char *s, const char *forbid)
 	return true;
 }
 
+static int put3(struct buf *b, const char *a, const char *s, const char *z)
+{
+	int rc = buf_append(b, a, strlen(a));
+
+	rc = rc ? rc : buf_append(b, s, strlen(s));
+	return rc ? rc : buf_append(b, z, strlen(z));
+}
+
 int px_http1_forward_headers(const struct px_http1_msg *m, const struct px_http1_header *h,
 			     size_t n, const struct px_http1_forward *f, struct buf *out, char **err)
 {
@@ -1128,15 +1136,17 @@ int px_http1_forward_headers(const struct px_http1_msg *m, const struct px_http1
 		    (rc = buf_append(out, "\r\n", 2)) != 0)
 			goto out;
 	}
-	if (!has_host && f->host != NULL && (rc = buf_printf(out, "Host: %s\r\n", f->host)) != 0)
+	/* (pieces appended, not printf'd: this runs for every request) */
+	if (!has_host && f->host != NULL &&
+	    (rc = put3(out, "Host: ", f->host, "\r\n")) != 0)
 		goto out;
-	if (m->upgrade && (rc = buf_printf(out, "Connection: upgrade\r\n")) != 0)
+	if (m->upgrade && (rc = put3(out, "Connection: upgrade\r\n", "", "")) != 0)
 		goto out;
 	if (f->via != NULL &&
-	    (rc = buf_printf(out, "Via: 1.%d %s\r\n", m->version_minor, f->via)) != 0)
+	    (rc = put3(out, m->version_minor == 0 ? "Via: 1.0 " : "Via: 1.1 ", f->via, "\r\n")) != 0)
 		goto out;
 	if (f->client_addr != NULL) {
-		if ((rc = buf_printf(out, "X-Forwarded-For: ")) != 0)
+		if ((rc = put3(out, "X-Forwarded-For: ", "", "")) != 0)
 			goto out;
 		for (size_t i = 0; f->xff_append && i < n; i++) {
 			if (!name_is(&h[i], "x-forwarded-for") || h[i].value_len == 0)
@@ -1146,15 +1156,15 @@ int px_http1_forward_headers(const struct px_http1_msg *m, const struct px_http1
 				goto out;
 			xff_seen = true;
 		}
-		if ((rc = buf_printf(out, "%s%s\r\n", xff_seen ? ", " : "", f->client_addr)) != 0)
+		if ((rc = put3(out, xff_seen ? ", " : "", f->client_addr, "\r\n")) != 0)
 			goto out;
 	}
-	if (f->proto != NULL && (rc = buf_printf(out, "X-Forwarded-Proto: %s\r\n", f->proto)) != 0)
+	if (f->proto != NULL && (rc = put3(out, "X-Forwarded-Proto: ", f->proto, "\r\n")) != 0)
 		goto out;
 	if (f->peer_id != NULL &&
-	    (rc = buf_printf(out, "X-Forwarded-Client-Cert: %s%s%sURI=%s\r\n",
-			     f->by_id ? "By=" : "", f->by_id ? f->by_id : "", f->by_id ? ";" : "",
-			     f->peer_id)) != 0)
+	    ((rc = put3(out, "X-Forwarded-Client-Cert: ", "", "")) != 0 ||
+	     (f->by_id != NULL && (rc = put3(out, "By=", f->by_id, ";")) != 0) ||
+	     (rc = put3(out, "URI=", f->peer_id, "\r\n")) != 0))
 		goto out;
 	rc = buf_append(out, "\r\n", 2);
 out:
