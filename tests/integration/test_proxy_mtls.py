@@ -22,10 +22,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILDDIR, free_port  # noqa: E402
+from proxyharness import ProxyProcess, PROXY_BIN  # noqa: E402
 
-PROXY_BIN = os.path.join(BUILDDIR, "dataplane", "weft-proxy")
 CA_TOOL = os.path.join(BUILDDIR, "tests", "tools", "ca-tool")
-WRAPPER = os.environ.get("WEFT_PROXY_WRAPPER", "").split()
 TD = "weft-test.example"
 
 
@@ -93,42 +92,10 @@ class EchoApp(threading.Thread):
             c.close()
 
 
-class Proxy:
+class Proxy(ProxyProcess):
     def __init__(self, tmp, name, args):
-        self.log = os.path.join(tmp, name + ".log")
-        self.err = open(self.log, "wb")
-        self.proc = subprocess.Popen(WRAPPER + [PROXY_BIN, "--log-level", "debug"] + args,
-                                     stderr=self.err)
         n = sum(1 for a in args if a in ("--inbound", "--outbound"))
-        self.wait_for(r"listening: listener=", count=n)
-
-    def text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def lines(self, pattern):
-        return [l for l in self.text().splitlines() if re.search(pattern, l)]
-
-    def wait_for(self, pattern, count=1, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.lines(pattern)
-            if len(found) >= count:
-                return found
-            if self.proc.poll() is not None:
-                raise AssertionError("weft-proxy exited: %s" % self.text())
-            time.sleep(0.05)
-        raise AssertionError("no %r in the log within %ss:\n%s" % (pattern, timeout, self.text()))
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait(10)
-        self.err.close()
-        return rc
+        super().__init__(os.path.join(tmp, name + ".log"), args, r"listening: listener=", n)
 
 
 def http_get(sock_file, sock, path, extra=b""):

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -26,9 +25,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILDDIR, free_port  # noqa: E402
+from proxyharness import ProxyProcess, PROXY_BIN  # noqa: E402
 
-PROXY_BIN = os.path.join(BUILDDIR, "dataplane", "weft-proxy")
-WRAPPER = os.environ.get("WEFT_PROXY_WRAPPER", "").split()
 BIG = 4 << 20
 
 
@@ -128,41 +126,10 @@ def client_hello(name):
     return out.read()
 
 
-class Proxy:
+class Proxy(ProxyProcess):
     def __init__(self, tmp, args):
-        self.log = os.path.join(tmp, "proxy-%d.log" % free_port())
-        self.err = open(self.log, "wb")
-        self.proc = subprocess.Popen(WRAPPER + [PROXY_BIN, "--log-level", "debug"] + args,
-                                     stderr=self.err)
-        self.wait_for(r"listening: listener=passthrough mode=sni")
-
-    def text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def lines(self, pattern):
-        return [l for l in self.text().splitlines() if re.search(pattern, l)]
-
-    def wait_for(self, pattern, count=1, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.lines(pattern)
-            if len(found) >= count:
-                return found
-            if self.proc.poll() is not None:
-                raise AssertionError("weft-proxy exited: %s" % self.text())
-            time.sleep(0.05)
-        raise AssertionError("no %r in the log within %ss:\n%s" % (pattern, timeout, self.text()))
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait(10)
-        self.err.close()
-        return rc
+        super().__init__(os.path.join(tmp, "proxy-%d.log" % free_port()), args,
+                         r"listening: listener=passthrough mode=sni")
 
 
 class PassthroughTest(unittest.TestCase):

@@ -1,0 +1,53 @@
+"""A weft-proxy process for the data-plane tests: started with debug logs
+to a file, read back by pattern, stopped with SIGTERM (its exit status is
+the test's to check). WEFT_PROXY_WRAPPER (e.g. "valgrind -q") runs it
+under a wrapper."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import BUILDDIR
+
+PROXY_BIN = os.path.join(BUILDDIR, "dataplane", "weft-proxy")
+WRAPPER = os.environ.get("WEFT_PROXY_WRAPPER", "").split()
+
+
+class ProxyProcess:
+    def __init__(self, log, args, ready, count=1):
+        """log: the file its stderr goes to; ready: a log pattern that says
+        it is listening, awaited count times."""
+        self.log = log
+        self.err = open(self.log, "wb")
+        self.proc = subprocess.Popen(WRAPPER + [PROXY_BIN, "--log-level", "debug"] + args,
+                                     stderr=self.err)
+        self.wait_for(ready, count=count)
+
+    def text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def lines(self, pattern):
+        return [l for l in self.text().splitlines() if re.search(pattern, l)]
+
+    def wait_for(self, pattern, count=1, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.lines(pattern)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                raise AssertionError("weft-proxy exited: %s" % self.text())
+            time.sleep(0.05)
+        raise AssertionError("no %r in the log within %ss:\n%s" % (pattern, timeout, self.text()))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(10)
+        self.err.close()
+        return rc
