@@ -15,13 +15,14 @@ WRAPPER = os.environ.get("WEFT_PROXY_WRAPPER", "").split()
 
 
 class ProxyProcess:
-    def __init__(self, log, args, ready, count=1):
+    def __init__(self, log, args, ready, count=1, log_level="debug"):
         """log: the file its stderr goes to; ready: a log pattern that says
-        it is listening, awaited count times."""
+        it is listening, awaited count times; log_level None: the proxy's
+        default."""
         self.log = log
         self.err = open(self.log, "wb")
-        self.proc = subprocess.Popen(WRAPPER + [PROXY_BIN, "--log-level", "debug"] + args,
-                                     stderr=self.err)
+        level = ["--log-level", log_level] if log_level else []
+        self.proc = subprocess.Popen(WRAPPER + [PROXY_BIN] + level + args, stderr=self.err)
         self.wait_for(ready, count=count)
 
     def text(self):
@@ -43,7 +44,9 @@ class ProxyProcess:
         raise AssertionError("no %r in the log within %ss:\n%s" % (pattern, timeout, self.text()))
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
+        """SIGTERM (unless it has exited already); its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(10)
         except subprocess.TimeoutExpired:

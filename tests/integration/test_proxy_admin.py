@@ -6,7 +6,6 @@ JSON access log lines, and the admin bound to 127.0.0.1 only."""
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -20,10 +19,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILDDIR, free_port  # noqa: E402
+from proxyharness import ProxyProcess, PROXY_BIN, WRAPPER  # noqa: E402
 
-PROXY_BIN = os.path.join(BUILDDIR, "dataplane", "weft-proxy")
 CA_TOOL = os.path.join(BUILDDIR, "tests", "tools", "ca-tool")
-WRAPPER = os.environ.get("WEFT_PROXY_WRAPPER", "").split()
 PROMTOOL = "/usr/bin/promtool"
 TD = "weft-test.example"
 
@@ -83,29 +81,13 @@ def read_response(f):
     return status, headers, f.read(int(headers.get("content-length", "0")))
 
 
-class Proxy:
+class Proxy(ProxyProcess):
     def __init__(self, tmp, args, admin=True):
         self.tmp = tmp
         self.admin_port = free_port() if admin else None
-        self.log = os.path.join(tmp, "proxy-%d.log" % free_port())
-        self.err = open(self.log, "wb")
         extra = ["--admin", "127.0.0.1:%d" % self.admin_port] if admin else []
-        self.proc = subprocess.Popen(WRAPPER + [PROXY_BIN] + args + extra, stderr=self.err)
-        self.wait_for(r"admin listening")
-
-    def text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def wait_for(self, pattern, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if re.search(pattern, self.text()):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("weft-proxy exited: %s" % self.text())
-            time.sleep(0.05)
-        raise AssertionError("no %r in the log:\n%s" % (pattern, self.text()))
+        super().__init__(os.path.join(tmp, "proxy-%d.log" % free_port()), args + extra,
+                         r"admin listening", log_level=None)
 
     def admin(self, method, path, body=b""):
         return request(self.admin_port, method, path, body)
@@ -115,17 +97,6 @@ class Proxy:
         assert status == 200, status
         assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers
         return body.decode()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait(10)
-        self.err.close()
-        return rc
 
 
 def sample(text, name):
