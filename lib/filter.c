@@ -56,6 +56,7 @@ struct parser {
 	int depth;
 	char **err;
 	int failed;
+	long rx_budget; /* the expression's regexes share it (lib/rx.h) */
 };
 
 /* ---- errors ---- */
@@ -660,7 +661,7 @@ static int compile_regex(struct parser *p, struct node *n, size_t at)
 	char shown[80], *why = NULL;
 
 	quote_bytes(shown, sizeof(shown), n->val, n->vlen > 48 ? 48 : n->vlen);
-	if (rx_compile(&n->re, n->val, n->vlen, &why) != WEFT_OK) {
+	if (rx_compile(&n->re, n->val, n->vlen, &p->rx_budget, &why) != WEFT_OK) {
 		perr(p, at, "invalid regular expression \"%s%s\": %s", shown, n->vlen > 48 ? "..." : "",
 		     why ? why : "out of memory");
 		free(why);
@@ -977,7 +978,7 @@ static struct node *parse_or(struct parser *p)
 
 int filter_compile(const char *expr, struct filter **out, char **err)
 {
-	struct parser p = { .s = expr, .err = err };
+	struct parser p = { .s = expr, .err = err, .rx_budget = RX_MAX_COST };
 	struct filter *f = NULL;
 	struct node *root;
 	char buf[64];

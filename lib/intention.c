@@ -162,7 +162,7 @@ static int check_name(const char *ctx, const char *field, const char *ns_field,
 /* Compiles with lib/rx (RE2 syntax as far as POSIX ERE follows it, bounded
  * cost: untrusted patterns), anchored at both ends (whole-value match). */
 static int compile_regex(const char *ctx, const char *field, const char *src, regex_t *re,
-			 char **err)
+			 long *rx_budget, char **err)
 {
 	char *anchored = NULL, *why = NULL;
 	int rc;
@@ -172,7 +172,7 @@ static int compile_regex(const char *ctx, const char *field, const char *src, re
 				 field, INTENTION_REGEX_MAX);
 	if (asprintf(&anchored, "^(%s)$", src) < 0)
 		return weft_errf(err, WEFT_ENOMEM, "%s%s%s: out of memory", CTXP(ctx), field);
-	rc = rx_compile(re, anchored, strlen(anchored), &why);
+	rc = rx_compile(re, anchored, strlen(anchored), rx_budget, &why);
 	free(anchored);
 	if (rc != WEFT_OK) {
 		weft_errf(err, WEFT_EINVAL, "%s%s%s: invalid regex \"%s\": %s", CTXP(ctx), field,
@@ -183,7 +183,8 @@ static int compile_regex(const char *ctx, const char *field, const char *src, re
 	return WEFT_OK;
 }
 
-static int decode_header(json_t *h, const char *ctx, struct ix_header *out, char **err)
+static int decode_header(json_t *h, const char *ctx, struct ix_header *out, long *rx_budget,
+			 char **err)
 {
 	const char *name = NULL, *exact = NULL, *prefix = NULL, *suffix = NULL, *regex = NULL;
 	int present = 0, invert = 0, parts = 0, rc;
@@ -221,7 +222,7 @@ static int decode_header(json_t *h, const char *ctx, struct ix_header *out, char
 	out->value = xstrdup(val);
 	if (out->name == NULL || (val && out->value == NULL))
 		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
-	if (kind == HDR_REGEX && (rc = compile_regex(ctx, "Regex", val, &out->re, err)) != WEFT_OK)
+	if (kind == HDR_REGEX && (rc = compile_regex(ctx, "Regex", val, &out->re, rx_budget, err)) != WEFT_OK)
 		return rc;
 	out->kind = kind;
 	return WEFT_OK;
@@ -248,7 +249,8 @@ static int decode_action(json_t *obj, const char *ctx, const char *field,
 	return WEFT_OK;
 }
 
-static int decode_perm(json_t *pj, const char *ctx, struct ix_perm *p, char **err)
+static int decode_perm(json_t *pj, const char *ctx, struct ix_perm *p, long *rx_budget,
+		       char **err)
 {
 	json_t *http = NULL, *methods = NULL, *headers = NULL, *e;
 	const char *pe = NULL, *pp = NULL, *pr = NULL;
@@ -291,7 +293,7 @@ static int decode_perm(json_t *pj, const char *ctx, struct ix_perm *p, char **er
 		p->path_kind = PATH_PREFIX;
 		p->path = strdup(pp);
 	} else if (pr && *pr) {
-		rc = compile_regex(hctx, "PathRegex", pr, &p->path_re, err);
+		rc = compile_regex(hctx, "PathRegex", pr, &p->path_re, rx_budget, err);
 		if (rc != WEFT_OK)
 			return rc;
 		p->path_kind = PATH_REGEX;
@@ -342,7 +344,7 @@ static int decode_perm(json_t *pj, const char *ctx, struct ix_perm *p, char **er
 			return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", hctx);
 		json_array_foreach(headers, j, e) {
 			snprintf(ectx, sizeof(ectx), "%s.Header[%zu]", hctx, j);
-			rc = decode_header(e, ectx, &p->headers[j], err);
+			rc = decode_header(e, ectx, &p->headers[j], rx_budget, err);
 			p->n_headers = j + 1; /* so that perm_clear frees what was set */
 			if (rc != WEFT_OK)
 				return rc;
@@ -382,6 +384,14 @@ static int decode_meta(json_t *obj, const char *ctx, json_t **out, char **err)
 }
 
 int intention_from_json(json_t *obj, const char *ctx, struct intention **out, char **err)
+{
+	long rx_budget = RX_MAX_COST;
+
+	return intention_from_json_budget(obj, ctx, &rx_budget, out, err);
+}
+
+int intention_from_json_budget(json_t *obj, const char *ctx, long *rx_budget,
+			       struct intention **out, char **err)
 {
 	struct intention *ix = NULL;
 	const char *id = NULL, *desc = NULL, *sns = NULL, *sname = NULL, *dns = NULL,
@@ -457,7 +467,7 @@ int intention_from_json(json_t *obj, const char *ctx, struct intention **out, ch
 		ix->l7 = 1;
 		json_array_foreach(perms, i, e) {
 			snprintf(pctx, sizeof(pctx), "%s%sPermissions[%zu]", CTXP(ctx), i);
-			rc = decode_perm(e, pctx, &ix->perms[i], err);
+			rc = decode_perm(e, pctx, &ix->perms[i], rx_budget, err);
 			ix->n_perms = i + 1;
 			if (rc != WEFT_OK)
 				goto out;

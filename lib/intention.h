@@ -111,6 +111,12 @@ struct intention;
  * ("Sources[2]") or is NULL. Errors name the field:
  * "Permissions[1].HTTP.PathRegex: ...". Precedence is computed. */
 int intention_from_json(json_t *obj, const char *ctx, struct intention **out, char **err);
+/* The same, with the regex budget (lib/rx.h) shared by several intentions
+ * that come in one document, the sources of a service-intentions entry:
+ * start *rx_budget at RX_MAX_COST; what this one's regexes cost is taken
+ * off it. intention_from_json gives each intention a budget of its own. */
+int intention_from_json_budget(json_t *obj, const char *ctx, long *rx_budget,
+			       struct intention **out, char **err);
 /* Consul's JSON form (Action omitted for L7, Precedence included). */
 json_t *intention_to_json(const struct intention *ix);
 void intention_free(struct intention *ix);

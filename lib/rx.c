@@ -10,9 +10,9 @@
 
 /* A rough size of the automaton glibc builds: atoms count one, a counted
  * repetition copies what it repeats n times and "+" copies it once more.
- * Returns 0, or -1 when too big, -2 for stacked repetitions (a**, a{2}+),
- * which RE2 refuses too and which multiply glibc's copies. */
-static int rx_cost(const char *re)
+ * Returns the size, or -1 when over limit, -2 for stacked repetitions
+ * (a**, a{2}+), which RE2 refuses too and which multiply glibc's copies. */
+static long rx_cost(const char *re, long limit)
 {
 	long stack[64];
 	int sp = 0, rep = 0;   /* rep: 1 after a repetition, 2 after its lazy "?" */
@@ -99,10 +99,10 @@ static int rx_cost(const char *re)
 			last = 1;
 			cost += 1;
 		}
-		if (cost > RX_MAX_COST || last > RX_MAX_COST)
+		if (cost > limit || last > limit)
 			return -1;
 	}
-	return 0;
+	return cost;
 }
 
 /* Go's RE2 syntax to POSIX ERE for what users write: \d and \D, classes in
@@ -219,10 +219,11 @@ fail:
 	return NULL;
 }
 
-int rx_compile(regex_t *re, const char *pattern, size_t len, char **err)
+int rx_compile(regex_t *re, const char *pattern, size_t len, long *budget, char **err)
 {
 	const char *why = NULL;
 	char msg[160], *pat;
+	long limit = budget && *budget < RX_MAX_COST ? *budget : RX_MAX_COST, cost;
 	int icase = 0, rc;
 
 	if (len > RX_MAX_LEN)
@@ -230,11 +231,15 @@ int rx_compile(regex_t *re, const char *pattern, size_t len, char **err)
 	pat = rx_translate(pattern, len, &icase, &why);
 	if (pat == NULL)
 		return weft_errf(err, WEFT_EINVAL, "%s", why);
-	rc = rx_cost(pat);
-	if (rc != 0) {
+	cost = rx_cost(pat, limit);
+	if (cost < 0) {
 		free(pat);
-		if (rc == -2)
+		if (cost == -2)
 			return weft_errf(err, WEFT_EINVAL, "a repetition operator cannot follow another");
+		if (limit < RX_MAX_COST)
+			return weft_errf(err, WEFT_EINVAL,
+					 "too complex (with the patterns before it, repetitions multiply past %d)",
+					 RX_MAX_COST);
 		return weft_errf(err, WEFT_EINVAL, "too complex (repetitions multiply past %d)",
 				 RX_MAX_COST);
 	}
@@ -244,6 +249,8 @@ int rx_compile(regex_t *re, const char *pattern, size_t len, char **err)
 		regerror(rc, NULL, msg, sizeof(msg));
 		return weft_errf(err, WEFT_EINVAL, "%s", msg);
 	}
+	if (budget)
+		*budget -= cost;
 	return WEFT_OK;
 }
 

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "http.h"
 #include "intention.h"
+#include "rx.h"
 #include "server.h"
 #include "yamlx.h"
 
@@ -32,11 +33,14 @@ static int validate_cross(void *ctx, struct db *db, const char *mesh, json_t *en
 }
 
 /* Each source of a service-intentions entry, as the intention it stands for,
- * must decode: the same rules as /v1/connect/intentions. */
+ * must decode: the same rules as /v1/connect/intentions. Their regexes share
+ * one budget, as an intention's do: a thousand sources must not each bring
+ * the most a single intention may. */
 static int check_intention_sources(json_t *entry, char **err)
 {
 	json_t *sources = config_entry_intention_sources(entry), *src;
 	const char *dst = config_entry_name(entry);
+	long rx_budget = RX_MAX_COST;
 	size_t i;
 
 	json_array_foreach(sources, i, src) {
@@ -60,7 +64,7 @@ static int check_intention_sources(json_t *entry, char **err)
 		json_object_del(ixj, "LegacyUpdateTime");
 		json_object_set_new(ixj, "DestinationName", json_string(dst));
 		snprintf(ctx, sizeof(ctx), "Sources[%zu]", i);
-		rc = intention_from_json(ixj, ctx, &ix, err);
+		rc = intention_from_json_budget(ixj, ctx, &rx_budget, &ix, err);
 		intention_free(ix);
 		json_decref(ixj);
 		if (rc != WEFT_OK)

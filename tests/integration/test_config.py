@@ -64,6 +64,23 @@ class ConfigTest(harness.ServerTest):
         self.assertEqual(self.srv.get("/v1/config/nope").status, 400)
         self.assertEqual(self.srv.get("/v1/config/service-defaults/x").status, 404)
 
+    def test_regexes_share_one_budget_per_entry(self):
+        # Each source alone is within an intention's regex budget; the
+        # entry's sources share one, so the third is refused by its field
+        # and nothing of the entry is written.
+        self.assertEqual(self.put({"Kind": "service-defaults", "Name": "rxdb",
+                                   "Protocol": "http"}).status, 200)
+        src = [{"Name": "s%d" % i, "Permissions": [
+            {"Action": "allow", "HTTP": {"PathRegex": "(a{60}){80}"}}]} for i in range(3)]
+        r = self.put({"Kind": "service-intentions", "Name": "rxdb", "Sources": src})
+        self.assertEqual(r.status, 400, r.body)
+        e = r.json()
+        self.assertEqual(e["field"], "Sources[2].Permissions[0].HTTP.PathRegex", e)
+        self.assertIn("too complex (with the patterns before it", e["error"])
+        self.assertEqual(self.srv.get("/v1/config/service-intentions/rxdb").status, 404)
+        r = self.put({"Kind": "service-intentions", "Name": "rxdb", "Sources": src[:2]})
+        self.assertEqual(r.status, 200, r.body)
+
     def test_cross_entry_checks(self):
         self.assertEqual(self.put({"Kind": "service-defaults", "Name": "api",
                                    "Protocol": "http"}).status, 200)

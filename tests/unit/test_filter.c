@@ -363,6 +363,9 @@ static void test_errors(void **state)
 	/* glibc copies a group for each "+": nested ones double it each time. */
 	bad("Name matches `((((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+`", "too complex");
 	bad("Name matches `(?<name>x)`", "invalid regular expression");
+	/* An expression's patterns share one budget (each alone would pass). */
+	bad("Name matches `(a{60}){80}` or Name matches `(b{60}){80}` or Name matches `(c{60}){80}`",
+	    "position 74: invalid regular expression \"(c{60}){80}\": too complex (with the patterns before it");
 	bad("S == x and \x01", "found \"\\x01\"");
 	bad("S == x and \xff\xfe", "found \"\\xff\\xfe\"");
 }

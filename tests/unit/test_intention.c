@@ -281,6 +281,9 @@ static void test_validation_errors(void **state)
 		{ L7("{\"Header\":[{\"Name\":\"x\",\"Present\":true,\"Invert\":1}]}"),
 		  "Permissions[1].HTTP.Header[0].Invert: must be true or false" },
 		{ L7("{\"Header\":{}}"), "Permissions[1].HTTP.Header: must be an array" },
+		/* An intention's regexes share one budget: the third is refused. */
+		{ L7("{\"PathRegex\":\"(a{60}){80}\",\"Header\":[{\"Name\":\"x\",\"Regex\":\"(a{60}){80}\"},{\"Name\":\"y\",\"Regex\":\"(a{60}){80}\"}]}"),
+		  "Permissions[1].HTTP.Header[1].Regex: invalid regex \"(a{60}){80}\": too complex (with the patterns before it" },
 	};
 	size_t i;
 	char *err;

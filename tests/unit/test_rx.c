@@ -17,7 +17,7 @@ static int matches(const char *pattern, const char *s, size_t len)
 	char *err = NULL;
 	int r;
 
-	if (rx_compile(&re, pattern, strlen(pattern), &err) != WEFT_OK)
+	if (rx_compile(&re, pattern, strlen(pattern), NULL, &err) != WEFT_OK)
 		fail_msg("%s: %s", pattern, err);
 	r = rx_match(&re, s, len);
 	regfree(&re);
@@ -31,7 +31,7 @@ static void refused(const char *pattern, size_t len, const char *want)
 	regex_t re;
 	char *err = NULL;
 
-	assert_int_equal(rx_compile(&re, pattern, len, &err), WEFT_EINVAL);
+	assert_int_equal(rx_compile(&re, pattern, len, NULL, &err), WEFT_EINVAL);
 	assert_non_null(err);
 	if (strstr(err, want) == NULL)
 		fail_msg("%s: \"%s\" lacks \"%s\"", pattern, err, want);
@@ -88,11 +88,39 @@ static void test_refused(void **state)
 	assert_true(M("^a{1000}$", "aaaaaaaaaa") == 0);
 }
 
+/* The patterns of one document share one budget: each takes what it costs
+ * off it, and the one that would overdraw it is refused by name. */
+static void test_shared_budget(void **state)
+{
+	regex_t re[3];
+	long budget = RX_MAX_COST;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(rx_compile(&re[0], "(a{60}){80}", 11, &budget, &err), WEFT_OK);
+	assert_true(budget < RX_MAX_COST - 4800 && budget > RX_MAX_COST - 5000);
+	assert_int_equal(rx_compile(&re[1], "(a{60}){80}", 11, &budget, &err), WEFT_OK);
+	assert_true(budget < 400);
+	assert_int_equal(rx_compile(&re[2], "(a{60}){80}", 11, &budget, &err), WEFT_EINVAL);
+	assert_non_null(strstr(err, "too complex (with the patterns before it"));
+	free(err);
+	err = NULL;
+	/* What is left still takes small patterns; a refusal costs nothing. */
+	assert_int_equal(rx_compile(&re[2], "^web-[0-9]+$", 12, &budget, &err), WEFT_OK);
+	assert_true(budget > 0);
+	regfree(&re[0]);
+	regfree(&re[1]);
+	regfree(&re[2]);
+	/* Alone (no budget), the same pattern always passes. */
+	assert_true(M("(a{60}){80}", "b") == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_re2_syntax),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_shared_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
