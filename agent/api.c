@@ -235,8 +235,11 @@ static json_t *agent_check(struct agent_api *a, json_t *c, json_t *svc)
 			      sget(c, "ServiceID"), "ServiceName", svc ? sget(svc, "Service") : "",
 			      "ServiceTags", tags, "Type", sget(c, "Type"));
 	json_t *def = json_object();
-	static const char *const keys[] = { "HTTP", "Method", "Header", "TCP", "TTL", "Interval",
-					    "Timeout", "DeregisterCriticalServiceAfter", "Args", NULL };
+	static const char *const keys[] = { "HTTP", "Method", "Header", "TCP", "UDP", "GRPC",
+					    "GRPCUseTLS", "TTL", "Interval", "Timeout",
+					    "DeregisterCriticalServiceAfter", "Args",
+					    "SuccessBeforePassing", "FailuresBeforeWarning",
+					    "FailuresBeforeCritical", NULL };
 
 	for (size_t i = 0; keys[i]; i++)
 		if (json_object_get(c, keys[i]))

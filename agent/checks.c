@@ -1,9 +1,11 @@
-/* The health-check runner (checks.h): one thread, one libevent loop, HTTP
- * and TCP through libcurl's multi socket interface, scripts through
+/* The health-check runner (checks.h): one thread, one libevent loop, HTTP,
+ * TCP and gRPC through libcurl's multi socket interface, UDP on a socket of
+ * the loop (names through evdns), scripts through
  * posix_spawn and a pidfd (or, where pidfd_open is missing, a poll of
  * waitpid every CHK_WAIT_POLL_MS). Semantics follow Consul's agent/checks. */
 #include "config.h"
 #include "checks.h"
+#include "grpc_health.h"
 #include "buf.h"
 #include "duration.h"
 #include "err.h"
@@ -14,6 +16,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -26,12 +30,15 @@
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 extern char **environ;
 
@@ -61,6 +68,9 @@ extern char **environ;
 /* How long chk_runner_free waits for a killed script to be reapable. */
 #define CHK_KILL_WAIT_MS 2000
 #define CHK_USER_AGENT "Weft Health Check"
+#define CHK_THRESHOLD_MAX 1000       /* SuccessBeforePassing and the failures */
+/* What a UDP check sends (a datagram the service may answer or ignore). */
+#define CHK_UDP_MESSAGE "weft-agent health check"
 
 /* ---- status names ---- */
 
@@ -103,6 +113,10 @@ static const char *type_name(enum chk_type t)
 		return "TTL";
 	case CHK_SCRIPT:
 		return "script";
+	case CHK_GRPC:
+		return "gRPC";
+	case CHK_UDP:
+		return "UDP";
 	}
 	return "?";
 }
@@ -217,17 +231,25 @@ struct cdef {
 	char *body;
 	int tls_skip_verify;
 	char *tcp;
+	char *udp;
+	char *grpc;
+	int grpc_use_tls;
 	char **args;
 	size_t nargs;
 	int64_t interval_ms, timeout_ms, ttl_ms, deregister_after_ms;
 	enum chk_status initial;
+	int success_before_passing, failures_before_warning, failures_before_critical;
 	/* derived */
 	int64_t run_interval_ms;     /* raised to the floor */
 	int64_t run_timeout_ms;      /* defaulted */
 	int64_t reap_after_ms;       /* raised to the floor; 0: never */
 	int64_t floor_interval_ms, floor_reap_ms;   /* the floors, when they applied */
 	char *tcp_url;               /* http://HOST:PORT/ for libcurl's connect-only mode */
-	struct curl_slist *headers;  /* HTTP request headers */
+	struct curl_slist *headers;  /* HTTP, gRPC request headers */
+	char *grpc_url;              /* http(s)://HOST:PORT/grpc.health.v1.Health/Check */
+	unsigned char grpc_req[GRPC_SERVICE_MAX + 8];   /* the framed request */
+	size_t grpc_req_len;
+	char *udp_host, *udp_port;   /* HOST (no brackets), PORT */
 };
 
 static void cdef_free(struct cdef *d)
@@ -241,6 +263,11 @@ static void cdef_free(struct cdef *d)
 	json_decref(d->header);
 	free(d->body);
 	free(d->tcp);
+	free(d->udp);
+	free(d->grpc);
+	free(d->grpc_url);
+	free(d->udp_host);
+	free(d->udp_port);
 	for (size_t i = 0; i < d->nargs; i++)
 		free(d->args[i]);
 	free(d->args);
@@ -264,7 +291,12 @@ static int cdef_equal(const struct cdef *a, const struct cdef *b)
 	    !str_eq(a->body, b->body) || a->tls_skip_verify != b->tls_skip_verify ||
 	    !str_eq(a->tcp, b->tcp) || a->nargs != b->nargs || a->interval_ms != b->interval_ms ||
 	    a->timeout_ms != b->timeout_ms || a->ttl_ms != b->ttl_ms ||
-	    a->deregister_after_ms != b->deregister_after_ms || a->initial != b->initial)
+	    a->deregister_after_ms != b->deregister_after_ms || a->initial != b->initial ||
+	    !str_eq(a->udp, b->udp) || !str_eq(a->grpc, b->grpc) ||
+	    a->grpc_use_tls != b->grpc_use_tls ||
+	    a->success_before_passing != b->success_before_passing ||
+	    a->failures_before_warning != b->failures_before_warning ||
+	    a->failures_before_critical != b->failures_before_critical)
 		return 0;
 	if ((a->header == NULL) != (b->header == NULL))
 		return 0;
@@ -359,6 +391,59 @@ static int parse_hostport(const char *s, char **url, const char **why)
 		return -1;
 	}
 	return 0;
+}
+
+/* HOST and PORT of a HOST:PORT that parse_hostport accepted. */
+static int split_hostport(const char *s, char **host, char **port)
+{
+	const char *colon = strrchr(s, ':');
+	size_t at = s[0] == '[' ? 1 : 0, end = (size_t)(colon - s) - (s[0] == '[' ? 1 : 0);
+
+	*host = strndup(s + at, end - at);
+	*port = strdup(colon + 1);
+	return *host != NULL && *port != NULL ? 0 : -1;
+}
+
+/* A gRPC check's target, HOST:PORT[/SERVICE]: the URL of the health method
+ * and the framed request for SERVICE. */
+static int grpc_target(struct cdef *d, const char *target, const char *ctx, char **err)
+{
+	const char *slash = strchr(target, '/'), *service = slash ? slash + 1 : "", *why;
+	char *hostport = strndup(target, slash ? (size_t)(slash - target) : strlen(target));
+	char *url = NULL;
+	int rc = WEFT_OK;
+
+	if (hostport == NULL)
+		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+	if (parse_hostport(hostport, &url, &why) != 0) {
+		rc = weft_errf(err, WEFT_EINVAL, "%s: GRPC: \"%.300s\": %s (HOST:PORT or HOST:PORT/SERVICE)",
+			       ctx, target, why);
+		goto out;
+	}
+	if (strlen(service) > GRPC_SERVICE_MAX || strpbrk(service, " \t\r\n") != NULL) {
+		rc = weft_errf(err, WEFT_EINVAL, "%s: GRPC: service \"%.300s\": %s", ctx, service,
+			       strlen(service) > GRPC_SERVICE_MAX ? "longer than 255 bytes"
+								  : "must not contain white space");
+		goto out;
+	}
+	d->grpc_req_len = grpc_health_request(service, d->grpc_req, sizeof(d->grpc_req));
+	/* url is http://HOST:PORT/ */
+	if (asprintf(&d->grpc_url, "%s%.*s%s", d->grpc_use_tls ? "https://" : "http://",
+		     (int)(strlen(url) - 8), url + 7, GRPC_HEALTH_PATH) < 0) {
+		d->grpc_url = NULL;
+		rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+		goto out;
+	}
+	if ((d->headers = curl_slist_append(NULL, "Content-Type: application/grpc")) == NULL ||
+	    curl_slist_append(d->headers, "TE: trailers") == NULL ||
+	    curl_slist_append(d->headers, "User-Agent: " CHK_USER_AGENT) == NULL ||
+	    curl_slist_append(d->headers, "Accept:") == NULL ||
+	    curl_slist_append(d->headers, "Expect:") == NULL)
+		rc = weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+out:
+	free(hostport);
+	free(url);
+	return rc;
 }
 
 static int has_header(const json_t *header, const char *name)
@@ -519,6 +604,25 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 	d->ttl_ms = in->ttl_ms;
 	d->deregister_after_ms = in->deregister_after_ms;
 	d->initial = in->initial;
+	d->grpc_use_tls = in->grpc_use_tls != 0;
+	if (in->type != CHK_TTL) {
+		static const char *const names[] = { "SuccessBeforePassing", "FailuresBeforeWarning",
+						     "FailuresBeforeCritical" };
+		const int v[] = { in->success_before_passing, in->failures_before_warning,
+				  in->failures_before_critical };
+
+		for (size_t i = 0; i < 3; i++)
+			if (v[i] < 0 || v[i] > CHK_THRESHOLD_MAX) {
+				rc = weft_errf(err, WEFT_EINVAL, "%s: %s: %d is out of range [0, %d]", ctx,
+					       names[i], v[i], CHK_THRESHOLD_MAX);
+				goto out;
+			}
+		d->success_before_passing = in->success_before_passing;
+		d->failures_before_critical = in->failures_before_critical;
+		/* Consul: the warning threshold defaults to the critical one */
+		d->failures_before_warning = in->failures_before_warning > 0
+			? in->failures_before_warning : in->failures_before_critical;
+	}
 	d->id = strdup(in->id);
 	d->service_id = strdup(in->service_id != NULL ? in->service_id : "");
 	if (d->id == NULL || d->service_id == NULL)
@@ -569,6 +673,29 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		d->tcp = strdup(in->tcp);
 		if (d->tcp == NULL)
 			NOMEM();
+		break;
+	case CHK_UDP:
+		if (in->udp == NULL || in->udp[0] == '\0') {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: UDP: empty", ctx);
+			goto out;
+		}
+		if (parse_hostport(in->udp, &d->tcp_url, &why) != 0) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: UDP: \"%.300s\": %s", ctx, in->udp, why);
+			goto out;
+		}
+		if ((d->udp = strdup(in->udp)) == NULL ||
+		    split_hostport(in->udp, &d->udp_host, &d->udp_port) != 0)
+			NOMEM();
+		break;
+	case CHK_GRPC:
+		if (in->grpc == NULL || in->grpc[0] == '\0') {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: GRPC: empty", ctx);
+			goto out;
+		}
+		if ((d->grpc = strdup(in->grpc)) == NULL)
+			NOMEM();
+		if ((rc = grpc_target(d, in->grpc, ctx, err)) != WEFT_OK)
+			goto out;
 		break;
 	case CHK_TTL:
 		if (in->ttl_ms <= 0) {
@@ -660,10 +787,15 @@ struct chk {
 	struct event *reap_ev;       /* deregister_after since it became critical */
 	int running;
 	struct ring out;             /* an HTTP body, a script's stdout+stderr */
-	/* HTTP, TCP */
+	int successes, failures;     /* in a row, for the thresholds */
+	/* HTTP, TCP, gRPC */
 	CURL *easy;
 	char reason[64];             /* the status line's reason phrase */
 	char errbuf[CURL_ERROR_SIZE];
+	long grpc_status;            /* a grpc-status header or trailer; -1: none */
+	char grpc_message[160];
+	/* UDP */
+	struct udp_probe *udp;       /* the run in progress */
 	/* script */
 	pid_t pid;
 	int pidfd, outfd;
@@ -725,6 +857,7 @@ struct chk_runner {
 	uint64_t next_seq;
 	uint64_t rng;
 	int curl_inited;
+	struct evdns_base *dns;       /* UDP checks' names; made on first use */
 };
 
 static uint64_t rng_next(struct chk_runner *r)
@@ -863,6 +996,37 @@ static void reap_track(struct chk *c, enum chk_status old, enum chk_status now)
 		evtimer_del(c->reap_ev);
 }
 
+/* Consul's StatusHandler: whether a result changes the check (status may
+ * become warning), given the successes or failures in a row before it.
+ * The counts start at the thresholds, so that the first result counts. */
+static int threshold(struct chk *c, enum chk_status *status)
+{
+	const struct cdef *d = c->d;
+
+	if (*status != CHK_CRITICAL) {
+		if (c->successes < INT_MAX)
+			c->successes++;
+		c->failures = 0;
+		if (c->successes >= d->success_before_passing)
+			return 1;
+		log_info(SUBSYS, "check \"%s\": %s, %d of %d in a row before it counts", d->id,
+			 chk_status_name(*status), c->successes, d->success_before_passing);
+		return 0;
+	}
+	if (c->failures < INT_MAX)
+		c->failures++;
+	c->successes = 0;
+	if (c->failures >= d->failures_before_critical)
+		return 1;
+	if (c->failures >= d->failures_before_warning) {
+		*status = CHK_WARNING;
+		return 1;
+	}
+	log_info(SUBSYS, "check \"%s\": failed, %d of %d in a row before it counts", d->id,
+		 c->failures, d->failures_before_warning);
+	return 0;
+}
+
 /* A result: len raw bytes of output (cleaned here). */
 static void result_n(struct chk *c, enum chk_status status, const char *raw, size_t len)
 {
@@ -874,6 +1038,10 @@ static void result_n(struct chk *c, enum chk_status status, const char *raw, siz
 		return;
 	}
 	log_debug(SUBSYS, "check \"%s\": %s", c->d->id, chk_status_name(status));
+	if (c->d->type != CHK_TTL && !threshold(c, &status)) {
+		free(clean);
+		return;
+	}
 	if (status == c->status && strcmp(clean, c->output) == 0) {
 		free(clean);
 		return;
@@ -924,6 +1092,36 @@ static size_t body_cb(char *p, size_t size, size_t nmemb, void *arg)
 	return size * nmemb;
 }
 
+/* gRPC: grpc-status and grpc-message, from the headers or the trailers
+ * (libcurl hands both to the header callback). */
+static void grpc_header(struct chk *c, const char *p, size_t n)
+{
+	size_t end = n;
+
+	while (end > 0 && (p[end - 1] == '\r' || p[end - 1] == '\n' || p[end - 1] == ' '))
+		end--;
+	if (end > 12 && strncasecmp(p, "grpc-status:", 12) == 0) {
+		long v = 0;
+		size_t i = 12;
+
+		while (i < end && p[i] == ' ')
+			i++;
+		if (i == end)
+			return;
+		for (; i < end && isdigit((unsigned char)p[i]) && v < 1000; i++)
+			v = v * 10 + (p[i] - '0');
+		c->grpc_status = i == end ? v : 2;   /* not a number: Unknown */
+	} else if (end > 13 && strncasecmp(p, "grpc-message:", 13) == 0) {
+		size_t i = 13, len;
+
+		while (i < end && p[i] == ' ')
+			i++;
+		len = end - i < sizeof(c->grpc_message) - 1 ? end - i : sizeof(c->grpc_message) - 1;
+		memcpy(c->grpc_message, p + i, len);
+		c->grpc_message[len] = '\0';
+	}
+}
+
 /* Keeps the reason phrase of the last status line (the final response
  * after redirects): "HTTP/1.1 200 OK". HTTP/2 has none. */
 static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
@@ -931,6 +1129,10 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
 	struct chk *c = arg;
 	size_t n = size * nmemb, i = 0, start, end;
 
+	if (c->d->type == CHK_GRPC) {
+		grpc_header(c, p, n);
+		return n;
+	}
 	if (n < 5 || memcmp(p, "HTTP/", 5) != 0)
 		return n;
 	while (i < n && p[i] != ' ')
@@ -961,6 +1163,50 @@ static void net_stop(struct chk *c)
 	}
 }
 
+/* What a gRPC health call answered: SERVING passes, anything else is
+ * critical, as in Consul. The message is made readable (gRPC's
+ * grpc-message is percent-encoded: shown as it came, cut). */
+static enum chk_status grpc_result(struct chk *c, CURLcode res, const char *msg, long code,
+				   char **out)
+{
+	const struct cdef *d = c->d;
+	struct buf body;
+	unsigned long long serving;
+	const char *why = NULL;
+	char name[32];
+	enum chk_status st = CHK_CRITICAL;
+
+	if (res != CURLE_OK) {
+		*out = fmt("gRPC check %s: %s", d->grpc, msg);
+		return st;
+	}
+	if (c->grpc_status > 0) {
+		*out = fmt("gRPC check %s: rpc error: code = %s desc = %s", d->grpc,
+			   grpc_code_name(c->grpc_status), c->grpc_message);
+		return st;
+	}
+	if (code != 200) {
+		*out = fmt("gRPC check %s: HTTP status %ld (not a gRPC server?)", d->grpc, code);
+		return st;
+	}
+	buf_init(&body, CHK_OUTPUT_MAX);
+	if (ring_append_to(&c->out, &body) != 0 || c->out.total > CHK_OUTPUT_MAX)
+		why = "the response is larger than a HealthCheckResponse";
+	else if (c->grpc_status < 0)
+		why = "the response has no grpc-status";
+	else
+		grpc_health_response((const unsigned char *)body.data, body.len, &serving, &why);
+	buf_free(&body);
+	if (why != NULL)
+		*out = fmt("gRPC check %s: %s", d->grpc, why);
+	else if (serving == GRPC_STATUS_SERVING)
+		st = CHK_PASSING, *out = fmt("gRPC check %s: success", d->grpc);
+	else
+		*out = fmt("gRPC check %s: health status %s", d->grpc,
+			   grpc_serving_name(serving, name, sizeof(name)));
+	return st;
+}
+
 static void net_finish(struct chk *c, CURLcode res)
 {
 	const struct cdef *d = c->d;
@@ -982,6 +1228,8 @@ static void net_finish(struct chk *c, CURLcode res)
 			out = fmt("dial tcp %s: connect: %s", d->tcp, strerror((int)oserr));
 		else
 			out = fmt("dial tcp %s: %s", d->tcp, msg);
+	} else if (d->type == CHK_GRPC) {
+		st = grpc_result(c, res, msg, code, &out);
 	} else if (res != CURLE_OK) {
 		out = fmt("HTTP %s %s: %s", d->method, d->http, msg);
 	} else {
@@ -1094,6 +1342,8 @@ static void net_start(struct chk *c)
 	memset(&c->out, 0, sizeof(c->out));
 	c->reason[0] = '\0';
 	c->errbuf[0] = '\0';
+	c->grpc_status = -1;
+	c->grpc_message[0] = '\0';
 #define SET(opt, val) ok = ok && curl_easy_setopt(e, opt, val) == CURLE_OK
 	SET(CURLOPT_PRIVATE, (void *)c);
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -1113,6 +1363,21 @@ static void net_start(struct chk *c)
 	if (d->type == CHK_TCP) {
 		SET(CURLOPT_URL, d->tcp_url);
 		SET(CURLOPT_CONNECT_ONLY, 1L);
+	} else if (d->type == CHK_GRPC) {
+		/* HTTP/2 from the start (h2c), or negotiated by ALPN over TLS */
+		SET(CURLOPT_URL, d->grpc_url);
+		SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		SET(CURLOPT_HTTPHEADER, d->headers);
+		SET(CURLOPT_POSTFIELDS, (const char *)d->grpc_req);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->grpc_req_len);
+		SET(CURLOPT_WRITEFUNCTION, body_cb);
+		SET(CURLOPT_WRITEDATA, (void *)c);
+		SET(CURLOPT_HEADERFUNCTION, header_cb);
+		SET(CURLOPT_HEADERDATA, (void *)c);
+		if (d->tls_skip_verify) {
+			SET(CURLOPT_SSL_VERIFYPEER, 0L);
+			SET(CURLOPT_SSL_VERIFYHOST, 0L);
+		}
 	} else {
 		SET(CURLOPT_URL, d->http);
 		SET(CURLOPT_HTTPHEADER, d->headers);
@@ -1148,6 +1413,158 @@ static void net_start(struct chk *c)
 	result(c, CHK_CRITICAL, fmt("%s check: could not set up the request (libcurl)",
 				     type_name(d->type)));
 	schedule_next(c);
+}
+
+/* ---- UDP ---- */
+
+/* One run of a UDP check: resolve, send a datagram, wait for an answer
+ * or an ICMP error until the timeout. Consul's semantics: an answer or
+ * silence until the timeout passes; an error (port unreachable, read as
+ * ECONNREFUSED) is critical. The probe outlives its check while a name
+ * is being resolved (evdns calls back later even when asked to cancel). */
+struct udp_probe {
+	struct chk *c;               /* NULL once the check let go */
+	int fd;
+	struct event *ev, *timer;
+	int resolving;
+};
+
+static void udp_probe_free(struct udp_probe *u)
+{
+	if (u->ev != NULL)
+		event_free(u->ev);
+	if (u->timer != NULL)
+		event_free(u->timer);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u);
+}
+
+/* The check lets go of its run: freed now, or by the resolver's callback. */
+static void udp_stop(struct chk *c)
+{
+	struct udp_probe *u = c->udp;
+
+	if (u == NULL)
+		return;
+	c->udp = NULL;
+	u->c = NULL;
+	if (u->resolving) {
+		if (u->timer != NULL)
+			evtimer_del(u->timer);
+		return;
+	}
+	udp_probe_free(u);
+}
+
+static void udp_done(struct chk *c, enum chk_status st, char *out)
+{
+	udp_stop(c);
+	result(c, st, out);
+	schedule_next(c);
+}
+
+static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_probe *u = arg;
+	struct chk *c = u->c;
+	char b[512];
+	ssize_t n;
+
+	if (what & EV_TIMEOUT) {
+		udp_done(c, CHK_PASSING, fmt("UDP connect %s: Success", c->d->udp));
+		return;
+	}
+	n = recv(fd, b, sizeof(b), 0);
+	if (n >= 0)
+		udp_done(c, CHK_PASSING, fmt("UDP connect %s: Success", c->d->udp));
+	else if (errno != EAGAIN && errno != EINTR)
+		udp_done(c, CHK_CRITICAL, fmt("read udp %s: %s", c->d->udp, strerror(errno)));
+}
+
+static void udp_send(struct udp_probe *u, const struct evutil_addrinfo *ai)
+{
+	struct chk *c = u->c;
+	struct timeval tv;
+
+	u->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->fd < 0 || connect(u->fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    send(u->fd, CHK_UDP_MESSAGE, sizeof(CHK_UDP_MESSAGE) - 1, 0) < 0) {
+		udp_done(c, CHK_CRITICAL, fmt("dial udp %s: %s", c->d->udp, strerror(errno)));
+		return;
+	}
+	u->ev = event_new(c->r->base, u->fd, EV_READ | EV_PERSIST, udp_read_cb, u);
+	if (u->ev == NULL) {
+		udp_done(c, CHK_CRITICAL, fmt("UDP check %s: out of memory", c->d->udp));
+		return;
+	}
+	evtimer_del(u->timer);
+	ms_to_tv(c->d->run_timeout_ms, &tv);
+	event_add(u->ev, &tv);
+}
+
+static void udp_resolved(int rc, struct evutil_addrinfo *res, void *arg)
+{
+	struct udp_probe *u = arg;
+
+	u->resolving = 0;
+	if (u->c == NULL) {
+		/* the check went meanwhile */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		udp_probe_free(u);
+		return;
+	}
+	if (rc != 0 || res == NULL)
+		udp_done(u->c, CHK_CRITICAL, fmt("dial udp %s: lookup %s: %s", u->c->d->udp,
+						  u->c->d->udp_host, evutil_gai_strerror(rc)));
+	else
+		udp_send(u, res);
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+}
+
+/* The timeout while the name is still being resolved. */
+static void udp_lookup_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_probe *u = arg;
+	struct chk *c = u->c;
+
+	if (c != NULL)
+		udp_done(c, CHK_CRITICAL, fmt("dial udp %s: lookup %s: i/o timeout", c->d->udp,
+					      c->d->udp_host));
+}
+
+static void udp_start(struct chk *c)
+{
+	struct chk_runner *r = c->r;
+	struct evutil_addrinfo hints;
+	struct udp_probe *u = calloc(1, sizeof(*u));
+
+	c->running = 1;
+	if (u == NULL || (u->timer = evtimer_new(r->base, udp_lookup_timeout, u)) == NULL) {
+		free(u);
+		result(c, CHK_CRITICAL, fmt("UDP check %s: out of memory", c->d->udp));
+		schedule_next(c);
+		return;
+	}
+	u->fd = -1;
+	u->c = c;
+	c->udp = u;
+	if (r->dns == NULL &&
+	    (r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
+		udp_done(c, CHK_CRITICAL, fmt("dial udp %s: no resolver (/etc/resolv.conf)", c->d->udp));
+		return;
+	}
+	timer_arm(u->timer, c->d->run_timeout_ms);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	u->resolving = 1;
+	/* a literal address (or /etc/hosts) may answer, and u be gone, before
+	 * this returns: neither the request nor u is touched after */
+	evdns_getaddrinfo(r->dns, c->d->udp_host, c->d->udp_port, &hints, udp_resolved, u);
 }
 
 /* ---- scripts ---- */
@@ -1491,7 +1908,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CHK_HTTP:
 	case CHK_TCP:
+	case CHK_GRPC:
 		net_start(c);
+		break;
+	case CHK_UDP:
+		udp_start(c);
 		break;
 	case CHK_SCRIPT:
 		script_start(c);
@@ -1504,6 +1925,7 @@ static void chk_free(struct chk *c)
 	if (c == NULL)
 		return;
 	net_stop(c);
+	udp_stop(c);
 	script_abandon(c);
 	if (c->tick != NULL)
 		event_free(c->tick);
@@ -1528,6 +1950,8 @@ static struct chk *chk_new(struct chk_runner *r, struct cdef *d)
 	c->pidfd = c->outfd = -1;
 	c->seq = ++r->next_seq;
 	c->status = d->initial;
+	c->successes = d->success_before_passing;
+	c->failures = d->failures_before_critical;
 	c->output = strdup("");
 	c->tick = evtimer_new(r->base, tick_cb, c);
 	c->reap_ev = evtimer_new(r->base, reap_cb, c);
@@ -1915,6 +2339,12 @@ void chk_runner_free(struct chk_runner *r)
 		r->notes = n->next;
 		free(n->output);
 		free(n);
+	}
+	if (r->dns != NULL) {
+		/* the lookups still out (UDP checks that went) fail, and their
+		 * callbacks, deferred to the loop, free their probes */
+		evdns_base_free(r->dns, 1);
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
 	}
 	if (r->curl_timer != NULL)
 		event_free(r->curl_timer);

@@ -1,5 +1,6 @@
-/* The health-check runner of weft-agent: HTTP(S), TCP, TTL and script
- * checks run as Consul's agent runs them (docs/agent.md, "Health checks").
+/* The health-check runner of weft-agent: HTTP(S), TCP, UDP, gRPC, TTL and
+ * script checks run as Consul's agent runs them (docs/agent.md, "Health
+ * checks").
  *
  * One runner owns one thread with a libevent loop; HTTP and TCP checks go
  * through libcurl's multi interface driven by that loop (name resolution
@@ -34,7 +35,7 @@ const char *chk_status_name(enum chk_status s);
 /* The inverse; WEFT_EINVAL for any other string. */
 int chk_status_parse(const char *s, enum chk_status *out);
 
-enum chk_type { CHK_HTTP, CHK_TCP, CHK_TTL, CHK_SCRIPT };
+enum chk_type { CHK_HTTP, CHK_TCP, CHK_TTL, CHK_SCRIPT, CHK_GRPC, CHK_UDP };
 
 struct chk_def {                  /* caller-owned; the runner copies */
 	const char *id;               /* unique on the agent */
@@ -46,6 +47,9 @@ struct chk_def {                  /* caller-owned; the runner copies */
 	const char *body;             /* NULL: none */
 	int tls_skip_verify;
 	const char *tcp;              /* HOST:PORT (IPv4/IPv6 literal or name) */
+	const char *udp;              /* HOST:PORT, the same */
+	const char *grpc;             /* HOST:PORT[/SERVICE] */
+	int grpc_use_tls;
 	const char *const *args;      /* script argv: args[0] is the program */
 	size_t nargs;
 	int64_t interval_ms;          /* HTTP, TCP, script: > 0, raised to min_interval */
@@ -53,6 +57,13 @@ struct chk_def {                  /* caller-owned; the runner copies */
 	int64_t ttl_ms;               /* TTL: > 0 */
 	int64_t deregister_after_ms;  /* 0: never; raised to min_deregister */
 	enum chk_status initial;      /* status before the first result */
+	/* Consul's thresholds (not for TTL checks): a result turns the check
+	 * passing (or warning) after this many successes in a row, warning
+	 * and critical after this many failures in a row (warning: 0 = the
+	 * critical one). 0: at once. */
+	int success_before_passing;
+	int failures_before_warning;
+	int failures_before_critical;
 };
 
 typedef void (*chk_report_fn)(void *arg, const char *check_id,

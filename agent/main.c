@@ -376,6 +376,7 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 		d->id = sget(c, "CheckID");
 		d->service_id = sget(c, "ServiceID");
 		d->type = strcmp(type, "http") == 0 ? CHK_HTTP : strcmp(type, "tcp") == 0 ? CHK_TCP
+			: strcmp(type, "udp") == 0 ? CHK_UDP : strcmp(type, "grpc") == 0 ? CHK_GRPC
 			: strcmp(type, "ttl") == 0 ? CHK_TTL : CHK_SCRIPT;
 		d->http = json_string_value(json_object_get(c, "HTTP"));
 		d->method = json_string_value(json_object_get(c, "Method"));
@@ -383,6 +384,12 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 		d->body = json_string_value(json_object_get(c, "Body"));
 		d->tls_skip_verify = json_is_true(json_object_get(c, "TLSSkipVerify"));
 		d->tcp = json_string_value(json_object_get(c, "TCP"));
+		d->udp = json_string_value(json_object_get(c, "UDP"));
+		d->grpc = json_string_value(json_object_get(c, "GRPC"));
+		d->grpc_use_tls = json_is_true(json_object_get(c, "GRPCUseTLS"));
+		d->success_before_passing = (int)json_integer_value(json_object_get(c, "SuccessBeforePassing"));
+		d->failures_before_warning = (int)json_integer_value(json_object_get(c, "FailuresBeforeWarning"));
+		d->failures_before_critical = (int)json_integer_value(json_object_get(c, "FailuresBeforeCritical"));
 		if (d->type == CHK_SCRIPT) {
 			json_t *args = json_object_get(c, "Args");
 			const char **argv = calloc(json_array_size(args) + 1, sizeof(*argv));

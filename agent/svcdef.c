@@ -239,8 +239,9 @@ static void put_dur(json_t *o, const char *k, long long ms)
 
 static const char *const check_keys_allowed[] = {
 	"ID", "CheckID", "Name", "Notes", "ServiceID", "HTTP", "Method", "Header", "Body",
-	"TLSSkipVerify", "TCP", "TTL", "Args", "ScriptArgs", "Interval", "Timeout",
-	"DeregisterCriticalServiceAfter", "Status", "AliasService", NULL
+	"TLSSkipVerify", "TCP", "UDP", "GRPC", "GRPCUseTLS", "TTL", "Args", "ScriptArgs", "Interval",
+	"Timeout", "DeregisterCriticalServiceAfter", "Status", "AliasService", "SuccessBeforePassing",
+	"FailuresBeforeWarning", "FailuresBeforeCritical", NULL
 };
 
 static int valid_hostport(const char *s)
@@ -260,9 +261,9 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 {
 	const char *id = NULL, *check_id = NULL, *name = NULL, *notes = NULL, *sid = NULL;
 	const char *http = NULL, *method = NULL, *body = NULL, *tcp = NULL, *status = "critical";
-	const char *alias = NULL, *type = NULL;
-	long long interval = 0, timeout = 0, ttl = 0, dereg = 0;
-	int skip = 0;
+	const char *alias = NULL, *type = NULL, *udp = NULL, *grpc = NULL;
+	long long interval = 0, timeout = 0, ttl = 0, dereg = 0, succ = 0, fwarn = 0, fcrit = 0;
+	int skip = 0, grpc_tls = 0;
 	json_t *args = NULL, *sargs = NULL, *header, *c = NULL, *e;
 	char p[256], idbuf[300];
 	const char *k;
@@ -280,8 +281,19 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 	    f_dur(def, ctx, "Timeout", &timeout, err) ||
 	    f_dur(def, ctx, "DeregisterCriticalServiceAfter", &dereg, err) ||
 	    f_str(def, ctx, "Status", 16, &status, err) || f_str(def, ctx, "AliasService", NAME_MAX_LEN, &alias, err) ||
-	    f_strs(def, ctx, "Args", 64, &args, err) || f_strs(def, ctx, "ScriptArgs", 64, &sargs, err))
+	    f_strs(def, ctx, "Args", 64, &args, err) || f_strs(def, ctx, "ScriptArgs", 64, &sargs, err) ||
+	    f_str(def, ctx, "UDP", NAME_MAX_LEN, &udp, err) ||
+	    f_str(def, ctx, "GRPC", NAME_MAX_LEN, &grpc, err) ||
+	    f_bool(def, ctx, "GRPCUseTLS", &grpc_tls, err) ||
+	    f_int(def, ctx, "SuccessBeforePassing", 0, 1000, &succ, err) ||
+	    f_int(def, ctx, "FailuresBeforeWarning", 0, 1000, &fwarn, err) ||
+	    f_int(def, ctx, "FailuresBeforeCritical", 0, 1000, &fcrit, err))
 		goto out;
+	/* (an empty string is no check of that kind, as Consul's zero value) */
+	if (udp && !udp[0])
+		udp = NULL;
+	if (grpc && !grpc[0])
+		grpc = NULL;
 	if (id && check_id && strcmp(id, check_id) != 0) {
 		set_path(p, sizeof(p), ctx, "CheckID");
 		weft_errf(err, WEFT_EINVAL, "%s: \"%s\" differs from ID \"%s\"", p, check_id, id);
@@ -312,17 +324,24 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 		type = "http";
 	else if (tcp)
 		type = "tcp";
+	else if (udp)
+		type = "udp";
+	else if (grpc)
+		type = "grpc";
 	else if (args && json_array_size(args) > 0)
 		type = "script";
 	else if (alias)
 		type = "alias";
 	else {
-		weft_errf(err, WEFT_EINVAL, "%s: one of HTTP, TCP, TTL, Args or AliasService is required",
+		weft_errf(err, WEFT_EINVAL,
+			  "%s: one of HTTP, TCP, UDP, GRPC, TTL, Args or AliasService is required",
 			  ctx && ctx[0] ? ctx : "check");
 		goto out;
 	}
-	if ((http != NULL) + (tcp != NULL) + (ttl > 0) + (args != NULL) + (alias != NULL) > 1) {
-		weft_errf(err, WEFT_EINVAL, "%s: give only one of HTTP, TCP, TTL, Args, AliasService",
+	if ((http != NULL) + (tcp != NULL) + (udp != NULL) + (grpc != NULL) + (ttl > 0) +
+	    (args != NULL) + (alias != NULL) > 1) {
+		weft_errf(err, WEFT_EINVAL,
+			  "%s: give only one of HTTP, TCP, UDP, GRPC, TTL, Args, AliasService",
 			  ctx && ctx[0] ? ctx : "check");
 		goto out;
 	}
@@ -336,6 +355,23 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 		weft_errf(err, WEFT_EINVAL, "%s: \"%s\" is not HOST:PORT", p, tcp);
 		goto out;
 	}
+	if (udp && !valid_hostport(udp)) {
+		set_path(p, sizeof(p), ctx, "UDP");
+		weft_errf(err, WEFT_EINVAL, "%s: \"%s\" is not HOST:PORT", p, udp);
+		goto out;
+	}
+	if (grpc) {
+		char hp[NAME_MAX_LEN + 1];
+		size_t n = strcspn(grpc, "/");
+
+		snprintf(hp, sizeof(hp), "%.*s", (int)n, grpc);
+		if (!valid_hostport(hp)) {
+			set_path(p, sizeof(p), ctx, "GRPC");
+			weft_errf(err, WEFT_EINVAL, "%s: \"%s\" is not HOST:PORT or HOST:PORT/SERVICE",
+				  p, grpc);
+			goto out;
+		}
+	}
 	if (method) {
 		for (const char *m = method; *m; m++)
 			if (!isupper((unsigned char)*m)) {
@@ -344,7 +380,8 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 				goto out;
 			}
 	}
-	if ((strcmp(type, "http") == 0 || strcmp(type, "tcp") == 0 || strcmp(type, "script") == 0) &&
+	if ((strcmp(type, "http") == 0 || strcmp(type, "tcp") == 0 || strcmp(type, "script") == 0 ||
+	     strcmp(type, "udp") == 0 || strcmp(type, "grpc") == 0) &&
 	    interval < 100) {
 		set_path(p, sizeof(p), ctx, "Interval");
 		weft_errf(err, WEFT_EINVAL, "%s: required for a%s %s check, at least 100ms", p,
@@ -422,6 +459,10 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 	if (skip)
 		json_object_set_new(c, "TLSSkipVerify", json_true());
 	put_str(c, "TCP", tcp);
+	put_str(c, "UDP", udp);
+	put_str(c, "GRPC", grpc);
+	if (grpc_tls)
+		json_object_set_new(c, "GRPCUseTLS", json_true());
 	put_dur(c, "TTL", ttl);
 	if (args)
 		json_object_set(c, "Args", args);
@@ -429,6 +470,12 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 	put_dur(c, "Interval", interval);
 	put_dur(c, "Timeout", timeout);
 	put_dur(c, "DeregisterCriticalServiceAfter", dereg);
+	if (succ > 0)
+		json_object_set_new(c, "SuccessBeforePassing", json_integer(succ));
+	if (fwarn > 0)
+		json_object_set_new(c, "FailuresBeforeWarning", json_integer(fwarn));
+	if (fcrit > 0)
+		json_object_set_new(c, "FailuresBeforeCritical", json_integer(fcrit));
 	*out = c;
 	rc = WEFT_OK;
 out:

@@ -96,8 +96,10 @@ static json_t *wire_service(json_t *svc)
 static json_t *wire_check(json_t *c)
 {
 	static const char *const def_keys[] = { "HTTP", "Method", "Header", "Body", "TLSSkipVerify",
-						"TCP", "TTL", "Interval", "Timeout",
-						"DeregisterCriticalServiceAfter", "AliasService", NULL };
+						"TCP", "UDP", "GRPC", "GRPCUseTLS", "TTL", "Interval",
+						"Timeout", "DeregisterCriticalServiceAfter", "AliasService",
+						"SuccessBeforePassing", "FailuresBeforeWarning",
+						"FailuresBeforeCritical", NULL };
 	json_t *w, *def = json_object(), *v;
 
 	for (size_t i = 0; def_keys[i]; i++)

@@ -10,7 +10,7 @@ BUILD="build-essential autoconf automake libtool pkg-config libsqlite3-dev libmi
 libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libyaml-dev curl ca-certificates openssl
 libevent-dev iptables"
 TEST="libcmocka-dev python3 python3-consul prometheus clang libclang-rt-14-dev sqlite3 procps
-iproute2 libhttp-parser-dev systemd iptables"
+iproute2 libhttp-parser-dev systemd iptables python3-grpcio"
 want="$BUILD"
 TEST="$TEST chromium"   # the browser tests (tests/browser) drive Debian's chromium
 BENCH="haproxy nginx wrk hey procps python3"

@@ -775,6 +775,208 @@ static void test_tcp(void **state)
 	rec_free(rec);
 }
 
+/* A UDP socket on 127.0.0.1; answering: a thread sends back each datagram
+ * (and keeps the last one) until stopped. */
+struct udp_srv {
+	int fd;
+	unsigned port;
+	pthread_t thread;
+	atomic_int stop, got;
+	char last[128];
+};
+
+static void *udp_echo(void *arg)
+{
+	struct udp_srv *u = arg;
+
+	while (!atomic_load(&u->stop)) {
+		struct pollfd p = {.fd = u->fd, .events = POLLIN};
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		char b[128];
+		ssize_t n;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		n = recvfrom(u->fd, b, sizeof(b) - 1, 0, (struct sockaddr *)&from, &len);
+		if (n < 0)
+			continue;
+		b[n] = '\0';
+		memcpy(u->last, b, (size_t)n + 1);
+		atomic_fetch_add(&u->got, 1);
+		sendto(u->fd, b, (size_t)n, 0, (struct sockaddr *)&from, len);
+	}
+	return NULL;
+}
+
+static struct udp_srv *udp_open(int answer)
+{
+	struct udp_srv *u = calloc(1, sizeof(*u));
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+
+	assert_non_null(u);
+	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(u->fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(u->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(u->fd, (struct sockaddr *)&a, &len), 0);
+	u->port = ntohs(a.sin_port);
+	if (answer)
+		assert_int_equal(pthread_create(&u->thread, NULL, udp_echo, u), 0);
+	else
+		u->thread = 0;
+	return u;
+}
+
+static void udp_close(struct udp_srv *u)
+{
+	atomic_store(&u->stop, 1);
+	if (u->thread)
+		pthread_join(u->thread, NULL);
+	close(u->fd);
+	free(u);
+}
+
+/* Consul's UDP check: an answer or silence until the timeout passes, an
+ * ICMP port unreachable (ECONNREFUSED) is critical; names are resolved off
+ * the loop. */
+static void test_udp(void **state)
+{
+	struct rec *rec = rec_new();
+	struct chk_runner *r = runner(rec, 0);
+	struct udp_srv *echo = udp_open(1), *silent = udp_open(0), *gone = udp_open(0);
+	char echo_addr[64], silent_addr[64], closed_addr[64], name_addr[64], want[128], *out;
+	int f1 = 0, f2 = 0, f3 = 0, f4 = 0;
+	int64_t t0;
+	struct chk_def d[4] = {
+		{.id = "echo", .type = CHK_UDP, .udp = echo_addr, .interval_ms = 50,
+		 .timeout_ms = 5000, .initial = CHK_CRITICAL},
+		{.id = "silent", .type = CHK_UDP, .udp = silent_addr, .interval_ms = 50,
+		 .timeout_ms = 300, .initial = CHK_CRITICAL},
+		{.id = "closed", .type = CHK_UDP, .udp = closed_addr, .interval_ms = 50,
+		 .timeout_ms = 5000, .initial = CHK_PASSING},
+		/* a name (/etc/hosts), through the resolver */
+		{.id = "name", .type = CHK_UDP, .udp = name_addr, .interval_ms = 50,
+		 .timeout_ms = 5000, .initial = CHK_CRITICAL},
+	};
+
+	snprintf(echo_addr, sizeof(echo_addr), "127.0.0.1:%u", echo->port);
+	snprintf(silent_addr, sizeof(silent_addr), "127.0.0.1:%u", silent->port);
+	snprintf(closed_addr, sizeof(closed_addr), "127.0.0.1:%u", gone->port);
+	snprintf(name_addr, sizeof(name_addr), "localhost:%u", echo->port);
+	udp_close(gone);   /* nothing listens there any more */
+	t0 = now_mono_ms();
+	set_ok(r, d, 4);
+	out = rec_wait(rec, "echo", CHK_PASSING, &f1, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "UDP connect %s: Success", echo_addr);
+	assert_string_equal(out, want);
+	free(out);
+	/* the answer ended the run, not the 5 s timeout */
+	assert_true(now_mono_ms() - t0 < 3000);
+	assert_true(atomic_load(&echo->got) >= 1);
+	assert_string_equal(echo->last, "weft-agent health check");
+	out = rec_wait(rec, "silent", CHK_PASSING, &f2, 3000);
+	assert_non_null(out);
+	assert_true(now_mono_ms() - t0 >= 300);
+	free(out);
+	out = rec_wait(rec, "closed", CHK_CRITICAL, &f3, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "read udp %s: Connection refused", closed_addr);
+	assert_string_equal(out, want);
+	free(out);
+	out = rec_wait(rec, "name", CHK_PASSING, &f4, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "UDP connect %s: Success", name_addr);
+	assert_string_equal(out, want);
+	free(out);
+	/* an unknown name is critical, saying so */
+	{
+		struct chk_def bad = {.id = "nxname", .type = CHK_UDP, .udp = "no-such-host.invalid:53",
+				      .interval_ms = 50, .timeout_ms = 3000, .initial = CHK_PASSING};
+		int f5 = 0;
+
+		set_ok(r, &bad, 1);
+		out = rec_wait(rec, "nxname", CHK_CRITICAL, &f5, 8000);
+		assert_non_null(out);
+		if (strncmp(out, "dial udp no-such-host.invalid:53: lookup no-such-host.invalid: ", 63) != 0)
+			fail_msg("output: %s", out);
+		free(out);
+	}
+	/* freed with runs in flight: nothing leaks (ASan) */
+	set_ok(r, d, 4);
+	usleep(20000);
+	chk_runner_free(r);
+	udp_close(echo);
+	udp_close(silent);
+	rec_free(rec);
+}
+
+/* The statuses reported for id, in order. */
+static int rec_statuses(struct rec *r, const char *id, enum chk_status *out, int max)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&r->mu);
+	for (int i = 0; i < r->n && n < max; i++)
+		if (!r->ev[i].reap && strcmp(r->ev[i].id, id) == 0)
+			out[n++] = r->ev[i].status;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+/* SuccessBeforePassing, FailuresBeforeWarning, FailuresBeforeCritical as
+ * Consul's StatusHandler: the first result counts at once, then a status
+ * changes only after that many results in a row. */
+static void test_thresholds(void **state)
+{
+	struct rec *rec = rec_new();
+	struct chk_runner *r = runner(rec, 0);
+	unsigned port;
+	int lfd = listen_any(&port), from = 0, n;
+	char addr[64], *out;
+	enum chk_status seen[16];
+	struct chk_def d = {.id = "th", .type = CHK_TCP, .tcp = addr, .interval_ms = 40,
+			    .initial = CHK_CRITICAL, .success_before_passing = 3,
+			    .failures_before_warning = 2, .failures_before_critical = 4};
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	int one = 1;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	set_ok(r, &d, 1);
+	out = rec_wait(rec, "th", CHK_PASSING, &from, 3000);   /* the first counts */
+	assert_non_null(out);
+	free(out);
+	close(lfd);
+	out = rec_wait(rec, "th", CHK_WARNING, &from, 3000);
+	assert_non_null(out);
+	free(out);
+	out = rec_wait(rec, "th", CHK_CRITICAL, &from, 3000);
+	assert_non_null(out);
+	free(out);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 64), 0);
+	out = rec_wait(rec, "th", CHK_PASSING, &from, 3000);
+	assert_non_null(out);
+	free(out);
+	/* nothing in between: no warning before the second failure, no
+	 * passing before the third success */
+	n = rec_statuses(rec, "th", seen, 16);
+	assert_int_equal(n, 4);
+	assert_int_equal(seen[0], CHK_PASSING);
+	assert_int_equal(seen[1], CHK_WARNING);
+	assert_int_equal(seen[2], CHK_CRITICAL);
+	assert_int_equal(seen[3], CHK_PASSING);
+	chk_runner_free(r);
+	close(lfd);
+	rec_free(rec);
+}
+
 static void test_script_exit_codes(void **state)
 {
 	struct rec *rec = rec_new();
@@ -1212,6 +1414,20 @@ static void test_bad_definitions(void **state)
 		{{.id = "web", .type = CHK_TTL, .ttl_ms = 10}, "check \"web\": ID: given twice"},
 		{{.id = "neg", .type = CHK_TTL, .ttl_ms = 10, .deregister_after_ms = -1},
 		 "check \"neg\": DeregisterCriticalServiceAfter:"},
+		{{.id = "udp", .type = CHK_UDP, .udp = "127.0.0.1", .interval_ms = 10},
+		 "check \"udp\": UDP: \"127.0.0.1\": must be HOST:PORT"},
+		{{.id = "g", .type = CHK_GRPC, .grpc = "127.0.0.1/svc", .interval_ms = 10},
+		 "check \"g\": GRPC: \"127.0.0.1/svc\": must be HOST:PORT (HOST:PORT or HOST:PORT/SERVICE)"},
+		{{.id = "gs", .type = CHK_GRPC, .grpc = "127.0.0.1:9/a b", .interval_ms = 10},
+		 "check \"gs\": GRPC: service \"a b\": must not contain white space"},
+		{{.id = "ge", .type = CHK_GRPC, .grpc = "", .interval_ms = 10},
+		 "check \"ge\": GRPC: empty"},
+		{{.id = "sb", .type = CHK_TCP, .tcp = "127.0.0.1:9", .interval_ms = 10,
+		  .success_before_passing = -1},
+		 "check \"sb\": SuccessBeforePassing: -1 is out of range [0, 1000]"},
+		{{.id = "fc", .type = CHK_TCP, .tcp = "127.0.0.1:9", .interval_ms = 10,
+		  .failures_before_critical = 1001},
+		 "check \"fc\": FailuresBeforeCritical: 1001 is out of range [0, 1000]"},
 	};
 	int n;
 
@@ -1321,6 +1537,8 @@ int main(void)
 		cmocka_unit_test(test_http_timeout),
 		cmocka_unit_test(test_https_self_signed),
 		cmocka_unit_test(test_tcp),
+		cmocka_unit_test(test_udp),
+		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_script_exit_codes),
 		cmocka_unit_test(test_script_output_cap),
 		cmocka_unit_test(test_script_timeout_kills_group),

@@ -135,6 +135,22 @@ static void test_checks(void **state)
 	assert_string_equal(s(c, "0.CheckID"), "service:db");
 	assert_string_equal(s(c, "0.Name"), "Service 'db' check");
 	json_decref(l);
+	/* gRPC and UDP, the thresholds; snake_case as Consul's files write it */
+	l = decode_ok("{\"name\": \"rpc\", \"checks\": ["
+		      "{\"grpc\": \"127.0.0.1:9000/rpc.v1\", \"grpc_use_tls\": true, \"interval\": \"2s\","
+		      " \"success_before_passing\": 2, \"failures_before_critical\": 3},"
+		      "{\"udp\": \"[::1]:53\", \"interval\": \"5s\", \"grpc\": \"\"}]}");
+	c = json_object_get(json_array_get(l, 0), "Checks");
+	assert_string_equal(s(c, "0.Type"), "grpc");
+	assert_string_equal(s(c, "0.GRPC"), "127.0.0.1:9000/rpc.v1");
+	assert_true(json_is_true(json_object_get(json_array_get(c, 0), "GRPCUseTLS")));
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(c, 0), "SuccessBeforePassing")), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(c, 0), "FailuresBeforeCritical")), 3);
+	assert_null(json_object_get(json_array_get(c, 0), "FailuresBeforeWarning"));
+	assert_string_equal(s(c, "1.Type"), "udp");
+	assert_string_equal(s(c, "1.UDP"), "[::1]:53");
+	assert_null(json_object_get(json_array_get(c, 1), "GRPC"));
+	json_decref(l);
 }
 
 static void test_errors_name_the_field(void **state)
@@ -150,10 +166,25 @@ static void test_errors_name_the_field(void **state)
 	decode_err("{\"name\": \"a\", \"check\": {\"tcp\": \"x\", \"interval\": \"1s\"}}",
 		   "Check.TCP: \"x\" is not HOST:PORT");
 	decode_err("{\"name\": \"a\", \"check\": {\"interval\": \"1s\"}}",
-		   "Check: one of HTTP, TCP, TTL, Args or AliasService is required");
+		   "Check: one of HTTP, TCP, UDP, GRPC, TTL, Args or AliasService is required");
 	decode_err("{\"name\": \"a\", \"check\": {\"ttl\": \"1s\", \"http\": \"http://x:1/\"}}",
 		   "give only one of");
 	decode_err("{\"name\": \"a\", \"check\": {\"ttl\": \"soon\"}}", "Check.TTL");
+	decode_err("{\"name\": \"a\", \"check\": {\"udp\": \"x\", \"interval\": \"1s\"}}",
+		   "Check.UDP: \"x\" is not HOST:PORT");
+	decode_err("{\"name\": \"a\", \"check\": {\"grpc\": \"x/svc\", \"interval\": \"1s\"}}",
+		   "Check.GRPC: \"x/svc\" is not HOST:PORT or HOST:PORT/SERVICE");
+	decode_err("{\"name\": \"a\", \"check\": {\"grpc\": \"x:1\"}}",
+		   "Check.Interval: required for a grpc check, at least 100ms");
+	decode_err("{\"name\": \"a\", \"check\": {\"udp\": \"x:1\", \"tcp\": \"x:1\", "
+		   "\"interval\": \"1s\"}}", "give only one of HTTP, TCP, UDP, GRPC");
+	decode_err("{\"name\": \"a\", \"check\": {\"tcp\": \"x:1\", \"interval\": \"1s\", "
+		   "\"failures_before_critical\": 1001}}",
+		   "Check.FailuresBeforeCritical: 1001 is out of range [0, 1000]");
+	decode_err("{\"name\": \"a\", \"check\": {\"tcp\": \"x:1\", \"interval\": \"1s\", "
+		   "\"success_before_passing\": \"2\"}}", "Check.SuccessBeforePassing:");
+	decode_err("{\"name\": \"a\", \"check\": {\"h2ping\": \"x:1\", \"interval\": \"1s\"}}",
+		   "Check.h2ping: unknown field");
 	decode_err("{\"name\": \"a\", \"connect\": {\"sidecar_service\": {}}}",
 		   "Port: is required for a service with a sidecar");
 	decode_err("{\"name\": \"a\", \"port\": 1, \"connect\": {\"sidecar_service\": {\"proxy\": "
