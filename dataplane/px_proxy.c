@@ -100,6 +100,7 @@ struct upconn {
 	struct conn *c;
 	struct upconn *pool_prev, *pool_next;
 	bool connected, reused, pooled;
+	bool shut;                      /* our half of its stream ended (shut_up) */
 };
 
 struct conn {
@@ -142,6 +143,7 @@ struct conn {
 	char *line;                     /* "METHOD target" for the access log */
 	bool tunnel, closing, dead, cli_ready, denied, stats_open;
 	bool shut_up_pending;           /* half-close the upstream once its output drains */
+	bool cli_ended;                 /* the client half-closed a tunnel: never read again */
 };
 
 static uint64_t now_us(void)
@@ -1304,12 +1306,17 @@ static void conn_start(struct conn *c)
 		resume_reading(c);
 }
 
-/* Our half of the upstream stream ends (TCP FIN or TLS close_notify). */
+/* Our half of the upstream stream ends (TCP FIN or TLS close_notify), once:
+ * a second SSL_shutdown would wait for the peer's close_notify by reading
+ * the socket behind libevent's back, and drop the answer's records. */
 static void shut_up(struct conn *c)
 {
 	SSL *ssl = bev_ssl(c->u->bev);
 
 	c->shut_up_pending = false;
+	if (c->u->shut)
+		return;
+	c->u->shut = true;
 	if (ssl != NULL)
 		SSL_shutdown(ssl);
 	else
@@ -1337,7 +1344,9 @@ static void up_drained(struct upconn *u)
 
 	if (c->shut_up_pending && queued(u->bev) == 0)
 		shut_up(c);
-	if (!c->closing && !c->shut_up_pending && !(c->req_active && c->req_done))
+	/* (a client that half-closed is not read again: its EOF would come
+	 * once more) */
+	if (!c->closing && !c->shut_up_pending && !c->cli_ended && !(c->req_active && c->req_done))
 		read_on(c->cli);
 }
 
@@ -1577,6 +1586,7 @@ static void cli_event_now(struct bufferevent *bev, short what, struct conn *c)
 	if (c->tunnel && c->u != NULL && (what & BEV_EVENT_EOF)) {
 		/* half-close: the upstream still may answer (once connected
 		 * and its output is sent) */
+		c->cli_ended = true;
 		bufferevent_disable(c->cli, EV_READ);
 		if (c->u->connected && evbuffer_get_length(bufferevent_get_output(c->u->bev)) == 0) {
 			shut_up(c);

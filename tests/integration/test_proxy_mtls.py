@@ -246,8 +246,68 @@ class MTLSTest(unittest.TestCase):
                           % (e, len(got), out.text(), inb.text()))
             finally:
                 s.close()
-            self.assertEqual(got, b"HELLO " * 10000)
+            if got != b"HELLO " * 10000:
+                self.fail("%d of 60000 bytes back; outbound:\n%s\ninbound:\n%s"
+                          % (len(got), out.text(), inb.text()))
         inb.wait_for(r"id=%s" % re.escape(spiffe("web")))
+
+    def test_tcp_half_close_during_the_upstream_handshake(self):
+        """The client sends and half-closes while the outbound's TLS handshake
+        with the upstream is still going on; the upstream answers as soon as
+        its handshake is done. The outbound ends its half of the upstream
+        stream once (a second close_notify attempt would read the socket
+        behind libevent and drop the answer): every byte arrives both ways."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.f("api.crt"), self.f("api-old.key"))
+        ctx.load_verify_locations(self.f("old-root.pem"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        got_up = []
+
+        def upstream():
+            for _ in range(ROUNDS):
+                raw, _ = lsock.accept()
+                raw.settimeout(10)
+                time.sleep(0.03)   # the client's bytes and FIN reach the outbound first
+                try:
+                    t = ctx.wrap_socket(raw, server_side=True)
+                    t.sendall(b"ANSWER " * 10000)
+                    data = bytearray()
+                    while True:
+                        b = t.recv(65536)
+                        if not b:
+                            break
+                        data += b
+                    got_up.append(bytes(data))
+                    t.close()
+                except (OSError, ssl.SSLError) as e:
+                    got_up.append(e)
+                    raw.close()
+        ROUNDS = 20
+        th = threading.Thread(target=upstream, daemon=True)
+        th.start()
+        out, out_port = self.outbound(lsock.getsockname()[1], mode="tcp")
+        try:
+            for i in range(ROUNDS):
+                s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
+                s.sendall(b"hello " * 10000)
+                s.shutdown(socket.SHUT_WR)
+                got = bytearray()
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    got += b
+                s.close()
+                if got != b"ANSWER " * 10000:
+                    self.fail("round %d: %d of 70000 bytes back; outbound:\n%s"
+                              % (i, len(got), out.text()))
+            th.join(10)
+            self.assertEqual(got_up, [b"hello " * 10000] * ROUNDS)
+        finally:
+            lsock.close()
 
     def test_tcp_bulk_to_a_slow_reader(self):
         """Megabytes each way through both TLS hops while the client does not
