@@ -236,7 +236,7 @@ static json_t *agent_check(struct agent_api *a, json_t *c, json_t *svc)
 			      "ServiceTags", tags, "Type", sget(c, "Type"));
 	json_t *def = json_object();
 	static const char *const keys[] = { "HTTP", "Method", "Header", "TCP", "UDP", "GRPC",
-					    "GRPCUseTLS", "TTL", "Interval", "Timeout",
+					    "GRPCUseTLS", "H2PING", "H2PingUseTLS", "TTL", "Interval", "Timeout",
 					    "DeregisterCriticalServiceAfter", "Args",
 					    "SuccessBeforePassing", "FailuresBeforeWarning",
 					    "FailuresBeforeCritical", NULL };

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "checks.h"
 #include "grpc_health.h"
+#include "h2ping.h"
 #include "buf.h"
 #include "duration.h"
 #include "err.h"
@@ -117,6 +118,8 @@ static const char *type_name(enum chk_type t)
 		return "gRPC";
 	case CHK_UDP:
 		return "UDP";
+	case CHK_H2PING:
+		return "H2PING";
 	}
 	return "?";
 }
@@ -234,6 +237,8 @@ struct cdef {
 	char *udp;
 	char *grpc;
 	int grpc_use_tls;
+	char *h2ping;
+	int h2ping_use_tls;
 	char **args;
 	size_t nargs;
 	int64_t interval_ms, timeout_ms, ttl_ms, deregister_after_ms;
@@ -249,7 +254,7 @@ struct cdef {
 	char *grpc_url;              /* http(s)://HOST:PORT/grpc.health.v1.Health/Check */
 	unsigned char grpc_req[GRPC_SERVICE_MAX + 8];   /* the framed request */
 	size_t grpc_req_len;
-	char *udp_host, *udp_port;   /* HOST (no brackets), PORT */
+	char *udp_host, *udp_port;   /* UDP, H2PING: HOST (no brackets), PORT */
 };
 
 static void cdef_free(struct cdef *d)
@@ -265,6 +270,7 @@ static void cdef_free(struct cdef *d)
 	free(d->tcp);
 	free(d->udp);
 	free(d->grpc);
+	free(d->h2ping);
 	free(d->grpc_url);
 	free(d->udp_host);
 	free(d->udp_port);
@@ -293,7 +299,8 @@ static int cdef_equal(const struct cdef *a, const struct cdef *b)
 	    a->timeout_ms != b->timeout_ms || a->ttl_ms != b->ttl_ms ||
 	    a->deregister_after_ms != b->deregister_after_ms || a->initial != b->initial ||
 	    !str_eq(a->udp, b->udp) || !str_eq(a->grpc, b->grpc) ||
-	    a->grpc_use_tls != b->grpc_use_tls ||
+	    a->grpc_use_tls != b->grpc_use_tls || !str_eq(a->h2ping, b->h2ping) ||
+	    a->h2ping_use_tls != b->h2ping_use_tls ||
 	    a->success_before_passing != b->success_before_passing ||
 	    a->failures_before_warning != b->failures_before_warning ||
 	    a->failures_before_critical != b->failures_before_critical)
@@ -605,6 +612,7 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 	d->deregister_after_ms = in->deregister_after_ms;
 	d->initial = in->initial;
 	d->grpc_use_tls = in->grpc_use_tls != 0;
+	d->h2ping_use_tls = in->h2ping_use_tls != 0;
 	if (in->type != CHK_TTL) {
 		static const char *const names[] = { "SuccessBeforePassing", "FailuresBeforeWarning",
 						     "FailuresBeforeCritical" };
@@ -685,6 +693,20 @@ static int cdef_make(const struct chk_def *in, size_t index, const struct chk_ru
 		}
 		if ((d->udp = strdup(in->udp)) == NULL ||
 		    split_hostport(in->udp, &d->udp_host, &d->udp_port) != 0)
+			NOMEM();
+		break;
+	case CHK_H2PING:
+		if (in->h2ping == NULL || in->h2ping[0] == '\0') {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: H2PING: empty", ctx);
+			goto out;
+		}
+		if (parse_hostport(in->h2ping, &d->tcp_url, &why) != 0) {
+			rc = weft_errf(err, WEFT_EINVAL, "%s: H2PING: \"%.300s\": %s", ctx, in->h2ping,
+				       why);
+			goto out;
+		}
+		if ((d->h2ping = strdup(in->h2ping)) == NULL ||
+		    split_hostport(in->h2ping, &d->udp_host, &d->udp_port) != 0)
 			NOMEM();
 		break;
 	case CHK_GRPC:
@@ -796,6 +818,8 @@ struct chk {
 	char grpc_message[160];
 	/* UDP */
 	struct udp_probe *udp;       /* the run in progress */
+	/* H2PING */
+	struct h2ping *h2;           /* the run in progress */
 	/* script */
 	pid_t pid;
 	int pidfd, outfd;
@@ -857,7 +881,8 @@ struct chk_runner {
 	uint64_t next_seq;
 	uint64_t rng;
 	int curl_inited;
-	struct evdns_base *dns;       /* UDP checks' names; made on first use */
+	struct evdns_base *dns;       /* UDP and H2PING checks' names; made on first use */
+	SSL_CTX *h2_tls[2];           /* H2PING over TLS: [1] checks certificates, [0] not */
 };
 
 static uint64_t rng_next(struct chk_runner *r)
@@ -1567,6 +1592,62 @@ static void udp_start(struct chk *c)
 	evdns_getaddrinfo(r->dns, c->d->udp_host, c->d->udp_port, &hints, udp_resolved, u);
 }
 
+/* ---- H2PING (h2ping.c) ---- */
+
+static void h2_done(void *arg, int ok, const char *msg)
+{
+	struct chk *c = arg;
+
+	c->h2 = NULL;   /* h2ping frees it after this */
+	result(c, ok ? CHK_PASSING : CHK_CRITICAL, strdup(msg));
+	schedule_next(c);
+}
+
+/* The TLS context of H2PING checks: ALPN h2 only, the system's CAs. */
+static SSL_CTX *h2_tls_ctx(struct chk_runner *r, int verify)
+{
+	static const unsigned char alpn[] = { 2, 'h', '2' };
+	SSL_CTX *ctx = r->h2_tls[verify];
+
+	if (ctx != NULL)
+		return ctx;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0 ||
+	    (verify && SSL_CTX_set_default_verify_paths(ctx) != 1)) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	r->h2_tls[verify] = ctx;
+	return ctx;
+}
+
+static void h2_start(struct chk *c)
+{
+	struct chk_runner *r = c->r;
+	const struct cdef *d = c->d;
+	struct h2ping_req req = {
+		.base = r->base, .verify = !d->tls_skip_verify, .host = d->udp_host,
+		.port = d->udp_port, .target = d->h2ping, .timeout_ms = d->run_timeout_ms,
+		.done = h2_done, .arg = c,
+	};
+
+	c->running = 1;
+	if (r->dns == NULL)
+		r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	req.dns = r->dns;
+	if (d->h2ping_use_tls)
+		req.tls = h2_tls_ctx(r, req.verify);
+	if (req.dns == NULL || (d->h2ping_use_tls && req.tls == NULL) ||
+	    (c->h2 = h2ping_start(&req)) == NULL) {
+		result(c, CHK_CRITICAL, fmt("Failed to dial to %s: %s", d->h2ping,
+					    req.dns == NULL ? "no resolver (/etc/resolv.conf)"
+							    : "cannot set up the connection"));
+		schedule_next(c);
+	}
+}
+
 /* ---- scripts ---- */
 
 /* Reaps pid if it has exited: 1 (and *si) when it has, 0 when it runs
@@ -1914,6 +1995,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	case CHK_UDP:
 		udp_start(c);
 		break;
+	case CHK_H2PING:
+		h2_start(c);
+		break;
 	case CHK_SCRIPT:
 		script_start(c);
 		break;
@@ -1926,6 +2010,8 @@ static void chk_free(struct chk *c)
 		return;
 	net_stop(c);
 	udp_stop(c);
+	h2ping_cancel(c->h2);
+	c->h2 = NULL;
 	script_abandon(c);
 	if (c->tick != NULL)
 		event_free(c->tick);
@@ -2341,11 +2427,13 @@ void chk_runner_free(struct chk_runner *r)
 		free(n);
 	}
 	if (r->dns != NULL) {
-		/* the lookups still out (UDP checks that went) fail, and their
-		 * callbacks, deferred to the loop, free their probes */
+		/* the lookups still out (UDP and H2PING checks that went) fail,
+		 * and their callbacks, deferred to the loop, free their probes */
 		evdns_base_free(r->dns, 1);
 		event_base_loop(r->base, EVLOOP_NONBLOCK);
 	}
+	SSL_CTX_free(r->h2_tls[0]);
+	SSL_CTX_free(r->h2_tls[1]);
 	if (r->curl_timer != NULL)
 		event_free(r->curl_timer);
 	if (r->wake != NULL)

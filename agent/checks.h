@@ -1,5 +1,5 @@
-/* The health-check runner of weft-agent: HTTP(S), TCP, UDP, gRPC, TTL and
- * script checks run as Consul's agent runs them (docs/agent.md, "Health
+/* The health-check runner of weft-agent: HTTP(S), TCP, UDP, gRPC, H2PING,
+ * TTL and script checks run as Consul's agent runs them (docs/agent.md, "Health
  * checks").
  *
  * One runner owns one thread with a libevent loop; HTTP and TCP checks go
@@ -35,7 +35,7 @@ const char *chk_status_name(enum chk_status s);
 /* The inverse; WEFT_EINVAL for any other string. */
 int chk_status_parse(const char *s, enum chk_status *out);
 
-enum chk_type { CHK_HTTP, CHK_TCP, CHK_TTL, CHK_SCRIPT, CHK_GRPC, CHK_UDP };
+enum chk_type { CHK_HTTP, CHK_TCP, CHK_TTL, CHK_SCRIPT, CHK_GRPC, CHK_UDP, CHK_H2PING };
 
 struct chk_def {                  /* caller-owned; the runner copies */
 	const char *id;               /* unique on the agent */
@@ -50,6 +50,8 @@ struct chk_def {                  /* caller-owned; the runner copies */
 	const char *udp;              /* HOST:PORT, the same */
 	const char *grpc;             /* HOST:PORT[/SERVICE] */
 	int grpc_use_tls;
+	const char *h2ping;           /* HOST:PORT */
+	int h2ping_use_tls;           /* Consul's default is 1: the caller says */
 	const char *const *args;      /* script argv: args[0] is the program */
 	size_t nargs;
 	int64_t interval_ms;          /* HTTP, TCP, script: > 0, raised to min_interval */

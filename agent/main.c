@@ -377,6 +377,7 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 		d->service_id = sget(c, "ServiceID");
 		d->type = strcmp(type, "http") == 0 ? CHK_HTTP : strcmp(type, "tcp") == 0 ? CHK_TCP
 			: strcmp(type, "udp") == 0 ? CHK_UDP : strcmp(type, "grpc") == 0 ? CHK_GRPC
+			: strcmp(type, "h2ping") == 0 ? CHK_H2PING
 			: strcmp(type, "ttl") == 0 ? CHK_TTL : CHK_SCRIPT;
 		d->http = json_string_value(json_object_get(c, "HTTP"));
 		d->method = json_string_value(json_object_get(c, "Method"));
@@ -387,6 +388,8 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 		d->udp = json_string_value(json_object_get(c, "UDP"));
 		d->grpc = json_string_value(json_object_get(c, "GRPC"));
 		d->grpc_use_tls = json_is_true(json_object_get(c, "GRPCUseTLS"));
+		d->h2ping = json_string_value(json_object_get(c, "H2PING"));
+		d->h2ping_use_tls = !json_is_false(json_object_get(c, "H2PingUseTLS"));
 		d->success_before_passing = (int)json_integer_value(json_object_get(c, "SuccessBeforePassing"));
 		d->failures_before_warning = (int)json_integer_value(json_object_get(c, "FailuresBeforeWarning"));
 		d->failures_before_critical = (int)json_integer_value(json_object_get(c, "FailuresBeforeCritical"));

@@ -239,7 +239,7 @@ static void put_dur(json_t *o, const char *k, long long ms)
 
 static const char *const check_keys_allowed[] = {
 	"ID", "CheckID", "Name", "Notes", "ServiceID", "HTTP", "Method", "Header", "Body",
-	"TLSSkipVerify", "TCP", "UDP", "GRPC", "GRPCUseTLS", "TTL", "Args", "ScriptArgs", "Interval",
+	"TLSSkipVerify", "TCP", "UDP", "GRPC", "GRPCUseTLS", "H2PING", "H2PingUseTLS", "TTL", "Args", "ScriptArgs", "Interval",
 	"Timeout", "DeregisterCriticalServiceAfter", "Status", "AliasService", "SuccessBeforePassing",
 	"FailuresBeforeWarning", "FailuresBeforeCritical", NULL
 };
@@ -261,9 +261,9 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 {
 	const char *id = NULL, *check_id = NULL, *name = NULL, *notes = NULL, *sid = NULL;
 	const char *http = NULL, *method = NULL, *body = NULL, *tcp = NULL, *status = "critical";
-	const char *alias = NULL, *type = NULL, *udp = NULL, *grpc = NULL;
+	const char *alias = NULL, *type = NULL, *udp = NULL, *grpc = NULL, *h2ping = NULL;
 	long long interval = 0, timeout = 0, ttl = 0, dereg = 0, succ = 0, fwarn = 0, fcrit = 0;
-	int skip = 0, grpc_tls = 0;
+	int skip = 0, grpc_tls = 0, h2ping_tls = 1;   /* (Consul: H2PING uses TLS unless told) */
 	json_t *args = NULL, *sargs = NULL, *header, *c = NULL, *e;
 	char p[256], idbuf[300];
 	const char *k;
@@ -285,6 +285,8 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 	    f_str(def, ctx, "UDP", NAME_MAX_LEN, &udp, err) ||
 	    f_str(def, ctx, "GRPC", NAME_MAX_LEN, &grpc, err) ||
 	    f_bool(def, ctx, "GRPCUseTLS", &grpc_tls, err) ||
+	    f_str(def, ctx, "H2PING", NAME_MAX_LEN, &h2ping, err) ||
+	    f_bool(def, ctx, "H2PingUseTLS", &h2ping_tls, err) ||
 	    f_int(def, ctx, "SuccessBeforePassing", 0, 1000, &succ, err) ||
 	    f_int(def, ctx, "FailuresBeforeWarning", 0, 1000, &fwarn, err) ||
 	    f_int(def, ctx, "FailuresBeforeCritical", 0, 1000, &fcrit, err))
@@ -294,6 +296,8 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 		udp = NULL;
 	if (grpc && !grpc[0])
 		grpc = NULL;
+	if (h2ping && !h2ping[0])
+		h2ping = NULL;
 	if (id && check_id && strcmp(id, check_id) != 0) {
 		set_path(p, sizeof(p), ctx, "CheckID");
 		weft_errf(err, WEFT_EINVAL, "%s: \"%s\" differs from ID \"%s\"", p, check_id, id);
@@ -328,20 +332,22 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 		type = "udp";
 	else if (grpc)
 		type = "grpc";
+	else if (h2ping)
+		type = "h2ping";
 	else if (args && json_array_size(args) > 0)
 		type = "script";
 	else if (alias)
 		type = "alias";
 	else {
 		weft_errf(err, WEFT_EINVAL,
-			  "%s: one of HTTP, TCP, UDP, GRPC, TTL, Args or AliasService is required",
+			  "%s: one of HTTP, TCP, UDP, GRPC, H2PING, TTL, Args or AliasService is required",
 			  ctx && ctx[0] ? ctx : "check");
 		goto out;
 	}
-	if ((http != NULL) + (tcp != NULL) + (udp != NULL) + (grpc != NULL) + (ttl > 0) +
-	    (args != NULL) + (alias != NULL) > 1) {
+	if ((http != NULL) + (tcp != NULL) + (udp != NULL) + (grpc != NULL) + (h2ping != NULL) +
+	    (ttl > 0) + (args != NULL) + (alias != NULL) > 1) {
 		weft_errf(err, WEFT_EINVAL,
-			  "%s: give only one of HTTP, TCP, UDP, GRPC, TTL, Args, AliasService",
+			  "%s: give only one of HTTP, TCP, UDP, GRPC, H2PING, TTL, Args, AliasService",
 			  ctx && ctx[0] ? ctx : "check");
 		goto out;
 	}
@@ -353,6 +359,11 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 	if (tcp && !valid_hostport(tcp)) {
 		set_path(p, sizeof(p), ctx, "TCP");
 		weft_errf(err, WEFT_EINVAL, "%s: \"%s\" is not HOST:PORT", p, tcp);
+		goto out;
+	}
+	if (h2ping && !valid_hostport(h2ping)) {
+		set_path(p, sizeof(p), ctx, "H2PING");
+		weft_errf(err, WEFT_EINVAL, "%s: \"%s\" is not HOST:PORT", p, h2ping);
 		goto out;
 	}
 	if (udp && !valid_hostport(udp)) {
@@ -381,7 +392,7 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 			}
 	}
 	if ((strcmp(type, "http") == 0 || strcmp(type, "tcp") == 0 || strcmp(type, "script") == 0 ||
-	     strcmp(type, "udp") == 0 || strcmp(type, "grpc") == 0) &&
+	     strcmp(type, "udp") == 0 || strcmp(type, "grpc") == 0 || strcmp(type, "h2ping") == 0) &&
 	    interval < 100) {
 		set_path(p, sizeof(p), ctx, "Interval");
 		weft_errf(err, WEFT_EINVAL, "%s: required for a%s %s check, at least 100ms", p,
@@ -463,6 +474,10 @@ int svcdef_decode_check(json_t *def, const char *ctx, const char *service_id, in
 	put_str(c, "GRPC", grpc);
 	if (grpc_tls)
 		json_object_set_new(c, "GRPCUseTLS", json_true());
+	if (h2ping) {
+		put_str(c, "H2PING", h2ping);
+		json_object_set_new(c, "H2PingUseTLS", json_boolean(h2ping_tls));
+	}
 	put_dur(c, "TTL", ttl);
 	if (args)
 		json_object_set(c, "Args", args);

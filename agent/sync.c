@@ -96,7 +96,8 @@ static json_t *wire_service(json_t *svc)
 static json_t *wire_check(json_t *c)
 {
 	static const char *const def_keys[] = { "HTTP", "Method", "Header", "Body", "TLSSkipVerify",
-						"TCP", "UDP", "GRPC", "GRPCUseTLS", "TTL", "Interval",
+						"TCP", "UDP", "GRPC", "GRPCUseTLS", "H2PING",
+						"H2PingUseTLS", "TTL", "Interval",
 						"Timeout", "DeregisterCriticalServiceAfter", "AliasService",
 						"SuccessBeforePassing", "FailuresBeforeWarning",
 						"FailuresBeforeCritical", NULL };

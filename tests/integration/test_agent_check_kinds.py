@@ -1,8 +1,10 @@
-"""weft-agent's gRPC and UDP checks and the thresholds, against real
-services: a gRPC server of grpcio (Debian's python3-grpcio) speaking the
-standard health protocol in plaintext (h2c) and over TLS, and UDP sockets.
+"""weft-agent's gRPC, H2PING and UDP checks and the thresholds, against
+real services: a gRPC server of grpcio (Debian's python3-grpcio) speaking
+the standard health protocol, and HTTP/2, in plaintext (h2c) and over TLS,
+an HTTP/1.1 server, and UDP sockets.
 The results are read back as users see them: the agent's /v1/agent/checks
 and the server's /v1/health/checks."""
+import http.server
 import os
 import socket
 import sys
@@ -50,6 +52,11 @@ class Health:
         return s, port
 
 
+class Http1(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 class UdpEcho(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
@@ -93,6 +100,9 @@ class CheckKindsTest(unittest.TestCase):
         self.tls, self.tls_port = self.health.server(creds)
         self.echo = UdpEcho()
         self.echo.start()
+        self.http1 = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Http1)
+        self.http1_port = self.http1.server_address[1]
+        threading.Thread(target=self.http1.serve_forever, daemon=True).start()
 
     def tearDown(self):
         try:
@@ -103,6 +113,8 @@ class CheckKindsTest(unittest.TestCase):
             self.echo.stop = True
             self.echo.join()
             self.echo.sock.close()
+            self.http1.shutdown()
+            self.http1.server_close()
             self.srv.close()
 
     def register(self, agent, checks):
@@ -131,6 +143,14 @@ class CheckKindsTest(unittest.TestCase):
             {"CheckID": "grpc-tls-verify", "GRPC": "127.0.0.1:%d" % t, "GRPCUseTLS": True,
              "Interval": "1s", "Status": "passing"},
             {"CheckID": "udp", "UDP": "127.0.0.1:%d" % self.echo.port, "Interval": "1s"},
+            # grpcio's server is HTTP/2: it answers a PING, in h2c and TLS
+            {"CheckID": "h2ping", "H2PING": "127.0.0.1:%d" % p, "H2PingUseTLS": False,
+             "Interval": "1s"},
+            {"CheckID": "h2ping-tls", "H2PING": "localhost:%d" % t, "TLSSkipVerify": True,
+             "Interval": "1s"},
+            # an HTTP/1.1 server is not
+            {"CheckID": "h2ping-http1", "H2PING": "127.0.0.1:%d" % self.http1_port,
+             "H2PingUseTLS": False, "Interval": "1s", "Status": "passing"},
             {"CheckID": "udp-closed", "UDP": "127.0.0.1:%d" % udp_closed, "Interval": "1s",
              "Status": "passing"},
         ]
@@ -144,6 +164,10 @@ class CheckKindsTest(unittest.TestCase):
             "grpc-tls": ("passing", "gRPC check 127.0.0.1:%d/web: success" % t),
             "udp": ("passing", "UDP connect 127.0.0.1:%d: Success" % self.echo.port),
             "udp-closed": ("critical", "read udp 127.0.0.1:%d: Connection refused" % udp_closed),
+            "h2ping": ("passing", "HTTP2 ping was successful"),
+            "h2ping-tls": ("passing", "HTTP2 ping was successful"),
+            "h2ping-http1": ("critical", "Failed to ping to 127.0.0.1:%d: a frame is larger than "
+                             "the 16384 bytes allowed (not an HTTP/2 server?)" % self.http1_port),
         }
 
         def settled():
@@ -160,6 +184,9 @@ class CheckKindsTest(unittest.TestCase):
         self.assertIn("certificate", got["grpc-tls-verify"]["Output"])
         self.assertEqual(got["grpc"]["Type"], "grpc")
         self.assertEqual(got["udp"]["Type"], "udp")
+        self.assertEqual(got["h2ping"]["Type"], "h2ping")
+        self.assertFalse(got["h2ping"]["Definition"]["H2PingUseTLS"])
+        self.assertTrue(got["h2ping-tls"]["Definition"]["H2PingUseTLS"])   # Consul's default
         self.assertEqual(got["grpc"]["Definition"]["GRPC"], "127.0.0.1:%d" % p)
         self.assertTrue(got["grpc-tls"]["Definition"]["GRPCUseTLS"])
         self.assertIn(b"weft-agent health check", self.echo.got)
@@ -212,7 +239,7 @@ class CheckKindsTest(unittest.TestCase):
             ({"CheckID": "x", "UDP": "127.0.0.1:53"},
              "Checks[0].Interval: required for a udp check, at least 100ms"),
             ({"CheckID": "x", "GRPC": "127.0.0.1:1", "TCP": "127.0.0.1:1", "Interval": "1s"},
-             "Checks[0]: give only one of HTTP, TCP, UDP, GRPC, TTL, Args, AliasService"),
+             "Checks[0]: give only one of HTTP, TCP, UDP, GRPC, H2PING, TTL, Args, AliasService"),
             ({"CheckID": "x", "TCP": "127.0.0.1:1", "Interval": "1s",
               "FailuresBeforeCritical": -1},
              "Checks[0].FailuresBeforeCritical:"),

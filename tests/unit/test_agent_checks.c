@@ -913,6 +913,55 @@ static void test_udp(void **state)
 	rec_free(rec);
 }
 
+/* H2PING's failures (its success is in test_agent_check_kinds.py, against
+ * grpcio's HTTP/2 server): a refused connection, a TLS server that does not
+ * offer h2, one whose certificate does not verify. */
+static void test_h2ping_failures(void **state)
+{
+	struct srv *tls = srv_start(1);
+	struct rec *rec = rec_new();
+	struct chk_runner *r = runner(rec, 0);
+	unsigned closed_port;
+	int cfd = listen_any(&closed_port), f1 = 0, f2 = 0, f3 = 0;
+	char closed_addr[64], tls_addr[64], want[200], *out;
+	struct chk_def d[3] = {
+		{.id = "refused", .type = CHK_H2PING, .h2ping = closed_addr, .interval_ms = 50,
+		 .timeout_ms = 3000, .initial = CHK_PASSING},
+		{.id = "no-h2", .type = CHK_H2PING, .h2ping = tls_addr, .h2ping_use_tls = 1,
+		 .tls_skip_verify = 1, .interval_ms = 50, .timeout_ms = 3000, .initial = CHK_PASSING},
+		{.id = "verify", .type = CHK_H2PING, .h2ping = tls_addr, .h2ping_use_tls = 1,
+		 .interval_ms = 50, .timeout_ms = 3000, .initial = CHK_PASSING},
+	};
+
+	close(cfd);
+	snprintf(closed_addr, sizeof(closed_addr), "127.0.0.1:%u", closed_port);
+	snprintf(tls_addr, sizeof(tls_addr), "127.0.0.1:%u", tls->port);
+	set_ok(r, d, 3);
+	out = rec_wait(rec, "refused", CHK_CRITICAL, &f1, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "Failed to dial to %s: Connection refused", closed_addr);
+	assert_string_equal(out, want);
+	free(out);
+	out = rec_wait(rec, "no-h2", CHK_CRITICAL, &f2, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "Failed to dial to %s: the server did not agree to HTTP/2 (ALPN h2)",
+		 tls_addr);
+	assert_string_equal(out, want);
+	free(out);
+	out = rec_wait(rec, "verify", CHK_CRITICAL, &f3, 3000);
+	assert_non_null(out);
+	snprintf(want, sizeof(want), "Failed to dial to %s: tls: ", tls_addr);
+	if (strncmp(out, want, strlen(want)) != 0)
+		fail_msg("output: %s", out);
+	free(out);
+	/* freed with runs in flight: nothing leaks (ASan) */
+	set_ok(r, d, 3);
+	usleep(20000);
+	chk_runner_free(r);
+	srv_stop(tls);
+	rec_free(rec);
+}
+
 /* The statuses reported for id, in order. */
 static int rec_statuses(struct rec *r, const char *id, enum chk_status *out, int max)
 {
@@ -1422,6 +1471,8 @@ static void test_bad_definitions(void **state)
 		 "check \"gs\": GRPC: service \"a b\": must not contain white space"},
 		{{.id = "ge", .type = CHK_GRPC, .grpc = "", .interval_ms = 10},
 		 "check \"ge\": GRPC: empty"},
+		{{.id = "h2", .type = CHK_H2PING, .h2ping = "[::1]", .interval_ms = 10},
+		 "check \"h2\": H2PING: \"[::1]\": an IPv6 address must be in brackets followed by :PORT"},
 		{{.id = "sb", .type = CHK_TCP, .tcp = "127.0.0.1:9", .interval_ms = 10,
 		  .success_before_passing = -1},
 		 "check \"sb\": SuccessBeforePassing: -1 is out of range [0, 1000]"},
@@ -1539,6 +1590,7 @@ int main(void)
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_udp),
 		cmocka_unit_test(test_thresholds),
+		cmocka_unit_test(test_h2ping_failures),
 		cmocka_unit_test(test_script_exit_codes),
 		cmocka_unit_test(test_script_output_cap),
 		cmocka_unit_test(test_script_timeout_kills_group),

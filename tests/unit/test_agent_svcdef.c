@@ -151,6 +151,16 @@ static void test_checks(void **state)
 	assert_string_equal(s(c, "1.UDP"), "[::1]:53");
 	assert_null(json_object_get(json_array_get(c, 1), "GRPC"));
 	json_decref(l);
+	/* H2PING: TLS unless h2ping_use_tls is false, as Consul */
+	l = decode_ok("{\"name\": \"h2\", \"checks\": ["
+		      "{\"h2ping\": \"localhost:8443\", \"interval\": \"2s\"},"
+		      "{\"h2ping\": \"127.0.0.1:8080\", \"h2ping_use_tls\": false, \"interval\": \"2s\"}]}");
+	c = json_object_get(json_array_get(l, 0), "Checks");
+	assert_string_equal(s(c, "0.Type"), "h2ping");
+	assert_string_equal(s(c, "0.H2PING"), "localhost:8443");
+	assert_true(json_is_true(json_object_get(json_array_get(c, 0), "H2PingUseTLS")));
+	assert_true(json_is_false(json_object_get(json_array_get(c, 1), "H2PingUseTLS")));
+	json_decref(l);
 }
 
 static void test_errors_name_the_field(void **state)
@@ -166,7 +176,7 @@ static void test_errors_name_the_field(void **state)
 	decode_err("{\"name\": \"a\", \"check\": {\"tcp\": \"x\", \"interval\": \"1s\"}}",
 		   "Check.TCP: \"x\" is not HOST:PORT");
 	decode_err("{\"name\": \"a\", \"check\": {\"interval\": \"1s\"}}",
-		   "Check: one of HTTP, TCP, UDP, GRPC, TTL, Args or AliasService is required");
+		   "Check: one of HTTP, TCP, UDP, GRPC, H2PING, TTL, Args or AliasService is required");
 	decode_err("{\"name\": \"a\", \"check\": {\"ttl\": \"1s\", \"http\": \"http://x:1/\"}}",
 		   "give only one of");
 	decode_err("{\"name\": \"a\", \"check\": {\"ttl\": \"soon\"}}", "Check.TTL");
@@ -183,8 +193,10 @@ static void test_errors_name_the_field(void **state)
 		   "Check.FailuresBeforeCritical: 1001 is out of range [0, 1000]");
 	decode_err("{\"name\": \"a\", \"check\": {\"tcp\": \"x:1\", \"interval\": \"1s\", "
 		   "\"success_before_passing\": \"2\"}}", "Check.SuccessBeforePassing:");
-	decode_err("{\"name\": \"a\", \"check\": {\"h2ping\": \"x:1\", \"interval\": \"1s\"}}",
-		   "Check.h2ping: unknown field");
+	decode_err("{\"name\": \"a\", \"check\": {\"h2ping\": \"x\", \"interval\": \"1s\"}}",
+		   "Check.H2PING: \"x\" is not HOST:PORT");
+	decode_err("{\"name\": \"a\", \"check\": {\"docker_container_id\": \"f00\", "
+		   "\"interval\": \"1s\"}}", "Check.docker_container_id: unknown field");
 	decode_err("{\"name\": \"a\", \"connect\": {\"sidecar_service\": {}}}",
 		   "Port: is required for a service with a sidecar");
 	decode_err("{\"name\": \"a\", \"port\": 1, \"connect\": {\"sidecar_service\": {\"proxy\": "
