@@ -7,6 +7,7 @@
 #include "checks.h"
 #include "grpc_health.h"
 #include "h2ping.h"
+#include "udpcheck.h"
 #include "buf.h"
 #include "duration.h"
 #include "err.h"
@@ -18,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -31,7 +31,6 @@
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,7 +38,6 @@
 #include <curl/curl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/util.h>
 
 extern char **environ;
 
@@ -70,8 +68,6 @@ extern char **environ;
 #define CHK_KILL_WAIT_MS 2000
 #define CHK_USER_AGENT "Weft Health Check"
 #define CHK_THRESHOLD_MAX 1000       /* SuccessBeforePassing and the failures */
-/* What a UDP check sends (a datagram the service may answer or ignore). */
-#define CHK_UDP_MESSAGE "weft-agent health check"
 
 /* ---- status names ---- */
 
@@ -817,7 +813,7 @@ struct chk {
 	long grpc_status;            /* a grpc-status header or trailer; -1: none */
 	char grpc_message[160];
 	/* UDP */
-	struct udp_probe *udp;       /* the run in progress */
+	struct udpcheck *udp;        /* the run in progress */
 	/* H2PING */
 	struct h2ping *h2;           /* the run in progress */
 	/* script */
@@ -1440,156 +1436,39 @@ static void net_start(struct chk *c)
 	schedule_next(c);
 }
 
-/* ---- UDP ---- */
+/* ---- UDP (udpcheck.c) ---- */
 
-/* One run of a UDP check: resolve, send a datagram, wait for an answer
- * or an ICMP error until the timeout. Consul's semantics: an answer or
- * silence until the timeout passes; an error (port unreachable, read as
- * ECONNREFUSED) is critical. The probe outlives its check while a name
- * is being resolved (evdns calls back later even when asked to cancel). */
-struct udp_probe {
-	struct chk *c;               /* NULL once the check let go */
-	int fd;
-	struct event *ev, *timer;
-	int resolving;
-};
-
-static void udp_probe_free(struct udp_probe *u)
+static void udp_done(void *arg, int ok, const char *msg)
 {
-	if (u->ev != NULL)
-		event_free(u->ev);
-	if (u->timer != NULL)
-		event_free(u->timer);
-	if (u->fd >= 0)
-		close(u->fd);
-	free(u);
-}
+	struct chk *c = arg;
 
-/* The check lets go of its run: freed now, or by the resolver's callback. */
-static void udp_stop(struct chk *c)
-{
-	struct udp_probe *u = c->udp;
-
-	if (u == NULL)
-		return;
-	c->udp = NULL;
-	u->c = NULL;
-	if (u->resolving) {
-		if (u->timer != NULL)
-			evtimer_del(u->timer);
-		return;
-	}
-	udp_probe_free(u);
-}
-
-static void udp_done(struct chk *c, enum chk_status st, char *out)
-{
-	udp_stop(c);
-	result(c, st, out);
+	c->udp = NULL;   /* udpcheck frees it after this */
+	result(c, ok ? CHK_PASSING : CHK_CRITICAL, strdup(msg));
 	schedule_next(c);
 }
 
-static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+static struct evdns_base *runner_dns(struct chk_runner *r)
 {
-	struct udp_probe *u = arg;
-	struct chk *c = u->c;
-	char b[512];
-	ssize_t n;
-
-	if (what & EV_TIMEOUT) {
-		udp_done(c, CHK_PASSING, fmt("UDP connect %s: Success", c->d->udp));
-		return;
-	}
-	n = recv(fd, b, sizeof(b), 0);
-	if (n >= 0)
-		udp_done(c, CHK_PASSING, fmt("UDP connect %s: Success", c->d->udp));
-	else if (errno != EAGAIN && errno != EINTR)
-		udp_done(c, CHK_CRITICAL, fmt("read udp %s: %s", c->d->udp, strerror(errno)));
-}
-
-static void udp_send(struct udp_probe *u, const struct evutil_addrinfo *ai)
-{
-	struct chk *c = u->c;
-	struct timeval tv;
-
-	u->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (u->fd < 0 || connect(u->fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
-	    send(u->fd, CHK_UDP_MESSAGE, sizeof(CHK_UDP_MESSAGE) - 1, 0) < 0) {
-		udp_done(c, CHK_CRITICAL, fmt("dial udp %s: %s", c->d->udp, strerror(errno)));
-		return;
-	}
-	u->ev = event_new(c->r->base, u->fd, EV_READ | EV_PERSIST, udp_read_cb, u);
-	if (u->ev == NULL) {
-		udp_done(c, CHK_CRITICAL, fmt("UDP check %s: out of memory", c->d->udp));
-		return;
-	}
-	evtimer_del(u->timer);
-	ms_to_tv(c->d->run_timeout_ms, &tv);
-	event_add(u->ev, &tv);
-}
-
-static void udp_resolved(int rc, struct evutil_addrinfo *res, void *arg)
-{
-	struct udp_probe *u = arg;
-
-	u->resolving = 0;
-	if (u->c == NULL) {
-		/* the check went meanwhile */
-		if (res != NULL)
-			evutil_freeaddrinfo(res);
-		udp_probe_free(u);
-		return;
-	}
-	if (rc != 0 || res == NULL)
-		udp_done(u->c, CHK_CRITICAL, fmt("dial udp %s: lookup %s: %s", u->c->d->udp,
-						  u->c->d->udp_host, evutil_gai_strerror(rc)));
-	else
-		udp_send(u, res);
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-}
-
-/* The timeout while the name is still being resolved. */
-static void udp_lookup_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	struct udp_probe *u = arg;
-	struct chk *c = u->c;
-
-	if (c != NULL)
-		udp_done(c, CHK_CRITICAL, fmt("dial udp %s: lookup %s: i/o timeout", c->d->udp,
-					      c->d->udp_host));
+	if (r->dns == NULL)
+		r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	return r->dns;
 }
 
 static void udp_start(struct chk *c)
 {
-	struct chk_runner *r = c->r;
-	struct evutil_addrinfo hints;
-	struct udp_probe *u = calloc(1, sizeof(*u));
+	const struct cdef *d = c->d;
+	struct udpcheck_req req = {
+		.base = c->r->base, .dns = runner_dns(c->r), .host = d->udp_host, .port = d->udp_port,
+		.target = d->udp, .timeout_ms = d->run_timeout_ms, .done = udp_done, .arg = c,
+	};
 
 	c->running = 1;
-	if (u == NULL || (u->timer = evtimer_new(r->base, udp_lookup_timeout, u)) == NULL) {
-		free(u);
-		result(c, CHK_CRITICAL, fmt("UDP check %s: out of memory", c->d->udp));
+	if (req.dns == NULL || (c->udp = udpcheck_start(&req)) == NULL) {
+		result(c, CHK_CRITICAL, fmt("dial udp %s: %s", d->udp,
+					    req.dns == NULL ? "no resolver (/etc/resolv.conf)"
+							    : "out of memory"));
 		schedule_next(c);
-		return;
 	}
-	u->fd = -1;
-	u->c = c;
-	c->udp = u;
-	if (r->dns == NULL &&
-	    (r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
-		udp_done(c, CHK_CRITICAL, fmt("dial udp %s: no resolver (/etc/resolv.conf)", c->d->udp));
-		return;
-	}
-	timer_arm(u->timer, c->d->run_timeout_ms);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_protocol = IPPROTO_UDP;
-	u->resolving = 1;
-	/* a literal address (or /etc/hosts) may answer, and u be gone, before
-	 * this returns: neither the request nor u is touched after */
-	evdns_getaddrinfo(r->dns, c->d->udp_host, c->d->udp_port, &hints, udp_resolved, u);
 }
 
 /* ---- H2PING (h2ping.c) ---- */
@@ -1634,9 +1513,7 @@ static void h2_start(struct chk *c)
 	};
 
 	c->running = 1;
-	if (r->dns == NULL)
-		r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	req.dns = r->dns;
+	req.dns = runner_dns(r);
 	if (d->h2ping_use_tls)
 		req.tls = h2_tls_ctx(r, req.verify);
 	if (req.dns == NULL || (d->h2ping_use_tls && req.tls == NULL) ||
@@ -2009,7 +1886,8 @@ static void chk_free(struct chk *c)
 	if (c == NULL)
 		return;
 	net_stop(c);
-	udp_stop(c);
+	udpcheck_cancel(c->udp);
+	c->udp = NULL;
 	h2ping_cancel(c->h2);
 	c->h2 = NULL;
 	script_abandon(c);
