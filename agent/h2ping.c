@@ -2,6 +2,7 @@
  * of length, type, flags and stream; SETTINGS 0x4, PING 0x6, GOAWAY 0x7) and
  * one connection per run on a bufferevent, plaintext or OpenSSL. */
 #include "h2ping.h"
+#include "lookup.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -122,43 +123,26 @@ struct h2ping {
 	char *host, *port, *target;
 	h2ping_done_fn done;
 	void *arg;
-	struct event *kick, *timer;
+	struct lookup *lk;          /* the name being resolved */
+	struct event *timer;
 	struct bufferevent *bev;
 	struct h2ping_frames st;
 	unsigned char ping[8];
 	size_t drained;             /* bytes of whole frames read so far */
 	int connected;
-	int resolving;              /* evdns will call back: p must live until then */
-	int over;                   /* done was called, or the caller cancelled */
 };
 
 static void h2ping_free(struct h2ping *p)
 {
+	lookup_cancel(p->lk);
 	if (p->bev != NULL)
 		bufferevent_free(p->bev);
-	if (p->kick != NULL)
-		event_free(p->kick);
 	if (p->timer != NULL)
 		event_free(p->timer);
 	free(p->host);
 	free(p->port);
 	free(p->target);
 	free(p);
-}
-
-/* Ends the run: events off, the connection closed; p freed now, or by the
- * resolver's callback when a lookup is out. */
-static void settle(struct h2ping *p)
-{
-	p->over = 1;
-	evtimer_del(p->kick);
-	evtimer_del(p->timer);
-	if (p->bev != NULL) {
-		bufferevent_free(p->bev);
-		p->bev = NULL;
-	}
-	if (!p->resolving)
-		h2ping_free(p);
 }
 
 static void finish(struct h2ping *p, int ok, const char *fmt, ...)
@@ -172,7 +156,7 @@ static void finish(struct h2ping *p, int ok, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	p->done(p->arg, ok, msg);
-	settle(p);
+	h2ping_free(p);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -269,13 +253,16 @@ static void connect_to(struct h2ping *p, const struct evutil_addrinfo *ai)
 			       p->target);
 			return;
 		}
-		/* frees ssl when it fails */
+		/* frees ssl when it fails. Callbacks deferred to the loop: a
+		 * connect that fails at once reports it by its return value
+		 * only, not also by a callback that would end the run first. */
 		p->bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-							BEV_OPT_CLOSE_ON_FREE);
+							BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		if (p->bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(p->bev, 1);
 	} else {
-		p->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		p->bev = bufferevent_socket_new(p->base, -1,
+						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	}
 	if (p->bev == NULL) {
 		finish(p, 0, "Failed to dial to %s: out of memory", p->target);
@@ -292,43 +279,23 @@ static void connect_to(struct h2ping *p, const struct evutil_addrinfo *ai)
 	}
 }
 
-static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
+static void on_resolved(void *arg, int rc, const struct evutil_addrinfo *ai)
 {
 	struct h2ping *p = arg;
 
-	p->resolving = 0;
-	if (p->over) {
-		h2ping_free(p);
-	} else if (rc != 0 || res == NULL) {
+	p->lk = NULL;   /* gone after this */
+	if (rc != 0 || ai == NULL)
 		finish(p, 0, "Failed to dial to %s: lookup %s: %s", p->target, p->host,
 		       evutil_gai_strerror(rc));
-	} else {
-		connect_to(p, res);
-	}
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-}
-
-static void on_kick(evutil_socket_t fd, short what, void *arg)
-{
-	struct h2ping *p = arg;
-	struct evutil_addrinfo hints;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	p->resolving = 1;
-	/* may call back before it returns (an address, /etc/hosts): p is not
-	 * touched after */
-	evdns_getaddrinfo(p->dns, p->host, p->port, &hints, on_resolved, p);
+	else
+		connect_to(p, ai);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct h2ping *p = arg;
 
-	if (p->resolving)
+	if (p->lk != NULL)
 		finish(p, 0, "Failed to dial to %s: lookup %s: i/o timeout", p->target, p->host);
 	else
 		finish(p, 0, "Failed to %s to %s: i/o timeout", p->connected ? "ping" : "dial",
@@ -338,7 +305,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 struct h2ping *h2ping_start(const struct h2ping_req *req)
 {
 	struct h2ping *p = calloc(1, sizeof(*p));
-	struct timeval tv = { 0, 0 };
+	struct timeval tv;
 
 	if (p == NULL)
 		return NULL;
@@ -351,12 +318,12 @@ struct h2ping *h2ping_start(const struct h2ping_req *req)
 	p->host = strdup(req->host);
 	p->port = strdup(req->port);
 	p->target = strdup(req->target);
-	p->kick = evtimer_new(p->base, on_kick, p);
 	p->timer = evtimer_new(p->base, on_timeout, p);
 	if (getrandom(p->ping, sizeof(p->ping), 0) != (ssize_t)sizeof(p->ping))
 		memcpy(p->ping, "weftping", 8);
-	if (p->host == NULL || p->port == NULL || p->target == NULL || p->kick == NULL ||
-	    p->timer == NULL || evtimer_add(p->kick, &tv) != 0) {
+	if (p->host == NULL || p->port == NULL || p->target == NULL || p->timer == NULL ||
+	    (p->lk = lookup_start(p->base, p->dns, p->host, p->port, SOCK_STREAM, on_resolved,
+				  p)) == NULL) {
 		h2ping_free(p);
 		return NULL;
 	}
@@ -368,6 +335,6 @@ struct h2ping *h2ping_start(const struct h2ping_req *req)
 
 void h2ping_cancel(struct h2ping *p)
 {
-	if (p != NULL && !p->over)
-		settle(p);
+	if (p != NULL)
+		h2ping_free(p);
 }

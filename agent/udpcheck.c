@@ -1,6 +1,6 @@
-/* UDP checks (udpcheck.h). The run outlives its caller while a name is
- * being resolved: evdns calls back later even when asked to cancel. */
+/* UDP checks (udpcheck.h). */
 #include "udpcheck.h"
+#include "lookup.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,17 +20,15 @@ struct udpcheck {
 	udpcheck_done_fn done;
 	void *arg;
 	int fd;
-	struct event *kick, *timer, *ev;
-	int resolving;              /* evdns will call back: u must live until then */
-	int over;                   /* done was called, or the caller cancelled */
+	struct lookup *lk;          /* the name being resolved */
+	struct event *timer, *ev;
 };
 
 static void udpcheck_free(struct udpcheck *u)
 {
+	lookup_cancel(u->lk);
 	if (u->ev != NULL)
 		event_free(u->ev);
-	if (u->kick != NULL)
-		event_free(u->kick);
 	if (u->timer != NULL)
 		event_free(u->timer);
 	if (u->fd >= 0)
@@ -39,18 +37,6 @@ static void udpcheck_free(struct udpcheck *u)
 	free(u->port);
 	free(u->target);
 	free(u);
-}
-
-/* Ends the run; u freed now, or by the resolver's callback. */
-static void settle(struct udpcheck *u)
-{
-	u->over = 1;
-	evtimer_del(u->kick);
-	evtimer_del(u->timer);
-	if (u->ev != NULL)
-		event_del(u->ev);
-	if (!u->resolving)
-		udpcheck_free(u);
 }
 
 static void finish(struct udpcheck *u, int ok, const char *fmt, ...)
@@ -64,7 +50,7 @@ static void finish(struct udpcheck *u, int ok, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	u->done(u->arg, ok, msg);
-	settle(u);
+	udpcheck_free(u);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -106,34 +92,15 @@ static void send_to(struct udpcheck *u, const struct evutil_addrinfo *ai)
 	event_add(u->ev, &tv);
 }
 
-static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
+static void on_resolved(void *arg, int rc, const struct evutil_addrinfo *ai)
 {
 	struct udpcheck *u = arg;
 
-	u->resolving = 0;
-	if (u->over)
-		udpcheck_free(u);
-	else if (rc != 0 || res == NULL)
+	u->lk = NULL;   /* gone after this */
+	if (rc != 0 || ai == NULL)
 		finish(u, 0, "dial udp %s: lookup %s: %s", u->target, u->host, evutil_gai_strerror(rc));
 	else
-		send_to(u, res);
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-}
-
-static void on_kick(evutil_socket_t fd, short what, void *arg)
-{
-	struct udpcheck *u = arg;
-	struct evutil_addrinfo hints;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_protocol = IPPROTO_UDP;
-	u->resolving = 1;
-	/* may call back before it returns (an address, /etc/hosts): u is not
-	 * touched after */
-	evdns_getaddrinfo(u->dns, u->host, u->port, &hints, on_resolved, u);
+		send_to(u, ai);
 }
 
 /* The timeout while the name is still being resolved. */
@@ -147,7 +114,7 @@ static void on_lookup_timeout(evutil_socket_t fd, short what, void *arg)
 struct udpcheck *udpcheck_start(const struct udpcheck_req *req)
 {
 	struct udpcheck *u = calloc(1, sizeof(*u));
-	struct timeval tv = { 0, 0 };
+	struct timeval tv;
 
 	if (u == NULL)
 		return NULL;
@@ -160,10 +127,10 @@ struct udpcheck *udpcheck_start(const struct udpcheck_req *req)
 	u->host = strdup(req->host);
 	u->port = strdup(req->port);
 	u->target = strdup(req->target);
-	u->kick = evtimer_new(u->base, on_kick, u);
 	u->timer = evtimer_new(u->base, on_lookup_timeout, u);
-	if (u->host == NULL || u->port == NULL || u->target == NULL || u->kick == NULL ||
-	    u->timer == NULL || evtimer_add(u->kick, &tv) != 0) {
+	if (u->host == NULL || u->port == NULL || u->target == NULL || u->timer == NULL ||
+	    (u->lk = lookup_start(u->base, u->dns, u->host, u->port, SOCK_DGRAM, on_resolved,
+				  u)) == NULL) {
 		udpcheck_free(u);
 		return NULL;
 	}
@@ -175,6 +142,6 @@ struct udpcheck *udpcheck_start(const struct udpcheck_req *req)
 
 void udpcheck_cancel(struct udpcheck *u)
 {
-	if (u != NULL && !u->over)
-		settle(u);
+	if (u != NULL)
+		udpcheck_free(u);
 }
