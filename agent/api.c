@@ -298,6 +298,121 @@ static enum MHD_Result h_checks(struct call *k)
 	return reply_json(k, 200, out);
 }
 
+/* ---- local service health (Consul's /v1/agent/health/service/...) ---- */
+
+static enum MHD_Result reply_plain(struct call *k, unsigned status, const char *text)
+{
+	char *copy = strdup(text);
+
+	return copy ? send_text(k, status, "text/plain", copy) : MHD_NO;
+}
+
+/* Consul's: Accept: text/plain, or ?format=text, asks for the status alone. */
+static int wants_text(struct call *k)
+{
+	const char *accept = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Accept");
+	const char *format = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "format");
+
+	if (accept && strncmp(accept, "text/plain", 10) == 0)
+		return 1;
+	return format && format[0] && strcmp(format, "text") == 0;
+}
+
+/* The worst status among a service's checks and the node's (no check:
+ * passing), and its HTTP code as Consul answers: 200, 429, 503. */
+static const char *aggregated(json_t *svc, json_t *node_checks, unsigned *code)
+{
+	int warning = 0, critical = 0;
+	json_t *lists[2] = { json_object_get(svc, "Checks"), node_checks }, *c;
+	size_t i;
+
+	for (int l = 0; l < 2; l++) {
+		json_array_foreach(lists[l], i, c) {
+			const char *st = sget(c, "Status");
+
+			critical |= strcmp(st, "passing") != 0 && strcmp(st, "warning") != 0;
+			warning |= strcmp(st, "warning") == 0;
+		}
+	}
+	*code = critical ? 503 : warning ? 429 : 200;
+	return critical ? "critical" : warning ? "warning" : "passing";
+}
+
+static json_t *health_info(struct agent_api *a, json_t *svc, json_t *node_checks,
+			   const char *status)
+{
+	json_t *checks = json_array(), *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(svc, "Checks"), i, c)
+		json_array_append_new(checks, agent_check(a, c, svc));
+	json_array_foreach(node_checks, i, c)
+		json_array_append_new(checks, agent_check(a, c, NULL));
+	return json_pack("{ss so so}", "AggregatedStatus", status, "Service", agent_service(a, svc),
+			 "Checks", checks);
+}
+
+static enum MHD_Result h_health_id(struct call *k, const char *id)
+{
+	json_t *svc = state_service(k->a->st, id), *node = state_node_checks(k->a->st);
+	const char *status;
+	unsigned code;
+	char msg[600];
+	enum MHD_Result r;
+
+	if (svc == NULL) {
+		json_decref(node);
+		snprintf(msg, sizeof(msg), "ServiceId %.500s not found", id);
+		if (wants_text(k))
+			return reply_plain(k, 404, msg);
+		return reply_json(k, 404, json_pack("{ss sn sn}", "AggregatedStatus", "critical",
+						    "Service", "Checks"));
+	}
+	status = aggregated(svc, node, &code);
+	if (wants_text(k))
+		r = reply_plain(k, code, status);
+	else
+		r = reply_json(k, code, health_info(k->a, svc, node, status));
+	json_decref(svc);
+	json_decref(node);
+	return r;
+}
+
+/* Every instance of the service on this node; the code is the worst. */
+static enum MHD_Result h_health_name(struct call *k, const char *name)
+{
+	json_t *list = state_services(k->a->st), *node = state_node_checks(k->a->st);
+	json_t *out = json_array(), *s;
+	unsigned code = 404, c;
+	char msg[600];
+	const char *status = msg;
+	size_t i;
+	enum MHD_Result r;
+
+	snprintf(msg, sizeof(msg), "ServiceName %.500s Not Found", name);
+	json_array_foreach(list, i, s) {
+		const char *st;
+
+		if (strcmp(sget(s, "Service"), name) != 0)
+			continue;
+		st = aggregated(s, node, &c);
+		json_array_append_new(out, health_info(k->a, s, node, st));
+		if (code == 404 || c > code) {
+			code = c;
+			status = st;
+		}
+	}
+	if (wants_text(k)) {
+		r = reply_plain(k, code, status);
+		json_decref(out);
+	} else {
+		r = reply_json(k, code, out);
+	}
+	json_decref(list);
+	json_decref(node);
+	return r;
+}
+
 static int has_script(json_t *services)
 {
 	json_t *s, *c;
@@ -596,6 +711,10 @@ static enum MHD_Result dispatch(struct call *k)
 		return set_ttl(k, t, "critical", MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "note"));
 	if (put && (t = tail(k, "/v1/agent/check/update/")))
 		return h_check_update(k, t);
+	if (get && (t = tail(k, "/v1/agent/health/service/id/")))
+		return h_health_id(k, t);
+	if (get && (t = tail(k, "/v1/agent/health/service/name/")))
+		return h_health_name(k, t);
 	if (get && (t = tail(k, "/v1/agent/service/")))
 		return h_service(k, t);
 	{

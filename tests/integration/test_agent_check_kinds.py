@@ -5,8 +5,10 @@ an HTTP/1.1 server, and UDP sockets.
 The results are read back as users see them: the agent's /v1/agent/checks
 and the server's /v1/health/checks."""
 import http.server
+import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import unittest
@@ -227,6 +229,58 @@ class CheckKindsTest(unittest.TestCase):
         wait_for(lambda: self.local_checks(a)["web"]["Status"] == "passing", timeout=8,
                  what="passing after two successes")
         self.assertGreaterEqual(self.health.calls, calls + 2)
+
+    def curl(self, agent, path, accept=None):
+        """(HTTP code, body) of a GET through curl, as a load balancer's
+        health probe or a script would ask."""
+        cmd = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-H",
+               "X-Consul-Token: " + agent.token, "http://%s%s" % (agent.addr, path)]
+        if accept:
+            cmd += ["-H", "Accept: " + accept]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=True).stdout
+        body, code = out.rsplit("\n", 1)
+        return int(code), body
+
+    def test_local_service_health(self):
+        """/v1/agent/health/service/name/:name and /id/:id: the worst status
+        of a service's checks (and the node's) as 200, 429 or 503, in JSON
+        or as text."""
+        a = Agent(self.srv)
+        self.agents.append(a)
+        p = self.plain_port
+        for sid, svc in (("api-1", "web"), ("api-2", "web")):
+            r = a.put("/v1/agent/service/register", {
+                "Name": "api", "ID": sid, "Port": p,
+                "Checks": [{"CheckID": sid + "-grpc", "GRPC": "127.0.0.1:%d/%s" % (p, svc),
+                            "Interval": "1s", "FailuresBeforeWarning": 1,
+                            "FailuresBeforeCritical": 3}]})
+            self.assertEqual(r.status, 200, r.body)
+        wait_for(lambda: self.curl(a, "/v1/agent/health/service/name/api?format=text")
+                 == (200, "passing"), what="both instances passing")
+        code, body = self.curl(a, "/v1/agent/health/service/name/api")
+        self.assertEqual(code, 200)
+        infos = json.loads(body)
+        self.assertEqual(sorted(i["Service"]["ID"] for i in infos), ["api-1", "api-2"])
+        self.assertEqual({i["AggregatedStatus"] for i in infos}, {"passing"})
+        self.assertEqual(infos[0]["Checks"][0]["Type"], "grpc")
+        code, body = self.curl(a, "/v1/agent/health/service/id/api-1", accept="text/plain")
+        self.assertEqual((code, body), (200, "passing"))
+        # web stops serving: one failure is a warning (429), three critical (503)
+        self.health.status["web"] = NOT_SERVING
+        wait_for(lambda: self.curl(a, "/v1/agent/health/service/name/api?format=text")
+                 == (429, "warning"), timeout=5, what="429 warning")
+        wait_for(lambda: self.curl(a, "/v1/agent/health/service/id/api-2?format=text")
+                 == (503, "critical"), timeout=8, what="503 critical")
+        code, body = self.curl(a, "/v1/agent/health/service/id/api-2")
+        self.assertEqual(code, 503)
+        self.assertEqual(json.loads(body)["AggregatedStatus"], "critical")
+        # unknown: 404 both ways
+        self.assertEqual(self.curl(a, "/v1/agent/health/service/name/nope?format=text"),
+                         (404, "ServiceName nope Not Found"))
+        code, body = self.curl(a, "/v1/agent/health/service/name/nope")
+        self.assertEqual((code, json.loads(body)), (404, []))
+        self.assertEqual(self.curl(a, "/v1/agent/health/service/id/nope?format=text"),
+                         (404, "ServiceId nope not found"))
 
     def test_bad_definitions_name_the_field(self):
         a = Agent(self.srv)
