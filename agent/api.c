@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "err.h"
+#include "filter.h"
 #include "jsonx.h"
 #include "log.h"
 #include "svcdef.h"
@@ -250,6 +251,34 @@ static json_t *agent_check(struct agent_api *a, json_t *c, json_t *svc)
 
 /* ---- handlers ---- */
 
+/* Replies with items (an object of objects, as Consul's agent lists are)
+ * kept by ?filter= (lib/filter, the server's language): 400 naming the
+ * parameter when the expression is bad. */
+static enum MHD_Result reply_filtered(struct call *k, json_t *items)
+{
+	const char *expr = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "filter");
+	struct filter *f = NULL;
+	char *err = NULL, msg[1024];
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	if (expr == NULL || expr[0] == '\0')
+		return reply_json(k, 200, items);
+	if (filter_compile(expr, &f, &err) != WEFT_OK) {
+		snprintf(msg, sizeof(msg), "filter: %s", err ? err : "invalid expression");
+		free(err);
+		json_decref(items);
+		return reply_json(k, 400, json_pack("{ss ss}", "error", msg, "field", "filter"));
+	}
+	json_object_foreach_safe(items, tmp, key, v) {
+		if (!filter_match(f, v))
+			json_object_del(items, key);
+	}
+	filter_free(f);
+	return reply_json(k, 200, items);
+}
+
 static enum MHD_Result h_self(struct call *k)
 {
 	return reply_json(k, 200, json_pack("{s{ss ss sb ss} s{ss}}", "Config", "Datacenter",
@@ -265,7 +294,7 @@ static enum MHD_Result h_services(struct call *k)
 	json_array_foreach(list, i, s)
 		json_object_set_new(out, sget(s, "ID"), agent_service(k->a, s));
 	json_decref(list);
-	return reply_json(k, 200, out);
+	return reply_filtered(k, out);
 }
 
 static enum MHD_Result h_service(struct call *k, const char *id)
@@ -295,7 +324,7 @@ static enum MHD_Result h_checks(struct call *k)
 	json_array_foreach(list, i, c)
 		json_object_set_new(out, sget(c, "CheckID"), agent_check(k->a, c, NULL));
 	json_decref(list);
-	return reply_json(k, 200, out);
+	return reply_filtered(k, out);
 }
 
 /* ---- local service health (Consul's /v1/agent/health/service/...) ---- */

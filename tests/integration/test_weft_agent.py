@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import threading
@@ -118,6 +119,26 @@ class AgentTest(unittest.TestCase):
         self.assertTrue(c.agent.service.deregister("api-1"))
         wait_for(lambda: "api-1" not in node_services(self.srv, "vm1"), what="api-1 gone")
         self.assertNotIn("service:api-1", node_checks(self.srv, "vm1"))
+
+    def test_local_lists_take_a_filter(self):
+        a = self.agent()
+        for sid, name, tags in (("api-1", "api", ["blue"]), ("api-2", "api", ["green"]),
+                                ("db-1", "db", [])):
+            r = a.put("/v1/agent/service/register",
+                      {"Name": name, "ID": sid, "Port": 9000, "Tags": tags,
+                       "Check": {"TTL": "1h", "Status": "passing" if name == "api" else "critical"}})
+            self.assertEqual(r.status, 200, r.body)
+        q = urllib.parse.quote
+        got = a.get("/v1/agent/services?filter=" + q('Service == "api"')).json()
+        self.assertEqual(sorted(got), ["api-1", "api-2"])
+        got = a.get("/v1/agent/services?filter=" + q('"blue" in Tags')).json()
+        self.assertEqual(sorted(got), ["api-1"])
+        got = a.get("/v1/agent/checks?filter=" + q('Status == "critical"')).json()
+        self.assertEqual([c["ServiceID"] for c in got.values()], ["db-1"])
+        r = a.get("/v1/agent/services?filter=" + q('Service =='))
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["field"], "filter")
+        self.assertTrue(r.json()["error"].startswith("filter: position 11: "), r.json())
 
     def test_bad_registration_is_refused_naming_the_field(self):
         a = self.agent()
