@@ -13,6 +13,7 @@
 #include "api.h"
 #include "err.h"
 #include "filter.h"
+#include "health.h"
 #include "jsonx.h"
 #include "log.h"
 #include "svcdef.h"
@@ -347,24 +348,19 @@ static int wants_text(struct call *k)
 	return format && format[0] && strcmp(format, "text") == 0;
 }
 
-/* The worst status among a service's checks and the node's (no check:
- * passing), and its HTTP code as Consul answers: 200, 429, 503. */
+/* The aggregated status of a service's checks and the node's (lib/health:
+ * maintenance, else the worst; passing without checks) and its HTTP code. */
 static const char *aggregated(json_t *svc, json_t *node_checks, unsigned *code)
 {
-	int warning = 0, critical = 0;
-	json_t *lists[2] = { json_object_get(svc, "Checks"), node_checks }, *c;
-	size_t i;
+	json_t *all = json_array();
+	const char *agg;
 
-	for (int l = 0; l < 2; l++) {
-		json_array_foreach(lists[l], i, c) {
-			const char *st = sget(c, "Status");
-
-			critical |= strcmp(st, "passing") != 0 && strcmp(st, "warning") != 0;
-			warning |= strcmp(st, "warning") == 0;
-		}
-	}
-	*code = critical ? 503 : warning ? 429 : 200;
-	return critical ? "critical" : warning ? "warning" : "passing";
+	json_array_extend(all, json_object_get(svc, "Checks"));
+	json_array_extend(all, node_checks);
+	agg = health_aggregate(all);
+	json_decref(all);
+	*code = (unsigned)health_http_status(agg);
+	return agg;
 }
 
 static json_t *health_info(struct agent_api *a, json_t *svc, json_t *node_checks,
@@ -442,6 +438,86 @@ static enum MHD_Result h_health_name(struct call *k, const char *name)
 	return r;
 }
 
+/* ---- maintenance mode ---- */
+
+static void defs_changed(struct call *k)
+{
+	if (k->a->o.hooks.defs_changed)
+		k->a->o.hooks.defs_changed(k->a->o.hooks.arg);
+}
+
+/* ?enable= (required: true or false) and ?reason=; -1 after a 400. */
+static int maintenance_args(struct call *k, int *enable, const char **reason,
+			    enum MHD_Result *r)
+{
+	const char *v = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "enable");
+	char msg[200];
+
+	*reason = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "reason");
+	if (v == NULL || v[0] == '\0') {
+		*r = reply_error(k, 400, "enable: is required (true or false)");
+		return -1;
+	}
+	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		*enable = 1;
+	} else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+		*enable = 0;
+	} else {
+		snprintf(msg, sizeof(msg), "enable: \"%.100s\" is not true or false", v);
+		*r = reply_error(k, 400, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Maintenance on (a critical check of type maintenance, kept across
+ * restarts like any check registered here) or off; service_id NULL: the
+ * node. */
+static enum MHD_Result set_maintenance(struct call *k, const char *service_id)
+{
+	json_t *svc = NULL, *check = NULL;
+	const char *reason = NULL;
+	char id[600], *err = NULL;
+	int enable = 0, rc;
+	enum MHD_Result r;
+
+	if (maintenance_args(k, &enable, &reason, &r) != 0)
+		return r;
+	if (service_id && (svc = state_service(k->a->st, service_id)) == NULL) {
+		snprintf(id, sizeof(id), "unknown service ID: %.500s", service_id);
+		return reply_error(k, 404, id);
+	}
+	if (!may_write(k, svc ? sget(svc, "Service") : NULL)) {
+		json_decref(svc);
+		return forbidden(k, service_id ? "put this service in maintenance"
+					       : "put this node in maintenance");
+	}
+	json_decref(svc);
+	snprintf(id, sizeof(id), "%s%s", service_id ? HEALTH_SERVICE_MAINT_PREFIX : HEALTH_NODE_MAINT_ID,
+		 service_id ? service_id : "");
+	if (!enable) {
+		rc = state_remove_check(k->a->st, id, &err);
+		if (rc == WEFT_ENOENT)   /* not in maintenance: nothing to do */
+			rc = WEFT_OK;
+	} else {
+		check = json_pack("{ss ss ss ss ss ss}", "CheckID", id, "Name",
+				  service_id ? HEALTH_SERVICE_MAINT_NAME : HEALTH_NODE_MAINT_NAME,
+				  "Notes", reason && reason[0] ? reason
+					   : service_id ? HEALTH_SERVICE_MAINT_NOTES : HEALTH_NODE_MAINT_NOTES,
+				  "ServiceID", service_id ? service_id : "", "Type", "maintenance",
+				  "Status", "critical");
+		rc = check ? state_add_check(k->a->st, check, &err) : WEFT_ENOMEM;
+		json_decref(check);
+	}
+	if (rc != WEFT_OK)
+		return reply_rc(k, rc, err);
+	free(err);
+	log_info("api", "%s maintenance %s%s%s", service_id ? "service" : "node",
+		 enable ? "enabled" : "disabled", service_id ? ": " : "", service_id ? service_id : "");
+	defs_changed(k);
+	return send_text(k, 200, "text/plain", strdup(""));
+}
+
 static int has_script(json_t *services)
 {
 	json_t *s, *c;
@@ -463,11 +539,6 @@ static json_t *parse_body(struct call *k, char **err)
 	return jx_parse(k->body, k->len, err);
 }
 
-static void defs_changed(struct call *k)
-{
-	if (k->a->o.hooks.defs_changed)
-		k->a->o.hooks.defs_changed(k->a->o.hooks.arg);
-}
 
 static enum MHD_Result h_register(struct call *k)
 {
@@ -740,6 +811,10 @@ static enum MHD_Result dispatch(struct call *k)
 		return set_ttl(k, t, "critical", MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "note"));
 	if (put && (t = tail(k, "/v1/agent/check/update/")))
 		return h_check_update(k, t);
+	if (is(k, "PUT", "/v1/agent/maintenance"))
+		return set_maintenance(k, NULL);
+	if (put && (t = tail(k, "/v1/agent/service/maintenance/")))
+		return set_maintenance(k, t);
 	if (get && (t = tail(k, "/v1/agent/health/service/id/")))
 		return h_health_id(k, t);
 	if (get && (t = tail(k, "/v1/agent/health/service/name/")))

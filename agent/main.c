@@ -371,8 +371,10 @@ static int apply_checks(struct agent *a, json_t *services, json_t *node_checks, 
 	json_array_foreach(all, i, c) {
 		const char *type = sget(c, "Type");
 		struct chk_def *d = &defs[n];
-		if (strcmp(type, "alias") == 0 || strcmp(type, "weft-agent") == 0)
-			continue;   /* the state computes aliases; the server the agent's own */
+		if (strcmp(type, "alias") == 0 || strcmp(type, "weft-agent") == 0 ||
+		    strcmp(type, "maintenance") == 0)
+			continue;   /* the state computes aliases; the server the agent's own;
+				     * maintenance is critical until turned off */
 		d->id = sget(c, "CheckID");
 		d->service_id = sget(c, "ServiceID");
 		d->type = strcmp(type, "http") == 0 ? CHK_HTTP : strcmp(type, "tcp") == 0 ? CHK_TCP

@@ -539,17 +539,13 @@ int agent_apply_maintenance(struct db *db, uint64_t index, struct store_write *w
 
 	if (op->service_id) {
 		snprintf(id, sizeof(id), "%s%s", AGENT_SERVICE_MAINT_PREFIX, op->service_id);
-		c.name = "Service Maintenance Mode";
+		c.name = HEALTH_SERVICE_MAINT_NAME;
 		c.service_id = op->service_id;
-		c.notes = op->reason && op->reason[0] ? op->reason
-			  : "Maintenance mode is enabled for this service, but no reason was provided. "
-			    "This is a default message.";
+		c.notes = op->reason && op->reason[0] ? op->reason : HEALTH_SERVICE_MAINT_NOTES;
 	} else {
 		snprintf(id, sizeof(id), "%s", AGENT_NODE_MAINT_ID);
-		c.name = "Node Maintenance Mode";
-		c.notes = op->reason && op->reason[0] ? op->reason
-			  : "Maintenance mode is enabled for this node, but no reason was provided. "
-			    "This is a default message.";
+		c.name = HEALTH_NODE_MAINT_NAME;
+		c.notes = op->reason && op->reason[0] ? op->reason : HEALTH_NODE_MAINT_NOTES;
 	}
 	c.id = id;
 	if (op->enable)

@@ -10,13 +10,14 @@
 #include <jansson.h>
 
 #include "catalog.h"
+#include "health.h"
 #include "store.h"
 
 /* Consul keeps at most this much of a check's output. */
 #define AGENT_OUTPUT_MAX 4096
 
-#define AGENT_NODE_MAINT_ID "_node_maintenance"
-#define AGENT_SERVICE_MAINT_PREFIX "_service_maintenance:"
+#define AGENT_NODE_MAINT_ID HEALTH_NODE_MAINT_ID
+#define AGENT_SERVICE_MAINT_PREFIX HEALTH_SERVICE_MAINT_PREFIX
 
 struct agent_service_reg {
 	struct cat_register reg;  /* a service (and its checks) on node */

@@ -498,36 +498,6 @@ static int h_check_update(struct req *r)
 
 /* ---- local service health (/v1/agent/health/service/...) ---- */
 
-/* Consul's aggregate: maintenance first, then the worst status. */
-static const char *aggregate(json_t *checks)
-{
-	const char *worst = "passing";
-	json_t *c;
-	size_t i;
-
-	json_array_foreach(checks, i, c) {
-		const char *id = json_string_value(json_object_get(c, "CheckID"));
-		const char *st = json_string_value(json_object_get(c, "Status"));
-		if (strcmp(id, AGENT_NODE_MAINT_ID) == 0 ||
-		    strncmp(id, AGENT_SERVICE_MAINT_PREFIX, strlen(AGENT_SERVICE_MAINT_PREFIX)) == 0)
-			return "maintenance";
-		if (strcmp(st, "critical") == 0)
-			worst = "critical";
-		else if (strcmp(st, "warning") == 0 && strcmp(worst, "passing") == 0)
-			worst = "warning";
-	}
-	return worst;
-}
-
-static int aggregate_status(const char *agg)
-{
-	if (strcmp(agg, "passing") == 0)
-		return 200;
-	if (strcmp(agg, "warning") == 0)
-		return 429;
-	return 503;
-}
-
 /* {AggregatedStatus, Service, Checks} for one service: its checks and the
  * node's. */
 static json_t *service_health(json_t *svc, json_t *all_checks, const char *dc)
@@ -541,7 +511,7 @@ static json_t *service_health(json_t *svc, json_t *all_checks, const char *dc)
 			json_array_append(checks, c);
 	}
 	add_datacenter(svc, dc);
-	return json_pack("{s:s, s:O, s:o}", "AggregatedStatus", aggregate(checks), "Service", svc,
+	return json_pack("{s:s, s:O, s:o}", "AggregatedStatus", health_aggregate(checks), "Service", svc,
 			 "Checks", checks);
 }
 
@@ -592,7 +562,7 @@ static int h_health_by_id(struct req *r)
 	json_decref(svc);
 	json_decref(checks);
 	agg = json_string_value(json_object_get(out, "AggregatedStatus"));
-	return reply_health(r, aggregate_status(agg), agg, out);
+	return reply_health(r, health_http_status(agg), agg, out);
 }
 
 static int h_health_by_name(struct req *r)
@@ -619,7 +589,7 @@ static int h_health_by_name(struct req *r)
 		if (strcmp(json_string_value(json_object_get(svc, "Service")), name) != 0)
 			continue;
 		h = service_health(svc, checks, srv->datacenter);
-		st = aggregate_status(json_string_value(json_object_get(h, "AggregatedStatus")));
+		st = health_http_status(json_string_value(json_object_get(h, "AggregatedStatus")));
 		/* The answer's status is the worst instance's. */
 		if (st > status || (st == 503 && strcmp(agg, "critical") != 0)) {
 			status = st;

@@ -271,6 +271,52 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(set(a.get("/v1/agent/services").json()), {"api", "api-sidecar-proxy"})
         self.assertEqual(a.get("/v1/agent/services").json()["api-sidecar-proxy"]["Port"], 21000)
 
+    def test_maintenance_mode(self):
+        """Consul's maintenance endpoints: a critical check of type
+        maintenance takes the service (or the whole node) out of the
+        passing instances until it is turned off; it survives a restart."""
+        a = self.agent()
+        r = a.put("/v1/agent/service/register", {"Name": "api", "ID": "api-1", "Port": 9000,
+                                                  "Check": {"TTL": "1h", "Status": "passing"}})
+        self.assertEqual(r.status, 200, r.body)
+
+        def passing():
+            return [e["Service"]["ID"] for e in
+                    self.srv.get("/v1/health/service/api?passing=1").json()]
+        wait_for(lambda: passing() == ["api-1"], what="api-1 passing on the server")
+        r = a.put("/v1/agent/service/maintenance/api-1?enable=true&reason=deploy%201.2")
+        self.assertEqual(r.status, 200, r.body)
+        mc = a.get("/v1/agent/checks").json()["_service_maintenance:api-1"]
+        self.assertEqual((mc["Status"], mc["Notes"], mc["Type"], mc["Name"]),
+                         ("critical", "deploy 1.2", "maintenance", "Service Maintenance Mode"))
+        h = a.get("/v1/agent/health/service/id/api-1?format=text")
+        self.assertEqual((h.status, h.body), (503, "maintenance"))
+        wait_for(lambda: passing() == [], what="api-1 out of the passing instances")
+        # kept across a restart of the agent
+        a.kill9()
+        a.start()
+        self.assertIn("_service_maintenance:api-1", a.get("/v1/agent/checks").json())
+        r = a.put("/v1/agent/service/maintenance/api-1?enable=false")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertNotIn("_service_maintenance:api-1", a.get("/v1/agent/checks").json())
+        wait_for(lambda: passing() == ["api-1"], what="api-1 back")
+        # the node: every service out, Consul's default note without a reason
+        r = a.put("/v1/agent/maintenance?enable=true")
+        self.assertEqual(r.status, 200, r.body)
+        nc = a.get("/v1/agent/checks").json()["_node_maintenance"]
+        self.assertTrue(nc["Notes"].startswith("Maintenance mode is enabled for this node"), nc)
+        wait_for(lambda: passing() == [], what="the node out")
+        self.assertEqual(a.put("/v1/agent/maintenance?enable=false").status, 200)
+        wait_for(lambda: passing() == ["api-1"], what="the node back")
+        # bad requests
+        r = a.put("/v1/agent/maintenance")
+        self.assertEqual((r.status, r.json()["error"]), (400, "enable: is required (true or false)"))
+        r = a.put("/v1/agent/maintenance?enable=maybe")
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], 'enable: "maybe" is not true or false')
+        r = a.put("/v1/agent/service/maintenance/nope?enable=true")
+        self.assertEqual(r.status, 404)
+
     def test_server_outage_then_catalog_is_right_again(self):
         a = self.agent()
         r = a.put("/v1/agent/service/register", {"Name": "api", "Port": 9000,
