@@ -54,3 +54,13 @@ class ProxyProcess:
             rc = self.proc.wait(10)
         self.err.close()
         return rc
+
+
+def read_to_eof(sock, size=65536):
+    """Every byte sock gives until the peer's end (recv returns b"")."""
+    data = bytearray()
+    while True:
+        b = sock.recv(size)
+        if not b:
+            return bytes(data)
+        data += b

@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILDDIR, free_port  # noqa: E402
-from proxyharness import ProxyProcess, PROXY_BIN  # noqa: E402
+from proxyharness import ProxyProcess, PROXY_BIN, read_to_eof  # noqa: E402
 
 CA_TOOL = os.path.join(BUILDDIR, "tests", "tools", "ca-tool")
 TD = "weft-test.example"
@@ -274,13 +274,7 @@ class MTLSTest(unittest.TestCase):
                 try:
                     t = ctx.wrap_socket(raw, server_side=True)
                     t.sendall(b"ANSWER " * 10000)
-                    data = bytearray()
-                    while True:
-                        b = t.recv(65536)
-                        if not b:
-                            break
-                        data += b
-                    got_up.append(bytes(data))
+                    got_up.append(read_to_eof(t))
                     t.close()
                 except (OSError, ssl.SSLError) as e:
                     got_up.append(e)
@@ -294,12 +288,7 @@ class MTLSTest(unittest.TestCase):
                 s = socket.create_connection(("127.0.0.1", out_port), timeout=10)
                 s.sendall(b"hello " * 10000)
                 s.shutdown(socket.SHUT_WR)
-                got = bytearray()
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    got += b
+                got = read_to_eof(s)
                 s.close()
                 if got != b"ANSWER " * 10000:
                     self.fail("round %d: %d of 70000 bytes back; outbound:\n%s"
