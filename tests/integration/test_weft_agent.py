@@ -16,7 +16,7 @@ import threading
 
 import consul
 
-from harness import Server, free_port, main
+from harness import CTL_BIN, Server, free_port, main
 from agentharness import AGENT_BIN, Agent, close_all, make_token, wait_for
 
 WEB_YAML = """\
@@ -308,6 +308,26 @@ class AgentTest(unittest.TestCase):
         wait_for(lambda: passing() == [], what="the node out")
         self.assertEqual(a.put("/v1/agent/maintenance?enable=false").status, 200)
         wait_for(lambda: passing() == ["api-1"], what="the node back")
+        # weftctl maint against the agent, as `consul maint`
+        def ctl(*args):
+            return subprocess.run([CTL_BIN, "-http-addr", a.addr, "-token", a.token, "maint"]
+                                  + list(args), capture_output=True, text=True, timeout=30)
+        p = ctl("-enable", "-service", "api-1", "-reason", "disk swap")
+        self.assertEqual((p.returncode, p.stdout), (0, "Service api-1 entered maintenance mode\n"),
+                         p.stderr)
+        p = ctl()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"service\s+api-1\s+disk swap")
+        wait_for(lambda: passing() == [], what="api-1 out through weftctl")
+        p = ctl("-disable", "-service", "api-1")
+        self.assertEqual((p.returncode, p.stdout), (0, "Service api-1 left maintenance mode\n"))
+        wait_for(lambda: passing() == ["api-1"], what="api-1 back through weftctl")
+        p = ctl("-enable", "-disable")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("give -enable or -disable, not both", p.stderr)
+        p = ctl("-enable", "-service", "nope")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("unknown service ID: nope", p.stderr)
         # bad requests
         r = a.put("/v1/agent/maintenance")
         self.assertEqual((r.status, r.json()["error"]), (400, "enable: is required (true or false)"))
