@@ -121,7 +121,9 @@ export function servicePage(scope, main, name) {
             h('ul', { class: 'checks' }, e.Checks.map((c) => h('li', { dataset: { check: c.CheckID } },
               statusBadge(c.Status), ' ', c.Name || c.CheckID,
               c.ServiceID ? null : h('span', { class: 'muted small' }, ' (node)'),
-              c.Output ? h('div', { class: 'output' }, c.Output) : null)))));
+              // (a maintenance check has no output: its reason is in Notes)
+              c.Output ? h('div', { class: 'output' }, c.Output)
+                : c.Type === 'maintenance' && c.Notes ? h('div', { class: 'output' }, c.Notes) : null)))));
       }))));
   }, (e) => errorBox(status, e)));
 

@@ -243,6 +243,18 @@ test('admin: log in, intentions, check, shadowing, errors next to fields, live h
   await inst.and(page.locator('[data-health="critical"]')).waitFor();
   assert.equal(await page.evaluate(() => window.weftNoReload), true, 'no reload');
   assert.match(await inst.textContent(), /HTTP GET \/health: critical/);
+  // Maintenance mode (weft-agent's, or the server's for its node): the
+  // check says so, with its reason.
+  await srv.call('PUT', '/v1/catalog/register', {
+    Node: 'node-a', Address: '10.0.0.1',
+    Check: { CheckID: '_service_maintenance:web', Name: 'Service Maintenance Mode', Status: 'critical',
+      ServiceID: 'web', Type: 'maintenance', Notes: 'swapping a disk' },
+  });
+  await page.locator('#instances li[data-check="_service_maintenance:web"]', { hasText: 'swapping a disk' }).waitFor();
+  assert.match(await inst.textContent(), /Service Maintenance Mode/);
+  await shot(page, 'service-maintenance');
+  await srv.call('PUT', '/v1/catalog/deregister', { Node: 'node-a', CheckID: '_service_maintenance:web' });
+  await page.locator('#instances li[data-check="_service_maintenance:web"]').waitFor({ state: 'detached' });
   // The intentions that concern web, by source (in evaluation order) and by destination.
   const out = await page.locator('#ixn-out li').evaluateAll((li) => li.map((x) => x.textContent));
   assert.deepEqual(out, ['L7 web → db', 'deny * → api', 'allow */* → api']);
