@@ -1,12 +1,18 @@
-/* weftctl members (/v1/agent/members) and maint (an agent's maintenance
- * mode, /v1/agent/maintenance and /v1/agent/service/maintenance/ID). */
+/* weftctl members (/v1/agent/members), maint (an agent's maintenance
+ * mode, /v1/agent/maintenance and /v1/agent/service/maintenance/ID) and
+ * services register/deregister (an agent's /v1/agent/service/...). */
 #include "ctl.h"
 #include "buf.h"
+#include "err.h"
 #include "health.h"
+#include "httpc.h"
+#include "input.h"
+#include "yamlx.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Serf's member states, as Consul reports them in Status. */
 static const char *member_status(json_t *m)
@@ -147,6 +153,161 @@ static int run_maint(struct ctl *g, const struct ctl_command *cmd, int argc, cha
 	return rc;
 }
 
+/* ---- services register / deregister (an agent's, as `consul services`) ---- */
+
+/* The services of a definition file (the agent's config format: "service"
+ * or "services"), each with its path in the file ("service",
+ * "services[1]"). */
+static int file_services(const struct yamlx_doc *doc, size_t i, json_t *out, char **err)
+{
+	json_t *root = yamlx_root(doc, i), *v, *e;
+	const char *k;
+	size_t n;
+	char path[64];
+
+	if (json_is_null(root))
+		return WEFT_OK;
+	if (!json_is_object(root))
+		return weft_errf(err, WEFT_EINVAL, "%s: a service definition file is an object "
+				 "with \"service\" or \"services\"", yamlx_file(doc));
+	json_object_foreach(root, k, v) {
+		if (strcasecmp(k, "service") == 0) {
+			json_array_append_new(out, json_pack("{sO ss}", "def", v, "path", k));
+		} else if (strcasecmp(k, "services") == 0 && json_is_array(v)) {
+			json_array_foreach(v, n, e) {
+				snprintf(path, sizeof(path), "%s[%zu]", k, n);
+				json_array_append_new(out, json_pack("{sO ss}", "def", e, "path", path));
+			}
+		} else {
+			return weft_errf(err, WEFT_EINVAL, "%s: \"%s\": only \"service\" or \"services\" "
+					 "(a list) may be registered here", yamlx_file(doc), k);
+		}
+	}
+	return WEFT_OK;
+}
+
+/* PUT one definition; an error that names a field is shown at its line. */
+static int register_one(struct ctl *g, const struct yamlx_doc *doc, size_t i, json_t *item)
+{
+	struct httpc *c = ctl_http(g);
+	struct httpc_resp resp = { 0 };
+	json_t *def = json_object_get(item, "def");
+	const char *path = json_string_value(json_object_get(item, "path"));
+	char *err = NULL, *msg = NULL, *located = NULL;
+	int rc;
+
+	if (c == NULL)
+		return CTL_ERR;
+	if (httpc_json(c, "PUT", "/v1/agent/service/register", def, 0, NULL, &resp, &err) == WEFT_OK) {
+		const char *id = json_string_value(json_object_get(def, "id"));
+
+		if (id == NULL)
+			id = json_string_value(json_object_get(def, "ID"));
+		if (id == NULL)
+			id = json_string_value(json_object_get(def, "name"));
+		if (id == NULL)
+			id = json_string_value(json_object_get(def, "Name"));
+		printf("Registered service: %s\n", id ? id : "?");
+		rc = CTL_OK;
+	} else {
+		if (resp.status == 400 && (msg = httpc_error_message(&resp)) != NULL) {
+			char *at = NULL;
+
+			/* "Checks[0].Interval: ..." is the agent's path inside the
+			 * definition: located under its place in the file */
+			if (asprintf(&at, "%s.%s", path, msg) > 0)
+				located = yamlx_error(doc, i, at);
+			free(at);
+		}
+		rc = ctl_fail("%s", located ? located : err ? err : "request failed");
+	}
+	free(err);
+	free(msg);
+	free(located);
+	httpc_resp_free(&resp);
+	return rc;
+}
+
+static int run_services_register(struct ctl *g, const struct ctl_command *cmd, int argc,
+				 char **argv)
+{
+	const char **pos = NULL;
+	int npos = 0, rc;
+
+	rc = ctl_parse(g, cmd, NULL, argc, argv, 0, &pos, &npos);
+	if (rc != CTL_CONTINUE)
+		goto out;
+	if (npos == 0) {
+		rc = ctl_usage(cmd, "give a service definition file (JSON or YAML)");
+		goto out;
+	}
+	for (int f = 0; f < npos && rc != CTL_ERR; f++) {
+		struct yamlx_doc *doc = NULL;
+		json_t *items = json_array(), *item;
+		char *data = NULL, *err = NULL;
+		size_t len, d, k;
+
+		rc = CTL_OK;
+		if (input_file(pos[f], &data, &len, &err) != WEFT_OK ||
+		    yamlx_parse(data, len, pos[f], &doc, &err) != WEFT_OK) {
+			rc = ctl_fail("%s", err ? err : pos[f]);
+		} else {
+			for (d = 0; d < yamlx_count(doc) && rc == CTL_OK; d++) {
+				json_array_clear(items);
+				if (file_services(doc, d, items, &err) != WEFT_OK) {
+					rc = ctl_fail("%s", err);
+					break;
+				}
+				json_array_foreach(items, k, item)
+					if ((rc = register_one(g, doc, d, item)) != CTL_OK)
+						break;
+			}
+		}
+		free(err);
+		free(data);
+		json_decref(items);
+		yamlx_free(doc);
+	}
+out:
+	free(pos);
+	return rc;
+}
+
+static int run_services_deregister(struct ctl *g, const struct ctl_command *cmd, int argc,
+				   char **argv)
+{
+	const char *id = NULL;
+	const struct arg_opt opts[] = {
+		{ "id", ARG_STR, &id, "ID", "the service instance to remove", 0, 0 },
+		{ 0 },
+	};
+	struct buf path;
+	json_t *doc;
+	char *esc;
+	int rc;
+
+	rc = ctl_parse_flags(g, cmd, opts, argc, argv);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if (id == NULL || id[0] == '\0')
+		return ctl_usage(cmd, "-id is required");
+	esc = httpc_escape(id, 0);
+	buf_init(&path, 4096);
+	if (esc == NULL || buf_printf(&path, "/v1/agent/service/deregister/%s", esc) != 0) {
+		free(esc);
+		buf_free(&path);
+		return ctl_fail("out of memory");
+	}
+	free(esc);
+	doc = ctl_call(g, "PUT", path.data, NULL, NULL, &rc);
+	buf_free(&path);
+	if (doc == NULL)
+		return rc;
+	json_decref(doc);
+	printf("Deregistered service: %s\n", id);
+	return rc;
+}
+
 const struct ctl_command ctl_cmds_agent[] = {
 	{ "members", "", "List the cluster's members (servers and agents)",
 	  "A table of Node, Address (IP:port) and Status (alive, leaving, left,\n"
@@ -161,5 +322,18 @@ const struct ctl_command ctl_cmds_agent[] = {
 	  "of the passing ones until -disable. Without -enable or -disable, lists\n"
 	  "what is in maintenance and why.",
 	  run_maint },
+	{ "services register", "FILE...",
+	  "Register services with a weft-agent, from definition files",
+	  "As Consul's `consul services register`: each FILE (JSON or YAML) holds\n"
+	  "a \"service\" or a list of \"services\" in the agent's definition format\n"
+	  "(docs/agent.md), sent to the agent at -http-addr (PUT\n"
+	  "/v1/agent/service/register). The agent keeps them across restarts. An\n"
+	  "error names the file, line and column of the field.",
+	  run_services_register },
+	{ "services deregister", "-id ID",
+	  "Remove a service instance from a weft-agent",
+	  "PUT /v1/agent/service/deregister/ID on the agent at -http-addr: the\n"
+	  "service, its checks and its sidecar go, here and in the catalog.",
+	  run_services_deregister },
 	{ 0 },
 };

@@ -337,6 +337,38 @@ class AgentTest(unittest.TestCase):
         r = a.put("/v1/agent/service/maintenance/nope?enable=true")
         self.assertEqual(r.status, 404)
 
+    def test_weftctl_services_register_and_deregister(self):
+        """`weftctl services register FILE` / `deregister -id` against the agent,
+        as `consul services`; a bad field is shown at its line in the file."""
+        a = self.agent()
+
+        def ctl(*args):
+            return subprocess.run([CTL_BIN, "-http-addr", a.addr, "-token", a.token, "services"]
+                                  + list(args), capture_output=True, text=True, timeout=30)
+        good = os.path.join(a.dir, "api.yaml")
+        with open(good, "w") as f:
+            f.write("service:\n  name: api\n  id: api-9\n  port: 9009\n"
+                    "  checks:\n    - tcp: 127.0.0.1:9009\n      interval: 10s\n")
+        p = ctl("register", good)
+        self.assertEqual((p.returncode, p.stdout), (0, "Registered service: api-9\n"), p.stderr)
+        self.assertIn("api-9", a.get("/v1/agent/services").json())
+        wait_for(lambda: "api-9" in node_services(self.srv, "vm1"), what="api-9 in the catalog")
+        bad = os.path.join(a.dir, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("services:\n  - name: db\n    port: 5432\n    checks:\n"
+                    "      - tcp: 127.0.0.1:5432\n")
+        p = ctl("register", bad)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "weftctl: %s:5:9: services[0].Checks[0].Interval: required for "
+                         "a tcp check, at least 100ms\n" % bad)
+        self.assertNotIn("db", a.get("/v1/agent/services").json())
+        p = ctl("deregister", "-id", "api-9")
+        self.assertEqual((p.returncode, p.stdout), (0, "Deregistered service: api-9\n"), p.stderr)
+        self.assertNotIn("api-9", a.get("/v1/agent/services").json())
+        p = ctl("deregister")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("-id is required", p.stderr)
+
     def test_server_outage_then_catalog_is_right_again(self):
         a = self.agent()
         r = a.put("/v1/agent/service/register", {"Name": "api", "Port": 9000,
