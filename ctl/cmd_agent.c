@@ -228,17 +228,77 @@ static int register_one(struct ctl *g, const struct yamlx_doc *doc, size_t i, js
 	return rc;
 }
 
+/* -name, -id, -port, -address, -tag..., -meta K=V...: one service, as
+ * `consul services register -name=web -port=80` builds it. */
+static int register_flags(struct ctl *g, const char *name, const char *id, long long port,
+			  const char *address, const struct arg_list *tags,
+			  const struct arg_list *meta)
+{
+	json_t *def = json_pack("{ss}", "Name", name), *t = json_array(), *m = json_object(), *reply;
+	int rc;
+
+	if (id)
+		json_object_set_new(def, "ID", json_string(id));
+	if (port >= 0)
+		json_object_set_new(def, "Port", json_integer(port));
+	if (address)
+		json_object_set_new(def, "Address", json_string(address));
+	for (size_t i = 0; i < tags->n; i++)
+		json_array_append_new(t, json_string(tags->v[i]));
+	for (size_t i = 0; i < meta->n; i++) {
+		const char *eq = strchr(meta->v[i], '=');
+		char key[256];
+
+		if (eq == NULL || eq == meta->v[i] || (size_t)(eq - meta->v[i]) >= sizeof(key)) {
+			json_decref(def);
+			json_decref(t);
+			json_decref(m);
+			return ctl_fail("-meta: \"%s\" is not KEY=VALUE", meta->v[i]);
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - meta->v[i]), meta->v[i]);
+		json_object_set_new(m, key, json_string(eq + 1));
+	}
+	json_object_set_new(def, "Tags", t);
+	json_object_set_new(def, "Meta", m);
+	reply = ctl_call(g, "PUT", "/v1/agent/service/register", def, NULL, &rc);
+	if (reply != NULL)
+		printf("Registered service: %s\n", id ? id : name);
+	json_decref(reply);
+	json_decref(def);
+	return rc;
+}
+
 static int run_services_register(struct ctl *g, const struct ctl_command *cmd, int argc,
 				 char **argv)
 {
-	const char **pos = NULL;
+	const char **pos = NULL, *name = NULL, *id = NULL, *address = NULL;
+	long long port = -1;
+	struct arg_list tags = { 0 }, meta = { 0 };
+	const struct arg_opt opts[] = {
+		{ "name", ARG_STR, &name, "NAME", "the service's name (instead of files)", 0, 0 },
+		{ "id", ARG_STR, &id, "ID", "with -name: the instance's ID (default: the name)", 0, 0 },
+		{ "port", ARG_INT, &port, "N", "with -name: its port", 0, 65535 },
+		{ "address", ARG_STR, &address, "ADDR", "with -name: its address (default: the node's)", 0, 0 },
+		{ "tag", ARG_LIST, &tags, "TAG", "with -name: a tag (repeatable)", 0, 0 },
+		{ "meta", ARG_LIST, &meta, "KEY=VALUE", "with -name: metadata (repeatable)", 0, 0 },
+		{ 0 },
+	};
 	int npos = 0, rc;
 
-	rc = ctl_parse(g, cmd, NULL, argc, argv, 0, &pos, &npos);
+	rc = ctl_parse(g, cmd, opts, argc, argv, 0, &pos, &npos);
 	if (rc != CTL_CONTINUE)
 		goto out;
+	if (name != NULL) {
+		rc = npos > 0 ? ctl_usage(cmd, "give -name or files, not both")
+			      : register_flags(g, name, id, port, address, &tags, &meta);
+		goto out;
+	}
+	if (id || port >= 0 || address || tags.n || meta.n) {
+		rc = ctl_usage(cmd, "-id, -port, -address, -tag and -meta go with -name");
+		goto out;
+	}
 	if (npos == 0) {
-		rc = ctl_usage(cmd, "give a service definition file (JSON or YAML)");
+		rc = ctl_usage(cmd, "give a service definition file (JSON or YAML), or -name");
 		goto out;
 	}
 	for (int f = 0; f < npos && rc != CTL_ERR; f++) {
@@ -270,6 +330,8 @@ static int run_services_register(struct ctl *g, const struct ctl_command *cmd, i
 	}
 out:
 	free(pos);
+	args_list_free(&tags);
+	args_list_free(&meta);
 	return rc;
 }
 
@@ -322,13 +384,14 @@ const struct ctl_command ctl_cmds_agent[] = {
 	  "of the passing ones until -disable. Without -enable or -disable, lists\n"
 	  "what is in maintenance and why.",
 	  run_maint },
-	{ "services register", "FILE...",
-	  "Register services with a weft-agent, from definition files",
+	{ "services register", "FILE... | -name NAME [-id ID] [-port N] [-address A] [-tag T]... [-meta K=V]...",
+	  "Register services with a weft-agent, from definition files or flags",
 	  "As Consul's `consul services register`: each FILE (JSON or YAML) holds\n"
 	  "a \"service\" or a list of \"services\" in the agent's definition format\n"
 	  "(docs/agent.md), sent to the agent at -http-addr (PUT\n"
 	  "/v1/agent/service/register). The agent keeps them across restarts. An\n"
-	  "error names the file, line and column of the field.",
+	  "error names the file, line and column of the field. With -name, the\n"
+	  "flags make one service instead.",
 	  run_services_register },
 	{ "services deregister", "-id ID",
 	  "Remove a service instance from a weft-agent",

@@ -368,6 +368,19 @@ class AgentTest(unittest.TestCase):
         p = ctl("deregister")
         self.assertEqual(p.returncode, 2)
         self.assertIn("-id is required", p.stderr)
+        # from flags, as `consul services register -name=web -port=80`
+        p = ctl("register", "-name", "cache", "-id", "cache-1", "-port", "6379", "-tag", "v7",
+                "-tag", "primary", "-meta", "team=shop")
+        self.assertEqual((p.returncode, p.stdout), (0, "Registered service: cache-1\n"), p.stderr)
+        svc = a.get("/v1/agent/services").json()["cache-1"]
+        self.assertEqual((svc["Service"], svc["Port"], svc["Tags"], svc["Meta"]),
+                         ("cache", 6379, ["v7", "primary"], {"team": "shop"}))
+        p = ctl("register", "-name", "x", "-meta", "novalue")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('-meta: "novalue" is not KEY=VALUE', p.stderr)
+        p = ctl("register", "-port", "80")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("go with -name", p.stderr)
 
     def test_server_outage_then_catalog_is_right_again(self):
         a = self.agent()
