@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #define FRAME_HEADER 9
+#define H2PING_ADDRS_MAX 8
 #define T_SETTINGS 0x4
 #define T_PING 0x6
 #define T_GOAWAY 0x7
@@ -130,6 +131,10 @@ struct h2ping {
 	unsigned char ping[8];
 	size_t drained;             /* bytes of whole frames read so far */
 	int connected;
+	/* the name's addresses, tried in turn until one connects */
+	struct sockaddr_storage addrs[H2PING_ADDRS_MAX];
+	socklen_t addr_len[H2PING_ADDRS_MAX];
+	size_t naddrs, next_addr;
 };
 
 static void h2ping_free(struct h2ping *p)
@@ -191,6 +196,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		       p->target, H2PING_READ_MAX);
 }
 
+static void connect_next(struct h2ping *p);
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct h2ping *p = arg;
@@ -224,6 +231,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
 
+		if (!p->connected && p->next_addr < p->naddrs) {
+			/* refused at this address: the name's next one (localhost
+			 * as ::1 first, the service on 127.0.0.1) */
+			bufferevent_free(p->bev);
+			p->bev = NULL;
+			connect_next(p);
+			return;
+		}
 		finish(p, 0, "Failed to dial to %s: %s", p->target,
 		       err ? evutil_socket_error_to_string(err) : "connection failed");
 		return;
@@ -233,10 +248,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		       "acknowledging the PING", p->target);
 }
 
-static void connect_to(struct h2ping *p, const struct evutil_addrinfo *ai)
+static void connect_next(struct h2ping *p)
 {
 	unsigned char hello[64];
-	size_t n = h2ping_hello(p->ping, hello, sizeof(hello));
+	size_t n = h2ping_hello(p->ping, hello, sizeof(hello)), at = p->next_addr++;
 
 	if (p->tls != NULL) {
 		SSL *ssl = SSL_new(p->tls);
@@ -271,7 +286,8 @@ static void connect_to(struct h2ping *p, const struct evutil_addrinfo *ai)
 	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
 	if (bufferevent_write(p->bev, hello, n) != 0 ||
 	    bufferevent_enable(p->bev, EV_READ | EV_WRITE) != 0 ||
-	    bufferevent_socket_connect(p->bev, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+	    bufferevent_socket_connect(p->bev, (struct sockaddr *)&p->addrs[at],
+				       (int)p->addr_len[at]) != 0) {
 		int err = EVUTIL_SOCKET_ERROR();
 
 		finish(p, 0, "Failed to dial to %s: %s", p->target,
@@ -284,11 +300,21 @@ static void on_resolved(void *arg, int rc, const struct evutil_addrinfo *ai)
 	struct h2ping *p = arg;
 
 	p->lk = NULL;   /* gone after this */
-	if (rc != 0 || ai == NULL)
+	if (rc != 0 || ai == NULL) {
 		finish(p, 0, "Failed to dial to %s: lookup %s: %s", p->target, p->host,
 		       evutil_gai_strerror(rc));
+		return;
+	}
+	for (; ai != NULL && p->naddrs < H2PING_ADDRS_MAX; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(p->addrs[0]))
+			continue;
+		memcpy(&p->addrs[p->naddrs], ai->ai_addr, ai->ai_addrlen);
+		p->addr_len[p->naddrs++] = (socklen_t)ai->ai_addrlen;
+	}
+	if (p->naddrs == 0)
+		finish(p, 0, "Failed to dial to %s: lookup %s: no usable address", p->target, p->host);
 	else
-		connect_to(p, ai);
+		connect_next(p);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
