@@ -217,6 +217,22 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
+	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && !p->connected && p->next_addr < p->naddrs) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+
+		/* (the TCP connection was never made: refused, unreachable;
+		 * a TLS bufferevent reports that as an error or, allowing
+		 * dirty shutdowns, an EOF: the socket says which) */
+		if (getpeername(bufferevent_getfd(bev), (struct sockaddr *)&peer, &len) != 0) {
+			/* no connection at this address: the name's next one
+			 * (localhost as ::1 first, the service on 127.0.0.1) */
+			bufferevent_free(p->bev);
+			p->bev = NULL;
+			connect_next(p);
+			return;
+		}
+	}
 	if (ssl != NULL && (e = bufferevent_get_openssl_error(bev)) != 0) {
 		char ebuf[256];
 
@@ -231,14 +247,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
 
-		if (!p->connected && p->next_addr < p->naddrs) {
-			/* refused at this address: the name's next one (localhost
-			 * as ::1 first, the service on 127.0.0.1) */
-			bufferevent_free(p->bev);
-			p->bev = NULL;
-			connect_next(p);
-			return;
-		}
 		finish(p, 0, "Failed to dial to %s: %s", p->target,
 		       err ? evutil_socket_error_to_string(err) : "connection failed");
 		return;
