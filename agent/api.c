@@ -260,9 +260,6 @@ static enum MHD_Result reply_filtered(struct call *k, json_t *items)
 	const char *expr = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "filter");
 	struct filter *f = NULL;
 	char *err = NULL, msg[1024];
-	const char *key;
-	json_t *v;
-	void *tmp;
 
 	if (expr == NULL || expr[0] == '\0')
 		return reply_json(k, 200, items);
@@ -272,10 +269,7 @@ static enum MHD_Result reply_filtered(struct call *k, json_t *items)
 		json_decref(items);
 		return reply_json(k, 400, json_pack("{ss ss}", "error", msg, "field", "filter"));
 	}
-	json_object_foreach_safe(items, tmp, key, v) {
-		if (!filter_match(f, v))
-			json_object_del(items, key);
-	}
+	filter_keep(f, items);
 	filter_free(f);
 	return reply_json(k, 200, items);
 }
@@ -458,11 +452,7 @@ static int maintenance_args(struct call *k, int *enable, const char **reason,
 		*r = reply_error(k, 400, "enable: is required (true or false)");
 		return -1;
 	}
-	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
-		*enable = 1;
-	} else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
-		*enable = 0;
-	} else {
+	if (parse_bool(v, enable) != 0) {
 		snprintf(msg, sizeof(msg), "enable: \"%.100s\" is not true or false", v);
 		*r = reply_error(k, 400, msg);
 		return -1;

@@ -186,6 +186,25 @@ static int split_hostport(const char *s, char **host, char **port)
 	return *host != NULL && *port != NULL ? 0 : -1;
 }
 
+/* A UDP or H2PING check's HOST:PORT (field): kept as given (*copy) and
+ * split into the host and port its runs resolve (d->udp_host, udp_port). */
+static int resolved_target(struct cdef *d, const char *field, const char *value, char **copy,
+			   const char *ctx, char **err)
+{
+	const char *why;
+	char *url = NULL;
+
+	if (value == NULL || value[0] == '\0')
+		return weft_errf(err, WEFT_EINVAL, "%s: %s: empty", ctx, field);
+	if (parse_hostport(value, &url, &why) != 0)
+		return weft_errf(err, WEFT_EINVAL, "%s: %s: \"%.300s\": %s", ctx, field, value, why);
+	free(url);
+	if ((*copy = strdup(value)) == NULL ||
+	    split_hostport(value, &d->udp_host, &d->udp_port) != 0)
+		return weft_errf(err, WEFT_ENOMEM, "%s: out of memory", ctx);
+	return WEFT_OK;
+}
+
 /* A gRPC check's target, HOST:PORT[/SERVICE]: the URL of the health method
  * and the framed request for SERVICE. */
 static int grpc_target(struct cdef *d, const char *target, const char *ctx, char **err)
@@ -458,31 +477,12 @@ int cdef_make(const struct chk_def *in, size_t index, const struct chk_runner_op
 			NOMEM();
 		break;
 	case CHK_UDP:
-		if (in->udp == NULL || in->udp[0] == '\0') {
-			rc = weft_errf(err, WEFT_EINVAL, "%s: UDP: empty", ctx);
+		if ((rc = resolved_target(d, "UDP", in->udp, &d->udp, ctx, err)) != WEFT_OK)
 			goto out;
-		}
-		if (parse_hostport(in->udp, &d->tcp_url, &why) != 0) {
-			rc = weft_errf(err, WEFT_EINVAL, "%s: UDP: \"%.300s\": %s", ctx, in->udp, why);
-			goto out;
-		}
-		if ((d->udp = strdup(in->udp)) == NULL ||
-		    split_hostport(in->udp, &d->udp_host, &d->udp_port) != 0)
-			NOMEM();
 		break;
 	case CHK_H2PING:
-		if (in->h2ping == NULL || in->h2ping[0] == '\0') {
-			rc = weft_errf(err, WEFT_EINVAL, "%s: H2PING: empty", ctx);
+		if ((rc = resolved_target(d, "H2PING", in->h2ping, &d->h2ping, ctx, err)) != WEFT_OK)
 			goto out;
-		}
-		if (parse_hostport(in->h2ping, &d->tcp_url, &why) != 0) {
-			rc = weft_errf(err, WEFT_EINVAL, "%s: H2PING: \"%.300s\": %s", ctx, in->h2ping,
-				       why);
-			goto out;
-		}
-		if ((d->h2ping = strdup(in->h2ping)) == NULL ||
-		    split_hostport(in->h2ping, &d->udp_host, &d->udp_port) != 0)
-			NOMEM();
 		break;
 	case CHK_GRPC:
 		if (in->grpc == NULL || in->grpc[0] == '\0') {

@@ -63,7 +63,7 @@ struct cdef {
 	char *grpc_url;              /* http(s)://HOST:PORT/grpc.health.v1.Health/Check */
 	unsigned char grpc_req[GRPC_SERVICE_MAX + 8];   /* the framed request */
 	size_t grpc_req_len;
-	char *udp_host, *udp_port;   /* UDP, H2PING: HOST (no brackets), PORT */
+	char *udp_host, *udp_port;   /* UDP, H2PING: HOST (no brackets), PORT, to resolve */
 };
 
 /* Checks in and copies out; index names a check without an ID in errors.

@@ -202,10 +202,8 @@ struct chk {
 	char errbuf[CURL_ERROR_SIZE];
 	long grpc_status;            /* a grpc-status header or trailer; -1: none */
 	char grpc_message[160];
-	/* UDP */
-	struct udpcheck *udp;        /* the run in progress */
-	/* H2PING */
-	struct h2ping *h2;           /* the run in progress */
+	/* UDP, H2PING: the run in progress (a udpcheck or an h2ping, by type) */
+	void *probe;
 	/* script */
 	pid_t pid;
 	int pidfd, outfd;
@@ -828,13 +826,25 @@ static void net_start(struct chk *c)
 
 /* ---- UDP (udpcheck.c) ---- */
 
-static void udp_done(void *arg, int ok, const char *msg)
+/* The end of a UDP or H2PING run (the module frees its run after this). */
+static void probe_done(void *arg, int ok, const char *msg)
 {
 	struct chk *c = arg;
 
-	c->udp = NULL;   /* udpcheck frees it after this */
+	c->probe = NULL;
 	result(c, ok ? CHK_PASSING : CHK_CRITICAL, strdup(msg));
 	schedule_next(c);
+}
+
+static void probe_cancel(struct chk *c)
+{
+	if (c->probe == NULL)
+		return;
+	if (c->d->type == CHK_UDP)
+		udpcheck_cancel(c->probe);
+	else
+		h2ping_cancel(c->probe);
+	c->probe = NULL;
 }
 
 static struct evdns_base *runner_dns(struct chk_runner *r)
@@ -849,11 +859,11 @@ static void udp_start(struct chk *c)
 	const struct cdef *d = c->d;
 	struct udpcheck_req req = {
 		.base = c->r->base, .dns = runner_dns(c->r), .host = d->udp_host, .port = d->udp_port,
-		.target = d->udp, .timeout_ms = d->run_timeout_ms, .done = udp_done, .arg = c,
+		.target = d->udp, .timeout_ms = d->run_timeout_ms, .done = probe_done, .arg = c,
 	};
 
 	c->running = 1;
-	if (req.dns == NULL || (c->udp = udpcheck_start(&req)) == NULL) {
+	if (req.dns == NULL || (c->probe = udpcheck_start(&req)) == NULL) {
 		result(c, CHK_CRITICAL, fmt("dial udp %s: %s", d->udp,
 					    req.dns == NULL ? "no resolver (/etc/resolv.conf)"
 							    : "out of memory"));
@@ -862,15 +872,6 @@ static void udp_start(struct chk *c)
 }
 
 /* ---- H2PING (h2ping.c) ---- */
-
-static void h2_done(void *arg, int ok, const char *msg)
-{
-	struct chk *c = arg;
-
-	c->h2 = NULL;   /* h2ping frees it after this */
-	result(c, ok ? CHK_PASSING : CHK_CRITICAL, strdup(msg));
-	schedule_next(c);
-}
 
 /* The TLS context of H2PING checks: ALPN h2 only, the system's CAs. */
 static SSL_CTX *h2_tls_ctx(struct chk_runner *r, int verify)
@@ -899,7 +900,7 @@ static void h2_start(struct chk *c)
 	struct h2ping_req req = {
 		.base = r->base, .verify = !d->tls_skip_verify, .host = d->udp_host,
 		.port = d->udp_port, .target = d->h2ping, .timeout_ms = d->run_timeout_ms,
-		.done = h2_done, .arg = c,
+		.done = probe_done, .arg = c,
 	};
 
 	c->running = 1;
@@ -907,7 +908,7 @@ static void h2_start(struct chk *c)
 	if (d->h2ping_use_tls)
 		req.tls = h2_tls_ctx(r, req.verify);
 	if (req.dns == NULL || (d->h2ping_use_tls && req.tls == NULL) ||
-	    (c->h2 = h2ping_start(&req)) == NULL) {
+	    (c->probe = h2ping_start(&req)) == NULL) {
 		result(c, CHK_CRITICAL, fmt("Failed to dial to %s: %s", d->h2ping,
 					    req.dns == NULL ? "no resolver (/etc/resolv.conf)"
 							    : "cannot set up the connection"));
@@ -1276,10 +1277,7 @@ static void chk_free(struct chk *c)
 	if (c == NULL)
 		return;
 	net_stop(c);
-	udpcheck_cancel(c->udp);
-	c->udp = NULL;
-	h2ping_cancel(c->h2);
-	c->h2 = NULL;
+	probe_cancel(c);
 	script_abandon(c);
 	if (c->tick != NULL)
 		event_free(c->tick);

@@ -1151,3 +1151,25 @@ void filter_free(struct filter *f)
 	node_free(f->root);
 	free(f);
 }
+
+void filter_keep(const struct filter *f, json_t *items)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+	size_t i = 0;
+
+	if (json_is_array(items)) {
+		while (i < json_array_size(items)) {
+			if (filter_match(f, json_array_get(items, i)))
+				i++;
+			else
+				json_array_remove(items, i);
+		}
+	} else if (json_is_object(items)) {
+		json_object_foreach_safe(items, tmp, k, v) {
+			if (!filter_match(f, v))
+				json_object_del(items, k);
+		}
+	}
+}

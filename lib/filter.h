@@ -20,6 +20,9 @@ struct filter;
 int filter_compile(const char *expr, struct filter **out, char **err);
 /* 1 when the object matches. */
 int filter_match(const struct filter *f, json_t *obj);
+/* Removes from items (an array, or an object of objects as Consul's
+ * agent lists are) every element that does not match. */
+void filter_keep(const struct filter *f, json_t *items);
 void filter_free(struct filter *f);
 
 #endif

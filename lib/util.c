@@ -182,3 +182,17 @@ fail:
 	free(data);
 	return NULL;
 }
+
+int parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
+	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
+
+	for (size_t i = 0; i < 6; i++) {
+		if (strcmp(s, yes[i]) == 0)
+			return *out = 1, 0;
+		if (strcmp(s, no[i]) == 0)
+			return *out = 0, 0;
+	}
+	return -1;
+}

@@ -27,6 +27,10 @@ int base64_decode(const char *text, unsigned char **out, size_t *out_len);
 /* Returns 1 when s is a valid DNS-ish name: letters, digits, '-', '_', '.'. */
 int name_valid(const char *s, size_t maxlen);
 
+/* Go's strconv.ParseBool (Consul's ?enable=, ?replace-existing-checks=):
+ * 1, t, T, TRUE, true, True and their false forms. 0, or -1 for others. */
+int parse_bool(const char *s, int *out);
+
 /* Writes the whole buffer or fails; creates the file with the given mode. */
 int file_write_all(const char *path, const void *data, size_t len, unsigned mode);
 /* Reads a whole (small) file; caller frees. */

@@ -20,20 +20,6 @@ static void free_service_reg(void *p) { agent_service_reg_free(p); }
 static void free_check_reg(void *p) { agent_check_reg_free(p); }
 static void free_op(void *p) { agent_op_free(p); }
 
-/* Go's strconv.ParseBool, which Consul uses for ?enable=. */
-static int parse_bool(const char *s, int *out)
-{
-	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
-	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
-
-	for (size_t i = 0; i < 6; i++) {
-		if (strcmp(s, yes[i]) == 0)
-			return *out = 1, 0;
-		if (strcmp(s, no[i]) == 0)
-			return *out = 0, 0;
-	}
-	return -1;
-}
 
 static int flag_set(struct req *r, const char *name)
 {

@@ -34,23 +34,7 @@ json_t *api_filter(struct req *r, json_t *items)
 		json_decref(items);
 		return NULL;
 	}
-	if (json_is_array(items)) {
-		size_t i = 0;
-		while (i < json_array_size(items)) {
-			if (filter_match(f, json_array_get(items, i)))
-				i++;
-			else
-				json_array_remove(items, i);
-		}
-	} else if (json_is_object(items)) {
-		const char *k;
-		json_t *v;
-		void *tmp;
-		json_object_foreach_safe(items, tmp, k, v) {
-			if (!filter_match(f, v))
-				json_object_del(items, k);
-		}
-	}
+	filter_keep(f, items);
 	filter_free(f);
 	return items;
 }
