@@ -86,7 +86,12 @@ static void check_bounds(const struct px_config *c)
 				abort();
 		}
 	}
-	if (c->tls.configured && (c->tls.private_key.pem != NULL || c->tls.private_key.file == NULL))
+	/* the key is never inline; the leaf and the key come together, or
+	 * neither (a snapshot from the server: the trust bundle only) */
+	if (c->tls.configured &&
+	    (c->tls.private_key.pem != NULL ||
+	     (c->tls.private_key.file != NULL) !=
+		     (c->tls.certificate.file != NULL || c->tls.certificate.pem != NULL)))
 		abort();
 }
 
